@@ -1,0 +1,4 @@
+"""Allow `python -m canaryctl`."""
+from canaryctl.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,50 @@
+"""The `canaryctl` command line: one argparse tree, each subcommand in its own module.
+
+Every command module exposes `configure(parser)` to add its flags and `run(args) -> int`.
+Modules are imported only when the tree is built, so this file stays a plain table.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# subcommand -> module implementing configure()/run()
+COMMANDS: dict[str, str] = {
+}
+
+# `canaryctl dev <name>`: local stand-ins used by tests and the demo
+DEV_COMMANDS: dict[str, str] = {
+}
+
+
+def _add_commands(subparsers, table: dict[str, str]) -> None:
+    for name, module_name in table.items():
+        module = importlib.import_module(module_name)
+        doc = (module.__doc__ or "").strip().splitlines()
+        parser = subparsers.add_parser(name, help=doc[0] if doc else None,
+                                       description=(module.__doc__ or "").strip())
+        module.configure(parser)
+        parser.set_defaults(_run=module.run)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command tree."""
+    parser = argparse.ArgumentParser(prog="canaryctl", description=__doc__.splitlines()[0])
+    from canaryctl import __version__
+    parser.add_argument("--version", action="version", version=f"canaryctl {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_commands(subparsers, COMMANDS)
+    dev = subparsers.add_parser("dev", help="local stand-ins: control plane, gateway emulator, demo backend")
+    _add_commands(dev.add_subparsers(dest="dev_command", metavar="DEV_COMMAND", required=True), DEV_COMMANDS)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "_run"):
+        parser.print_help(sys.stderr)
+        return 2
+    return int(args._run(args) or 0)

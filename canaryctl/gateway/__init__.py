@@ -1,0 +1,1 @@
+"""Gateway backends behind one backend-neutral interface (see `model` and `base`)."""

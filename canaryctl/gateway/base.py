@@ -1,0 +1,46 @@
+"""The interface every gateway backend implements, and the errors it raises.
+
+Backends are thin I/O: `apply` turns the difference between an observed `AppState` and a
+desired `AppSpec` into the fewest writes, and returns the state as the gateway answered it.
+"""
+from __future__ import annotations
+
+from typing import Protocol
+
+from canaryctl.gateway.model import AppSpec, AppState
+
+
+class GatewayError(Exception):
+    """Any failure talking to the gateway. Messages never contain credentials."""
+
+    transient = False
+
+
+class TransientGatewayError(GatewayError):
+    """Worth retrying later: connection trouble, timeouts, 429, 5xx."""
+
+    transient = True
+
+
+class TerminalGatewayError(GatewayError):
+    """Retrying the same request will not help: 400, 401, 403, 404."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+
+class Gateway(Protocol):
+    """A gateway that can hold canaryctl's applications."""
+
+    def list_apps(self) -> dict[str, AppState]:
+        """Read every application (owned or not) by name: start-up and resync only."""
+
+    def read_app(self, name: str) -> AppState | None:
+        """Read one application back (after a write, to export the applied weight)."""
+
+    def apply(self, current: AppState | None, desired: AppSpec) -> AppState:
+        """Create or update an owned application so it routes as `desired`; no write if it already does."""
+
+    def delete(self, current: AppState) -> None:
+        """Delete an owned application and everything canaryctl created under it."""

@@ -1,0 +1,54 @@
+"""Backend-neutral description of what canaryctl puts on a gateway for one application.
+
+The planner speaks only these types; each backend (API7 Cloud, APISIX Admin API) maps them
+to its own objects. Keeping them small and frozen makes "did anything change?" a plain `==`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+# Marks gateway objects canaryctl created; objects without it are never modified or deleted.
+OWNER_LABEL = "managed-by:canaryctl"
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """One Service as a gateway upstream."""
+
+    version: str  # "<namespace>/<service>", the seed's upstream version label
+    host: str  # "<service>.<namespace>.svc.<cluster domain>"
+    port: int
+
+
+@dataclass(frozen=True)
+class AppSpec:
+    """Desired gateway state of one application: hosts [name], one match-everything route."""
+
+    name: str
+    stable: Upstream
+    canary: Upstream | None = None
+    weight: int = 0  # percent of requests sent to the canary, 0-100; 0 when canary is None
+
+
+@dataclass(frozen=True)
+class AppState:
+    """What the gateway holds under one application name, as last read or written.
+
+    `matches(spec)` is the backend's verdict that applying `spec` would write nothing;
+    `raw` carries the backend's own objects and ids (opaque to everyone else).
+    """
+
+    name: str
+    owned: bool
+    stable: Upstream | None
+    canary: Upstream | None
+    weight: int  # canary share actually routed (0 when there is no live canary rule)
+    conforms: bool = True  # hosts, route, labels etc. are as canaryctl writes them
+    raw: Any = field(default=None, compare=False, repr=False)
+
+    def matches(self, spec: AppSpec) -> bool:
+        """True when this state already routes exactly as `spec` asks."""
+        return (self.owned and self.conforms and self.stable == spec.stable
+                and self.canary == spec.canary
+                and (spec.canary is None or self.weight == spec.weight))
