@@ -15,6 +15,9 @@ COMMANDS: dict[str, str] = {
 
 # `canaryctl dev <name>`: local stand-ins used by tests and the demo
 DEV_COMMANDS: dict[str, str] = {
+    "localkube": "canaryctl.testing.localkube.cli",
+    "api7cloud": "canaryctl.testing.api7cloud.cli",
+    "error-page": "canaryctl.testing.errorpage",
 }
 
 

@@ -1,0 +1,51 @@
+"""Reading API7 objects back as the backend-neutral `AppState`.
+
+The planner decides from `AppState` alone, so this module must report exactly what routes:
+the default upstream as stable, the live canary release's upstream and share (a paused one
+routes 0 %), and `conforms` — defined as "planning the observed routing again yields no
+call", so the verdict can never disagree with what `apply` would write.
+"""
+from __future__ import annotations
+
+from canaryctl.gateway.api7.bodies import IN_PROGRESS, Api7Objects, Json, canary_percent, is_live, is_owned, \
+    upstreams_by_version
+from canaryctl.gateway.api7.diff import plan_objects
+from canaryctl.gateway.model import AppSpec, AppState, Upstream
+
+
+def app_state(objects: Api7Objects) -> AppState:
+    """The state of one application from its app, canaryctl APIs and canary releases."""
+    app = objects.app
+    upstreams = upstreams_by_version(app)
+    default_version = app.get("default_upstream_version")
+    stable = _upstream(upstreams.get(default_version))
+    live = _live_canary(objects.canaries)
+    canary = None
+    if live is not None and live.get("canary_upstream_version") != default_version:
+        canary = _upstream(upstreams.get(live.get("canary_upstream_version")))
+    weight = _routed_percent(live) if canary is not None else 0
+    owned = is_owned(app)
+    conforms = owned and stable is not None and not plan_objects(
+        objects, AppSpec(app.get("name", ""), stable, canary, weight))
+    return AppState(name=app.get("name", ""), owned=owned, stable=stable, canary=canary, weight=weight,
+                    conforms=conforms, raw=objects)
+
+
+def _upstream(entry: Json | None) -> Upstream | None:
+    """The neutral upstream of an app's upstream entry (its first target), if it has one."""
+    targets = ((entry or {}).get("upstream") or {}).get("targets") or []
+    if not targets:
+        return None
+    return Upstream(version=entry["version"], host=targets[0].get("host", ""), port=int(targets[0].get("port") or 0))
+
+
+def _live_canary(canaries: tuple[Json, ...]) -> Json | None:
+    """The canary release that routes (in progress), else a paused one, else none."""
+    live = sorted((c for c in canaries if is_live(c)), key=lambda c: c.get("state") != IN_PROGRESS)
+    return live[0] if live else None
+
+
+def _routed_percent(canary: Json) -> int:
+    if canary.get("state") != IN_PROGRESS or canary.get("type") != "percent":
+        return 0
+    return canary_percent(canary)

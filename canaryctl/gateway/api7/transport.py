@@ -1,0 +1,253 @@
+"""HTTP to API7 Cloud: one exchange, the envelope, typed errors, metrics and safe retries.
+
+Kept apart from the resource methods (`client`) so the rules that make a gateway call safe
+live in one place:
+- only HTTP 200 is success; 5xx bodies are plain text; other statuses carry the envelope's
+  `error`, which becomes the message of a typed error (see `canaryctl.gateway.base`);
+- retries are few and short (the controller's work queue does the long-term backoff):
+  connection errors, timeouts, 429 (honouring Retry-After) and 5xx are retried for GET, PUT
+  and DELETE; a POST is retried only after looking up by name that the previous attempt did
+  not land (see `create`); a DELETE whose earlier attempt may have landed takes a 404 as
+  success;
+- the token lives only in the `Authorization` header, is never logged, never part of an
+  error message and never in a repr.
+"""
+from __future__ import annotations
+
+import email.utils
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+import requests
+import tenacity
+
+from canaryctl import metrics
+from canaryctl.gateway.base import TerminalGatewayError, TransientGatewayError
+
+log = logging.getLogger(__name__)
+
+BACKEND = "api7"
+DEFAULT_BASE_URL = "https://api.api7.cloud"
+DEFAULT_TIMEOUT = (3.05, 10.0)  # (connect, read) seconds
+API_PREFIX = "/api/v1"
+_MAX_MESSAGE = 300  # characters of a server message kept in an error
+
+Getter = Callable[[str, dict[str, Any]], Any]  # (path, query) -> payload
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard one logical call tries before raising `TransientGatewayError`."""
+
+    attempts: int = 4
+    deadline: float = 15.0  # seconds; no attempt starts after it
+    backoff_initial: float = 0.25  # seconds, doubled per attempt, plus up to as much jitter
+    backoff_max: float = 4.0
+    retry_after_cap: float = 10.0  # longest Retry-After honoured
+
+
+class _RetryableFailure(Exception):
+    """One attempt failed in a way that another attempt may fix."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, may_have_landed: bool = True):
+        super().__init__(message)
+        self.retry_after = retry_after  # seconds the server asked us to wait
+        self.may_have_landed = may_have_landed  # False only when the server said it did nothing (429)
+
+
+class _BearerToken(requests.auth.AuthBase):
+    """Adds the access token to each request; its repr never shows it."""
+
+    def __init__(self, token: str):
+        self._token = token
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self._token}"
+        return request
+
+    def redact(self, text: str) -> str:
+        return text.replace(self._token, "***") if self._token else text
+
+    def __repr__(self) -> str:
+        return "_BearerToken(***)"
+
+
+class Transport:
+    """Calls `/api/v1/...` paths of one API7 Cloud address with one token."""
+
+    def __init__(self, token: str, base_url: str = DEFAULT_BASE_URL, *,
+                 timeout: tuple[float, float] = DEFAULT_TIMEOUT, ca_bundle: str | None = None,
+                 retry: RetryPolicy = RetryPolicy(), session: requests.Session | None = None):
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.retry = retry
+        self._auth = _BearerToken(token)
+        self._session = session or requests.Session()
+        # per request: a session-level bundle would lose to REQUESTS_CA_BUNDLE (requests#3829)
+        self._verify: str | bool = ca_bundle or True
+
+    def __repr__(self) -> str:
+        return f"Transport(base_url={self.base_url!r}, timeout={self.timeout!r})"
+
+    def close(self) -> None:
+        self._session.close()
+
+    def request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
+                body: Any = None) -> Any:
+        """A GET, PUT or DELETE with retries; returns the envelope's payload."""
+        request_id = uuid.uuid4().hex
+        maybe_landed = False
+
+        def attempt() -> Any:
+            nonlocal maybe_landed
+            try:
+                return self.exchange(method, path, params=params, body=body, request_id=request_id)
+            except TerminalGatewayError as error:
+                if method == "DELETE" and error.status == 404 and maybe_landed:
+                    return None  # an earlier attempt deleted it; only the answer was lost
+                raise
+            except _RetryableFailure as failure:
+                maybe_landed = maybe_landed or failure.may_have_landed
+                raise
+
+        return self._retrying()(attempt)
+
+    def create(self, path: str, body: dict[str, Any], find_existing: Callable[[Getter], Any]) -> Any:
+        """A POST that creates one object; retried only when `find_existing` says it did not land.
+
+        `find_existing(get)` looks the object up (by name) with the single-attempt `get` and
+        returns it or None; when an earlier attempt did land, that object is the result.
+        """
+        request_id = uuid.uuid4().hex
+        maybe_landed = False
+
+        def get_once(get_path: str, params: dict[str, Any]) -> Any:
+            return self.exchange("GET", get_path, params=params, request_id=request_id)
+
+        def attempt() -> Any:
+            nonlocal maybe_landed
+            if maybe_landed:
+                found = find_existing(get_once)
+                if found is not None:
+                    log.debug("api7 POST %s: an earlier attempt had landed; using it", path)
+                    return found
+            try:
+                return self.exchange("POST", path, body=body, request_id=request_id)
+            except _RetryableFailure as failure:
+                maybe_landed = maybe_landed or failure.may_have_landed
+                raise
+
+        return self._retrying()(attempt)
+
+    def pages(self, get: Getter, path: str, params: dict[str, Any], page_size: int,
+              max_pages: int) -> Iterator[dict[str, Any]]:
+        """Every item of a paginated list: pages until an empty one (or `count` items are in)."""
+        seen: set[str] = set()
+        for page in range(1, max_pages + 1):
+            payload = get(path, {**params, "page": page, "page_size": page_size}) or {}
+            items = payload.get("list") or []
+            for item in items:
+                if item.get("id") not in seen:  # an item may shift pages under concurrent writes
+                    seen.add(item.get("id"))
+                    yield item
+            count = payload.get("count")
+            if not items or (count is not None and len(seen) >= int(count)):
+                return
+        raise TerminalGatewayError(f"API7 Cloud GET {path}: list did not end after {max_pages} pages")
+
+    def _retrying(self) -> tenacity.Retrying:
+        policy = self.retry
+        return tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(_RetryableFailure),
+            stop=tenacity.stop_after_attempt(policy.attempts) | tenacity.stop_before_delay(policy.deadline),
+            wait=self._wait, before_sleep=self._count_retry, retry_error_callback=self._give_up)
+
+    def _wait(self, state: tenacity.RetryCallState) -> float:
+        failure = state.outcome.exception() if state.outcome else None
+        if isinstance(failure, _RetryableFailure) and failure.retry_after is not None:
+            return min(failure.retry_after, self.retry.retry_after_cap)
+        backoff = tenacity.wait_exponential_jitter(initial=self.retry.backoff_initial, max=self.retry.backoff_max,
+                                                   jitter=self.retry.backoff_initial)
+        return backoff(state)
+
+    @staticmethod
+    def _count_retry(state: tenacity.RetryCallState) -> None:
+        metrics.gateway_retries_total.labels(BACKEND).inc()
+        log.debug("api7 retrying in %.2fs after: %s", state.upcoming_sleep, state.outcome.exception())
+
+    @staticmethod
+    def _give_up(state: tenacity.RetryCallState) -> Any:
+        failure = state.outcome.exception()
+        raise TransientGatewayError(f"{failure} (gave up after {state.attempt_number} attempts in "
+                                    f"{state.seconds_since_start:.1f}s)") from failure
+
+    def exchange(self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None,
+                 request_id: str | None = None) -> Any:
+        """One HTTP request, no retry: the payload, or a typed error / `_RetryableFailure`."""
+        headers = {"X-Request-ID": request_id or uuid.uuid4().hex, "Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        started = time.monotonic()
+        try:
+            response = self._session.request(method, self.base_url + API_PREFIX + path, params=params, json=body,
+                                             headers=headers, auth=self._auth, timeout=self.timeout,
+                                             verify=self._verify, allow_redirects=False)
+        except requests.exceptions.SSLError as error:
+            self._observe(method, path, "error", started)
+            raise TerminalGatewayError(f"API7 Cloud {method} {path}: TLS failed (check the address and "
+                                       f"ca_bundle): {self._clip(str(error))}") from None
+        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as error:
+            self._observe(method, path, "error", started)
+            raise _RetryableFailure(f"API7 Cloud {method} {path}: {type(error).__name__}") from None
+        self._observe(method, path, str(response.status_code), started)
+        return self._payload(method, path, response)
+
+    def _observe(self, method: str, path: str, code: str, started: float) -> None:
+        elapsed = time.monotonic() - started
+        metrics.gateway_requests_total.labels(BACKEND, method, code).inc()
+        metrics.gateway_request_duration_seconds.labels(BACKEND, method).observe(elapsed)
+        log.debug("api7 %s %s -> %s in %.1f ms", method, path, code, elapsed * 1000)
+
+    def _payload(self, method: str, path: str, response: requests.Response) -> Any:
+        status = response.status_code
+        where = f"API7 Cloud {method} {path}"
+        if status >= 500:
+            raise _RetryableFailure(f"{where}: {status} {self._clip(response.text)}")
+        try:
+            envelope = response.json()
+        except ValueError:
+            if status == 200:
+                raise _RetryableFailure(f"{where}: 200 with a body that is not JSON") from None
+            envelope = {"error": response.text}
+        message = self._clip(str(envelope.get("error") or (envelope.get("status") or {}).get("message") or ""))
+        if status == 200:
+            return envelope.get("payload")
+        if status == 429:
+            raise _RetryableFailure(f"{where}: 429 {message}", retry_after=_retry_after(response),
+                                    may_have_landed=False)
+        if status == 401:
+            raise TerminalGatewayError(f"API7 Cloud rejected the token (401): {message}", status)
+        if status == 403:
+            raise TerminalGatewayError(f"{where}: access denied (403): {message}", status)
+        if status == 404:
+            raise TerminalGatewayError(f"{where}: not found (404): {message}", status)
+        raise TerminalGatewayError(f"{where}: {status} {message}", status)
+
+    def _clip(self, text: str) -> str:
+        return self._auth.redact(" ".join(text.split()))[:_MAX_MESSAGE]
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or HTTP date); None when absent or invalid."""
+    value = response.headers.get("Retry-After", "").strip()
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        return max(email.utils.parsedate_to_datetime(value).timestamp() - time.time(), 0.0)
+    except (TypeError, ValueError):
+        return None

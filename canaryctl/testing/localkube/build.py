@@ -1,0 +1,183 @@
+"""Build kube-apiserver, kubectl and etcd from the Go module proxy, once per version.
+
+No kind/k3s/envtest download is reachable from where canaryctl is developed, but the Go
+module proxy is. A tiny Go module shipped with this package requires `k8s.io/kubernetes`
+at one pinned release; the release's staging modules (`k8s.io/api`, `k8s.io/client-go`,
+...) are `replace`d by their published `v0.<minor>.<patch>` tags, generated from the
+release's own go.mod so they can never drift. Binaries land in
+`$CANARYCTL_CACHE/localkube/<version>/bin` (default `~/.cache/canaryctl`); a second run
+builds nothing.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Callable, Iterator
+
+# The release matching the `kubernetes` Python client's major (37 <-> 1.37).
+KUBERNETES_VERSION = "v1.37.2"
+BINARIES = ("kube-apiserver", "kubectl", "etcd", "pki")
+ETCD_SERVER_MODULE = "go.etcd.io/etcd/server/v3"
+
+Progress = Callable[[str], None]
+
+
+class LocalKubeUnavailable(RuntimeError):
+    """The local control plane cannot be built or started on this machine."""
+
+
+def cache_root() -> Path:
+    """Where built binaries are kept between runs."""
+    return Path(os.environ.get("CANARYCTL_CACHE") or Path.home() / ".cache" / "canaryctl")
+
+
+def bin_dir(version: str = KUBERNETES_VERSION) -> Path:
+    return cache_root() / "localkube" / version / "bin"
+
+
+def staging_replaces(kubernetes_gomod: str, version: str) -> list[str]:
+    """`replace` lines mapping each staging module of a release to its published tag.
+
+    In k8s.io/kubernetes' go.mod staging modules appear as `k8s.io/<name> => ./staging/...`;
+    each is published as `k8s.io/<name>` at `v0.<minor>.<patch>` of the release.
+    """
+    tag = "v0." + version.lstrip("v").split(".", 1)[1]
+    names = re.findall(r"^\s*(k8s\.io/[\w.-]+)\s*=>\s*\./staging/", kubernetes_gomod, re.MULTILINE)
+    if not names:
+        raise LocalKubeUnavailable("no staging replace lines found in the Kubernetes go.mod")
+    return [f"replace {name} => {name} {tag}" for name in sorted(set(names))]
+
+
+def required_version(gomod: str, module: str) -> str:
+    """The version a go.mod requires of `module` (direct or indirect)."""
+    match = re.search(rf"^\s*(?:require\s+)?{re.escape(module)}\s+(v\S+)", gomod, re.MULTILINE)
+    if not match:
+        raise LocalKubeUnavailable(f"{module} is not required by the Kubernetes go.mod")
+    return match.group(1)
+
+
+def version_ldflags(version: str) -> str:
+    """Stamp the release version so `kubectl version` reports it for client and server."""
+    major, minor = version.lstrip("v").split(".")[:2]
+    pairs = {"gitVersion": version, "gitMajor": major, "gitMinor": minor, "gitTreeState": "clean"}
+    flags = ["-s", "-w"]
+    for package in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
+        flags += [f"-X {package}.{key}={value}" for key, value in pairs.items()]
+    return " ".join(flags)
+
+
+def have_binaries(version: str = KUBERNETES_VERSION) -> bool:
+    return all((bin_dir(version) / name).is_file() for name in BINARIES)
+
+
+def ensure_binaries(version: str = KUBERNETES_VERSION, progress: Progress = print) -> Path:
+    """Return the directory with all binaries, building them first if needed."""
+    if have_binaries(version):
+        return bin_dir(version)
+    go = shutil.which("go")
+    if not go:
+        raise LocalKubeUnavailable(
+            "the Go toolchain (`go`) is not on PATH; it is needed once to build kube-apiserver, "
+            "kubectl and etcd from the Go module proxy (install Go >= 1.26)")
+    with _build_lock(version):
+        if not have_binaries(version):  # another process may have built them meanwhile
+            _build(go, version, progress)
+    return bin_dir(version)
+
+
+@contextmanager
+def _build_lock(version: str) -> Iterator[None]:
+    lock_path = cache_root() / "localkube" / f"{version}.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _build(go: str, version: str, progress: Progress) -> None:
+    started = time.monotonic()
+    progress(f"localkube: building Kubernetes {version} and etcd from the Go module proxy "
+             "(first run only; takes several minutes)")
+    module_dir = cache_root() / "localkube" / version / "src"
+    _write_module(go, version, module_dir)
+    progress("localkube: resolving modules (go mod tidy)")
+    _go(go, ["mod", "tidy"], module_dir)
+    staging = Path(tempfile.mkdtemp(prefix="bin-", dir=module_dir.parent))
+    try:
+        _go_build(go, version, module_dir, staging, progress)
+        final = bin_dir(version)
+        if final.exists():
+            shutil.rmtree(final)
+        staging.rename(final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    progress(f"localkube: built in {time.monotonic() - started:.0f} s -> {bin_dir(version)}")
+
+
+def _write_module(go: str, version: str, module_dir: Path) -> None:
+    """Lay out the Go module: template go.mod + generated replace lines, sources, go.sum."""
+    kubernetes_gomod = _download_gomod(go, "k8s.io/kubernetes", version)
+    etcd_version = required_version(kubernetes_gomod, ETCD_SERVER_MODULE)
+    source = resources.files(__package__) / "gomod"
+    if module_dir.exists():
+        shutil.rmtree(module_dir)
+    module_dir.mkdir(parents=True)
+    template = (source / "go.mod.in").read_text()
+    gomod = template.replace("@KUBERNETES_VERSION@", version).replace("@ETCD_VERSION@", etcd_version)
+    gomod = "\n".join(line for line in gomod.splitlines() if not line.startswith("//"))
+    (module_dir / "go.mod").write_text(gomod.strip() + "\n\n" + "\n".join(staging_replaces(kubernetes_gomod, version)) + "\n")
+    for name in ("go.sum", "tools.go", "etcd/main.go", "pki/main.go"):
+        target = module_dir / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes((source / name).read_bytes())
+
+
+def _download_gomod(go: str, module: str, version: str) -> str:
+    with tempfile.TemporaryDirectory() as scratch:
+        result = _go(go, ["mod", "download", "-json", f"{module}@{version}"], Path(scratch))
+    info = json.loads(result.stdout)
+    if info.get("Error"):
+        raise LocalKubeUnavailable(f"go mod download {module}@{version}: {info['Error']}")
+    return Path(info["GoMod"]).read_text()
+
+
+def _go_build(go: str, version: str, module_dir: Path, out: Path, progress: Progress) -> None:
+    targets = ["./etcd", "./pki", "k8s.io/kubernetes/cmd/kube-apiserver", "k8s.io/kubernetes/cmd/kubectl"]
+    command = [go, "build", "-v", "-trimpath", "-ldflags", version_ldflags(version), "-o", str(out) + "/", *targets]
+    process = subprocess.Popen(command, cwd=module_dir, env=_go_env(), stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    compiled, last_report, tail = 0, time.monotonic(), []
+    for line in process.stdout:
+        compiled += 1
+        tail = (tail + [line.rstrip()])[-30:]
+        if time.monotonic() - last_report > 15:
+            progress(f"localkube: compiled {compiled} packages so far ({line.strip()})")
+            last_report = time.monotonic()
+    if process.wait() != 0:
+        raise LocalKubeUnavailable("go build failed:\n" + "\n".join(tail))
+
+
+def _go(go: str, args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    result = subprocess.run([go, *args], cwd=cwd, env=_go_env(), capture_output=True, text=True)
+    if result.returncode != 0:
+        raise LocalKubeUnavailable(f"go {' '.join(args)} failed:\n{result.stderr[-4000:]}")
+    return result
+
+
+def _go_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("GOFLAGS", "-mod=mod")
+    env["CGO_ENABLED"] = "0"
+    return env

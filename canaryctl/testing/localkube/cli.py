@@ -1,0 +1,51 @@
+"""`canaryctl dev localkube`: a real kube-apiserver + etcd in the foreground, for humans.
+
+Writes DIR/kubeconfig, prints how to use it, and stops everything on Ctrl-C or SIGTERM.
+`--build-only` just builds and caches the binaries (CI does this first, with progress).
+"""
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+import time
+
+from canaryctl.testing.localkube.build import KUBERNETES_VERSION, LocalKubeUnavailable, ensure_binaries
+from canaryctl.testing.localkube.cluster import LocalKube
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dir", help="directory for state and DIR/kubeconfig (default: a temp dir)")
+    parser.add_argument("--build-only", action="store_true", help="build and cache the binaries, then exit")
+    parser.add_argument("--version", dest="kube_version", default=KUBERNETES_VERSION,
+                        help=f"Kubernetes release to build (default {KUBERNETES_VERSION})")
+
+
+def run(args: argparse.Namespace) -> int:
+    def progress(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+    try:
+        if args.build_only:
+            print(ensure_binaries(args.kube_version, progress))
+            return 0
+        stop = threading.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stop.set())
+        started = time.monotonic()
+        with LocalKube(args.dir, progress, args.kube_version) as kube:
+            _print_usage(kube, time.monotonic() - started)
+            stop.wait()
+            print("stopping kube-apiserver and etcd", file=sys.stderr, flush=True)
+    except LocalKubeUnavailable as error:
+        print(f"localkube: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _print_usage(kube: LocalKube, seconds: float) -> None:
+    kubeconfig = kube.dir / "kubeconfig"
+    print(f"kube-apiserver {kube.version} ready at {kube.server} in {seconds:.1f} s\n"
+          f"  export KUBECONFIG={kubeconfig}\n"
+          f"  {kube.kubectl_path} --kubeconfig {kubeconfig} get --raw /readyz\n"
+          "Press Ctrl-C to stop.", flush=True)

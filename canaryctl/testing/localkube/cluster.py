@@ -1,0 +1,291 @@
+"""A real kube-apiserver + etcd on loopback, for tests and `canaryctl demo`.
+
+Watches, resourceVersions, 410 Gone after compaction, RBAC, ServiceAccount tokens and
+Leases are the real thing here, because nothing is faked: the binaries are the pinned
+Kubernetes release built by `build.py`. Each `LocalKube` owns a temp directory (data,
+keys, kubeconfig) and two child processes; `stop()` removes all of them, and children
+die with their parent even if it is killed (PR_SET_PDEATHSIG).
+"""
+from __future__ import annotations
+
+import base64
+import ctypes
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Callable
+
+import requests
+
+from canaryctl.testing.localkube.build import KUBERNETES_VERSION, LocalKubeUnavailable, Progress, ensure_binaries
+
+DIR_PREFIX = "canaryctl-localkube-"
+SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _die_with_parent() -> None:
+    """preexec_fn: ask Linux to SIGTERM the child when its parent exits."""
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.1) -> None:
+    """Poll `predicate` until it is true; raise with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+class LocalKube:
+    """One local control plane. Use as a context manager or call start()/stop()."""
+
+    def __init__(self, workdir: str | os.PathLike | None = None, progress: Progress = print,
+                 version: str = KUBERNETES_VERSION):
+        self.version = version
+        self._progress = progress
+        self._given_dir = Path(workdir) if workdir else None
+        self.dir: Path | None = None
+        self._etcd: subprocess.Popen | None = None
+        self._apiserver: subprocess.Popen | None = None
+        self.etcd_port = self.apiserver_port = 0
+
+    # lifecycle -------------------------------------------------------------------------
+
+    def __enter__(self) -> "LocalKube":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def start(self) -> "LocalKube":
+        """Build (if needed) and start etcd and kube-apiserver; wait until /readyz is ok."""
+        self.bin = ensure_binaries(self.version, self._progress)
+        _remove_stale_dirs()
+        self.dir = self._make_dir()
+        try:
+            subprocess.run([str(self.bin / "pki"), str(self.pki)], check=True, capture_output=True)
+            self._start_etcd()
+            self.apiserver_port = free_port()
+            self._start_apiserver()
+            self._write_kubeconfig(self.kubeconfig, self.dir / "kubeconfig")
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop both processes and delete the temp directory (unless the caller gave it)."""
+        for process in (self._apiserver, self._etcd):
+            _terminate(process)
+        self._apiserver = self._etcd = None
+        if self.dir and not self._given_dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+        elif self.dir:
+            shutil.rmtree(self.dir / "state", ignore_errors=True)
+
+    def restart_apiserver(self) -> None:
+        """Stop kube-apiserver and start it again on the same port; etcd keeps the data."""
+        _terminate(self._apiserver)
+        self._start_apiserver()
+
+    def _make_dir(self) -> Path:
+        if self._given_dir:
+            self._given_dir.mkdir(parents=True, exist_ok=True)
+            path = self._given_dir
+        else:
+            path = Path(tempfile.mkdtemp(prefix=DIR_PREFIX))
+        (path / "state").mkdir(exist_ok=True)
+        (path / "state" / "owner.pid").write_text(str(os.getpid()))
+        return path
+
+    @property
+    def pki(self) -> Path:
+        return self.dir / "state" / "pki"
+
+    @property
+    def kubeconfig(self) -> Path:
+        """Admin kubeconfig (client certificate in group system:masters)."""
+        return self.dir / "state" / "kubeconfig"
+
+    @property
+    def server(self) -> str:
+        return f"https://127.0.0.1:{self.apiserver_port}"
+
+    @property
+    def etcd_url(self) -> str:
+        return f"http://127.0.0.1:{self.etcd_port}"
+
+    # processes ---------------------------------------------------------------------------
+
+    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
+        log = open(self.dir / "state" / f"{name}.log", "ab")
+        return subprocess.Popen([str(self.bin / name), *args], stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+
+    def _start_etcd(self) -> None:
+        self.etcd_port, peer_port = free_port(), free_port()
+        peer = f"http://127.0.0.1:{peer_port}"
+        self._etcd = self._spawn("etcd", [
+            "--name=localkube", f"--data-dir={self.dir / 'state' / 'etcd'}",
+            f"--listen-client-urls={self.etcd_url}", f"--advertise-client-urls={self.etcd_url}",
+            f"--listen-peer-urls={peer}", f"--initial-advertise-peer-urls={peer}",
+            f"--initial-cluster=localkube={peer}", "--unsafe-no-fsync", "--log-level=warn",
+            "--quota-backend-bytes=2147483648"])
+        self._wait_ready(self._etcd, "etcd", lambda: _get_ok(f"{self.etcd_url}/health"))
+
+    def _start_apiserver(self) -> None:
+        pki = self.pki
+        self._apiserver = self._spawn("kube-apiserver", [
+            f"--etcd-servers={self.etcd_url}", "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
+            f"--secure-port={self.apiserver_port}", f"--cert-dir={self.dir / 'state' / 'certs'}",
+            f"--tls-cert-file={pki / 'apiserver.crt'}", f"--tls-private-key-file={pki / 'apiserver.key'}",
+            f"--client-ca-file={pki / 'ca.crt'}", "--authorization-mode=RBAC",
+            f"--service-account-issuer={SERVICE_ACCOUNT_ISSUER}",
+            f"--service-account-key-file={pki / 'sa.pub'}",
+            f"--service-account-signing-key-file={pki / 'sa.key'}",
+            "--service-cluster-ip-range=10.0.0.0/24", "--etcd-compaction-interval=0",
+            "--endpoint-reconciler-type=none", "--profiling=false", "--v=0"])
+        self._wait_ready(self._apiserver, "kube-apiserver", self._apiserver_ready, timeout=90)
+
+    def _apiserver_ready(self) -> bool:
+        return _get_ok(f"{self.server}/readyz", cert=(str(self.pki / "admin.crt"), str(self.pki / "admin.key")),
+                       verify=str(self.pki / "ca.crt"))
+
+    def _wait_ready(self, process: subprocess.Popen, name: str, ready: Callable[[], bool],
+                    timeout: float = 30) -> None:
+        def up() -> bool:
+            if process.poll() is not None:
+                log = (self.dir / "state" / f"{name}.log").read_text(errors="replace")[-3000:]
+                raise LocalKubeUnavailable(f"{name} exited with {process.returncode}:\n{log}")
+            return ready()
+        wait_until(up, timeout, f"{name} to become ready")
+
+    def _write_kubeconfig(self, *paths: Path) -> None:
+        pki = self.pki
+
+        def b64(name: str) -> str:
+            return base64.b64encode((pki / name).read_bytes()).decode()
+        text = KUBECONFIG_TEMPLATE.format(server=self.server, ca=b64("ca.crt"), cert=b64("admin.crt"),
+                                          key=b64("admin.key"))
+        for path in paths:
+            path.write_text(text)
+            path.chmod(0o600)
+
+    # helpers for tests -------------------------------------------------------------------
+
+    def kubectl(self, *args: str, input: str | None = None, check: bool = True,
+                timeout: float = 60) -> subprocess.CompletedProcess:
+        """Run the matching kubectl against this control plane; text in, text out."""
+        result = subprocess.run([str(self.bin / "kubectl"), f"--kubeconfig={self.kubeconfig}", *args],
+                                input=input, capture_output=True, text=True, timeout=timeout)
+        if check and result.returncode != 0:
+            raise subprocess.CalledProcessError(result.returncode, result.args, result.stdout, result.stderr)
+        return result
+
+    @property
+    def kubectl_path(self) -> Path:
+        return self.bin / "kubectl"
+
+    def api_client(self):
+        """A kubernetes.client.ApiClient with admin rights."""
+        from kubernetes import config
+        return config.new_client_from_config(config_file=str(self.kubeconfig))
+
+    def create_namespace(self, name: str | None = None) -> str:
+        """Create a namespace (a random `test-xxxxxxxx` one by default) and return its name."""
+        name = name or f"test-{uuid.uuid4().hex[:8]}"
+        self.kubectl("create", "namespace", name)
+        return name
+
+    def service_account_token(self, namespace: str, name: str, expiration_seconds: int = 3600) -> str:
+        """Mint a token for a ServiceAccount through the TokenRequest API."""
+        from kubernetes import client
+        with self.api_client() as api:
+            request = client.AuthenticationV1TokenRequest(
+                spec=client.V1TokenRequestSpec(audiences=[SERVICE_ACCOUNT_ISSUER],
+                                               expiration_seconds=expiration_seconds))
+            answer = client.CoreV1Api(api).create_namespaced_service_account_token(name, namespace, request)
+        return answer.status.token
+
+    def compact(self) -> int:
+        """Compact etcd up to its current revision, so older resourceVersions answer 410.
+
+        kube-apiserver's watch cache would keep serving old versions from memory, so the
+        apiserver is restarted too: its fresh cache starts at the compacted revision and a
+        watch from anything older gets `410 Expired`, as after a long disconnect in production.
+        """
+        header = requests.post(f"{self.etcd_url}/v3/kv/range", json={"key": base64.b64encode(b"/").decode()},
+                               timeout=10).json()["header"]
+        revision = int(header["revision"])
+        answer = requests.post(f"{self.etcd_url}/v3/kv/compaction", json={"revision": revision, "physical": True},
+                               timeout=30)
+        answer.raise_for_status()
+        self.restart_apiserver()
+        return revision
+
+
+KUBECONFIG_TEMPLATE = """apiVersion: v1
+kind: Config
+clusters:
+- name: localkube
+  cluster:
+    server: {server}
+    certificate-authority-data: {ca}
+users:
+- name: localkube-admin
+  user:
+    client-certificate-data: {cert}
+    client-key-data: {key}
+contexts:
+- name: localkube
+  context:
+    cluster: localkube
+    user: localkube-admin
+current-context: localkube
+"""
+
+
+def _get_ok(url: str, **kwargs) -> bool:
+    try:
+        return requests.get(url, timeout=2, **kwargs).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def _terminate(process: subprocess.Popen | None, grace: float = 10) -> None:
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def _remove_stale_dirs() -> None:
+    """Delete temp dirs of control planes whose owning process no longer exists (killed runs)."""
+    for path in Path(tempfile.gettempdir()).glob(DIR_PREFIX + "*"):
+        try:
+            pid = int((path / "state" / "owner.pid").read_text())
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except (OSError, ValueError):
+            continue

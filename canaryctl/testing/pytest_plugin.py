@@ -1,0 +1,53 @@
+"""pytest fixtures for canaryctl's real-parts tests: a local control plane and namespaces.
+
+Enable with `pytest_plugins = ["canaryctl.testing.pytest_plugin"]`. Without a Go toolchain
+the control-plane tests are skipped — unless CANARYCTL_REQUIRE_LOCALKUBE=1 (as in CI), in
+which case they fail loudly instead.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from typing import Iterator
+
+import pytest
+
+from canaryctl.testing.localkube import LocalKube, LocalKubeUnavailable
+
+REQUIRE_ENV = "CANARYCTL_REQUIRE_LOCALKUBE"
+
+
+def _progress(message: str) -> None:
+    sys.__stderr__.write(message + "\n")
+    sys.__stderr__.flush()
+
+
+@pytest.fixture(scope="session")
+def localkube() -> Iterator[LocalKube]:
+    """One kube-apiserver + etcd for the whole test session."""
+    kube = LocalKube(progress=_progress)
+    try:
+        kube.start()
+    except LocalKubeUnavailable as error:
+        if os.environ.get(REQUIRE_ENV) == "1":
+            pytest.fail(f"local control plane required ({REQUIRE_ENV}=1) but unavailable: {error}", pytrace=False)
+        pytest.skip(f"local control plane unavailable: {error}")
+    try:
+        yield kube
+    finally:
+        kube.stop()
+
+
+@pytest.fixture
+def namespace(localkube: LocalKube) -> Iterator[str]:
+    """A fresh namespace per test, deleted afterwards (without waiting)."""
+    name = localkube.create_namespace()
+    yield name
+    localkube.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture
+def kube_api(localkube: LocalKube):
+    """An admin kubernetes.client.ApiClient for the session's control plane."""
+    with localkube.api_client() as api:
+        yield api
