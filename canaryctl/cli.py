@@ -11,6 +11,8 @@ import sys
 
 # subcommand -> module implementing configure()/run()
 COMMANDS: dict[str, str] = {
+    "run": "canaryctl.commands.run",
+    "demo": "canaryctl.commands.demo",
 }
 
 # `canaryctl dev <name>`: local stand-ins used by tests and the demo

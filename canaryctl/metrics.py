@@ -51,10 +51,10 @@ gateway_requests_total = Counter("canaryctl_gateway_requests_total", "Gateway AP
 gateway_request_duration_seconds = Histogram("canaryctl_gateway_request_duration_seconds",
                                              "Gateway API call latency", ["backend", "method"],
                                              buckets=_DURATION_BUCKETS, registry=REGISTRY)
+gateway_writes_total = Counter("canaryctl_gateway_writes_total", "Gateway writes (create, replace, delete)",
+                               ["backend"], registry=REGISTRY)
 gateway_retries_total = Counter("canaryctl_gateway_retries_total", "Gateway API calls retried", ["backend"],
                                 registry=REGISTRY)
-gateway_writes_total = Counter("canaryctl_gateway_writes_total", "Gateway writes issued by reconciles",
-                               ["backend"], registry=REGISTRY)
 
 # informer
 watch_restarts_total = Counter("canaryctl_watch_restarts_total", "Watch streams restarted, by reason",

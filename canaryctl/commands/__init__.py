@@ -1,0 +1,1 @@
+"""User-facing subcommands; each module has `configure(parser)` and `run(args) -> int`."""

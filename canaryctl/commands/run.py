@@ -1,0 +1,85 @@
+"""Run the controller: watch Services, publish them as canary releases on API7 Cloud.
+
+In a pod it uses the in-cluster config; elsewhere `--kubeconfig`. The API7 Cloud token and
+address come from API7_CLOUD_TOKEN / API7_CLOUD_ADDR (the seed's Secret `api7-cloud`, key
+`token`); flags override. SIGTERM or Ctrl-C: stop taking work, finish in-flight reconciles,
+exit 0.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import threading
+
+from canaryctl import logs
+from canaryctl.controller import Controller, Settings
+from canaryctl.gateway.api7 import DEFAULT_BASE_URL, Api7Client, Api7Gateway
+from canaryctl.gateway.base import GatewayError
+from canaryctl.kube import load_api_client
+
+log = logging.getLogger("canaryctl")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster config, then ~/.kube/config)")
+    parser.add_argument("--namespace", action="append", dest="namespaces", metavar="NS",
+                        help="watch only this namespace (repeatable; default: all namespaces)")
+    parser.add_argument("--api7-addr", default=os.environ.get("API7_CLOUD_ADDR") or DEFAULT_BASE_URL,
+                        help="API7 Cloud address (env API7_CLOUD_ADDR)")
+    parser.add_argument("--api7-token", default=None, help="API7 Cloud access token (env API7_CLOUD_TOKEN; "
+                        "prefer the environment: flags are visible in the process list)")
+    parser.add_argument("--api7-ca-bundle", default=None, help="CA bundle to verify API7 Cloud's certificate")
+    parser.add_argument("--api7-org", help="organization id or name (default: the only one)")
+    parser.add_argument("--api7-cluster", help="cluster id or name (default: the only one)")
+    parser.add_argument("--cluster-domain", default="cluster.local", help="Kubernetes cluster DNS domain")
+    parser.add_argument("--workers", type=int, default=2, help="concurrent reconciles")
+    parser.add_argument("--resync-period", type=float, default=600.0,
+                        help="seconds between full re-reads of the gateway")
+    parser.add_argument("--metrics-addr", default=":8080", help="address serving /metrics")
+    parser.add_argument("--health-addr", default=":8081", help="address serving /healthz and /readyz")
+    parser.add_argument("--log-format", choices=("json", "text"), default="text")
+    parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
+    parser.add_argument("--dry-run", action="store_true", help="log the plan, write nothing")
+
+
+def run(args: argparse.Namespace) -> int:
+    logs.setup(args.log_format, args.log_level)
+    token = args.api7_token or os.environ.get("API7_CLOUD_TOKEN")
+    if not token:
+        log.error("no API7 Cloud token: set API7_CLOUD_TOKEN (or --api7-token)")
+        return 2
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    client = Api7Client(token, args.api7_addr, ca_bundle=args.api7_ca_bundle)
+    try:
+        cluster = client.resolve_cluster(args.api7_org, args.api7_cluster)
+    except GatewayError as error:
+        log.error("cannot choose the API7 Cloud cluster: %s", error)
+        return 1
+    log.info("using API7 Cloud cluster", extra={"org": cluster.org_name, "cluster": cluster.cluster_name,
+                                                "cluster_id": cluster.cluster_id})
+    controller = Controller(load_api_client(args.kubeconfig), Api7Gateway(client, cluster.cluster_id), _settings(args))
+    starter = threading.Thread(target=_start, args=(controller, stop), name="start", daemon=True)
+    starter.start()
+    stop.wait()
+    log.info("signal received: shutting down")
+    controller.stop()
+    client.close()
+    return 0
+
+
+def _start(controller: Controller, stop: threading.Event) -> None:
+    try:
+        controller.start()
+    except Exception:  # noqa: BLE001 - cannot run without synced caches
+        log.exception("controller failed to start")
+        stop.set()
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings(namespaces=args.namespaces, cluster_domain=args.cluster_domain, workers=args.workers,
+                    resync_period=args.resync_period, metrics_addr=args.metrics_addr,
+                    health_addr=args.health_addr, dry_run=args.dry_run)

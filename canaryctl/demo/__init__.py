@@ -1,0 +1,1 @@
+"""`canaryctl demo`: the seed's walk-through on this machine, and the environment it runs in."""

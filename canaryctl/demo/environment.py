@@ -1,0 +1,186 @@
+"""Everything the seed's walk-through needs, on loopback, in one context manager.
+
+A real kube-apiserver + etcd (localkube), the API7 Cloud emulator with its data plane,
+one error-page backend per version, and the controller as a real `canaryctl run`
+subprocess. Service DNS names do not resolve here, so the emulator's data plane maps each
+`error-page-vN.<namespace>.svc.cluster.local:80` to its local backend. Used by
+`canaryctl demo` and by the end-to-end tests.
+"""
+from __future__ import annotations
+
+import collections
+import os
+import secrets
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Callable, Sequence
+
+import requests
+
+import canaryctl
+from canaryctl.testing.api7cloud import Emulator
+from canaryctl.testing.errorpage import ErrorPage
+from canaryctl.testing.localkube import LocalKube, free_port, wait_until
+
+NAMESPACE = "canary-release-demo"
+APP_HOST = "error-page"
+
+
+def examples_dir() -> Path:
+    """`manifests/examples` of the source tree canaryctl runs from."""
+    path = Path(canaryctl.__file__).resolve().parents[1] / "manifests" / "examples"
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path} not found: run the demo from a checkout (pip install -e .)")
+    return path
+
+
+class DemoEnvironment:
+    """localkube + emulator + error-page backends + controller, torn down in reverse order."""
+
+    def __init__(self, versions: Sequence[str] = ("v1", "v2"), namespace: str = NAMESPACE,
+                 kube: LocalKube | None = None, progress: Callable[[str], None] = print,
+                 controller_args: Sequence[str] = ()):
+        self.versions = list(versions)
+        self.namespace = namespace
+        self.progress = progress
+        self.controller_args = list(controller_args)
+        self.token = secrets.token_hex(16)
+        self.kube = kube
+        self._own_kube = kube is None
+        self._stack = ExitStack()
+        self.backends: dict[str, ErrorPage] = {}
+        self.controller: subprocess.Popen | None = None
+        self.workdir = Path(tempfile.mkdtemp(prefix="canaryctl-demo-"))
+        self.health_port = self.metrics_port = 0
+
+    def __enter__(self) -> "DemoEnvironment":
+        try:
+            self._start()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop_controller()
+        self._stack.close()
+        for path in sorted(self.workdir.glob("*")):
+            path.unlink()
+        self.workdir.rmdir()
+
+    def _start(self) -> None:
+        if self._own_kube:
+            self.progress("starting a local kube-apiserver + etcd")
+            self.kube = self._stack.enter_context(LocalKube(progress=self.progress))
+        self.emulator = self._stack.enter_context(Emulator(token=self.token))
+        for version in self.versions:
+            self.add_backend(version)
+        self.kubectl("create", "namespace", self.namespace)
+        self._stack.callback(self.kubectl, "delete", "namespace", self.namespace, "--wait=false", check=False)
+        self.start_controller()
+
+    def add_backend(self, version: str, fail_rate: float = 0.0) -> ErrorPage:
+        """Start error-page `version` and route its Service's DNS name to it."""
+        backend = self._stack.enter_context(ErrorPage(version=version, fail_rate=fail_rate))
+        self.backends[version] = backend
+        self.emulator.add_resolve(f"error-page-{version}.{self.namespace}.svc.cluster.local:80", backend.address)
+        return backend
+
+    # controller process ----------------------------------------------------------------------
+
+    @property
+    def controller_log(self) -> Path:
+        return self.workdir / "controller.log"
+
+    def start_controller(self) -> None:
+        """Run `canaryctl run` against this environment and wait until it is ready."""
+        self.metrics_port, self.health_port = free_port(), free_port()
+        command = [sys.executable, "-m", "canaryctl", "run", f"--kubeconfig={self.kube.kubeconfig}",
+                   f"--api7-addr={self.emulator.url}", f"--metrics-addr=127.0.0.1:{self.metrics_port}",
+                   f"--health-addr=127.0.0.1:{self.health_port}", "--log-format=json", *self.controller_args]
+        env = {**os.environ, "API7_CLOUD_TOKEN": self.token}
+        with open(self.controller_log, "ab") as log:
+            self.controller = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                               stdin=subprocess.DEVNULL)
+        wait_until(self._controller_ready, 60, "the controller to become ready")
+
+    def _controller_ready(self) -> bool:
+        if self.controller.poll() is not None:
+            raise RuntimeError(f"controller exited with {self.controller.returncode}; log:\n"
+                               + self.controller_log.read_text()[-3000:])
+        try:
+            return requests.get(f"http://127.0.0.1:{self.health_port}/readyz", timeout=2).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def stop_controller(self, timeout: float = 10) -> int | None:
+        """SIGTERM the controller; return its exit code (None if it was not running)."""
+        if self.controller is None:
+            return None
+        process, self.controller = self.controller, None
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+                raise RuntimeError(f"controller did not exit within {timeout} s of SIGTERM")
+        return process.returncode
+
+    def kill_controller(self) -> None:
+        """SIGKILL the controller, as a crash would."""
+        if self.controller is not None:
+            self.controller.kill()
+            self.controller.wait()
+            self.controller = None
+
+    def metrics_text(self) -> str:
+        return requests.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).text
+
+    # user actions ------------------------------------------------------------------------------
+
+    def kubectl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return self.kube.kubectl(*args, check=check)
+
+    def shell(self, command: str) -> subprocess.CompletedProcess:
+        """Run a command line as a user would type it (`kubectl ...` uses the local control plane)."""
+        env = {**os.environ, "KUBECONFIG": str(self.kube.kubeconfig),
+               "PATH": f"{self.kube.kubectl_path.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+        return subprocess.run(shlex.split(command), env=env, capture_output=True, text=True, check=True,
+                              cwd=examples_dir())
+
+    def send(self, count: int = 100) -> collections.Counter:
+        """Send `count` requests with `Host: error-page` through the data plane; count answers by version."""
+        answers: collections.Counter = collections.Counter()
+        with requests.Session() as session:
+            for _ in range(count):
+                response = session.get(f"{self.emulator.dataplane_url}/api/error_page",
+                                       headers={"Host": APP_HOST}, timeout=5)
+                answers[_version_of(response)] += 1
+        return answers
+
+    def split(self, app: str = APP_HOST) -> tuple[str | None, str | None, int]:
+        """(default upstream version, in-progress canary version, percent) as the emulator holds them."""
+        found = self.emulator.app_by_name(app)
+        if found is None:
+            return (None, None, 0)
+        live = [c for c in self.emulator.canaries(found["id"]) if c.get("state") == "in_progress"]
+        canary = live[0] if live else None
+        return (found.get("default_upstream_version"), canary and canary.get("canary_upstream_version"),
+                int(canary.get("percent") or 0) if canary else 0)
+
+    def wait_for_split(self, expected: tuple[str | None, str | None, int], timeout: float = 30) -> None:
+        wait_until(lambda: self.split() == expected, timeout, f"the gateway to hold {expected} (has {self.split()})")
+
+
+def _version_of(response: requests.Response) -> str:
+    try:
+        return response.json().get("version") or f"HTTP {response.status_code}"
+    except ValueError:
+        return f"HTTP {response.status_code}"

@@ -1,0 +1,72 @@
+"""The controller's cached view of the gateway: what each application name holds right now.
+
+Loaded once before workers start and re-read on the resync period; in between it is kept
+current from the answers to canaryctl's own writes, so a steady-state change costs no
+gateway read. Thread-safe; values are immutable `AppState`s.
+"""
+from __future__ import annotations
+
+import threading
+
+from canaryctl.gateway.model import AppState
+
+
+class GatewayView:
+    """AppState by application name, plus whether the first full read has happened."""
+
+    def __init__(self) -> None:
+        self._apps: dict[str, AppState] = {}
+        self._lock = threading.Lock()
+        self._writes = 0  # counts put/remove calls, to tell full reads apart from newer writes
+        self._written_at: dict[str, int] = {}
+        self._loaded = threading.Event()
+
+    def get(self, name: str) -> AppState | None:
+        with self._lock:
+            return self._apps.get(name)
+
+    def put(self, state: AppState) -> None:
+        with self._lock:
+            self._apps[state.name] = state
+            self._mark_written(state.name)
+
+    def remove(self, name: str) -> None:
+        with self._lock:
+            self._apps.pop(name, None)
+            self._mark_written(name)
+
+    def _mark_written(self, name: str) -> None:
+        self._writes += 1
+        self._written_at[name] = self._writes
+
+    def write_mark(self) -> int:
+        """Take before a full read; pass to `replace` so it keeps writes made during the read."""
+        with self._lock:
+            return self._writes
+
+    def owned_names(self) -> list[str]:
+        with self._lock:
+            return [name for name, state in self._apps.items() if state.owned]
+
+    def replace(self, apps: dict[str, AppState], mark: int = 0) -> list[str]:
+        """Swap in a full read taken after `mark`; return the names whose state differs.
+
+        Names canaryctl wrote after `mark` keep the cached state: it is newer than the read.
+        """
+        with self._lock:
+            fresh = {name for name, at in self._written_at.items() if at > mark}
+            names = (set(apps) | set(self._apps)) - fresh
+            changed = sorted(name for name in names if self._apps.get(name) != apps.get(name))
+            for name in names:
+                if name in apps:
+                    self._apps[name] = apps[name]
+                else:
+                    self._apps.pop(name, None)
+            self._written_at = {name: at for name, at in self._written_at.items() if at > mark}
+        self._loaded.set()
+        return changed
+
+    @property
+    def loaded(self) -> bool:
+        return self._loaded.is_set()
+
