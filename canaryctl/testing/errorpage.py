@@ -136,7 +136,8 @@ class ErrorPage:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--version", required=True, dest="page_version", metavar="VERSION", help="version reported in every answer")
+    parser.add_argument("--version", required=True, dest="page_version", metavar="VERSION",
+                        help="version reported in every answer")
     parser.add_argument("--host", default="127.0.0.1", help="listen address (0.0.0.0 in a pod)")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--fail-rate", type=float, default=0.0, help="share of answers that are HTTP 500 (exact)")

@@ -45,12 +45,23 @@ def app_body(name: str, *versions: str) -> dict:
                           for v in versions]}
 
 
-def counter(family, *labels) -> float:
-    return family.labels(*labels)._value.get()
+def counter(name: str, **labels: str) -> float:
+    return metrics.REGISTRY.get_sample_value(name, {"backend": "api7", **labels}) or 0.0
 
 
-def api_calls(emu: Emulator, method: str | None = None) -> list:
-    return [r for r in emu.request_log() if method is None or r.method == method]
+def wait_until(predicate, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
+
+
+def api_calls(emu: Emulator, method: str | None = None, at_least: int = 1) -> list:
+    """The logged requests (of `method`); waits for `at_least`, as the log is written after each answer."""
+    def matching() -> list:
+        return [r for r in emu.request_log() if method is None or r.method == method]
+    wait_until(lambda: len(matching()) >= at_least)
+    return matching()
 
 
 # --- account and cluster selection ------------------------------------------------------
@@ -101,7 +112,7 @@ def test_lists_follow_pages_until_all_items_are_in(client, emu):
     emu.clear_request_log()
     names = [app["name"] for app in client.list_apps(emu.cluster_id)]
     assert sorted(names) == [f"app-{i:02}" for i in range(23)]
-    assert [r.query for r in api_calls(emu)] == [f"page={p}&page_size=5" for p in range(1, 6)]
+    assert [r.query for r in api_calls(emu, at_least=5)] == [f"page={p}&page_size=5" for p in range(1, 6)]
 
 
 def test_an_empty_page_ends_a_list_even_without_a_count(scripted):
@@ -144,7 +155,7 @@ def test_not_found_and_bad_request_are_terminal_with_the_server_message(client, 
     with pytest.raises(TerminalGatewayError) as duplicate:
         client.create_app(emu.cluster_id, app_body("shop"))
     assert duplicate.value.status == 400 and "already used" in str(duplicate.value)
-    assert len(api_calls(emu, "POST")) == 3  # terminal errors are never retried
+    assert len(api_calls(emu, "POST", at_least=3)) == 3  # terminal errors are never retried
 
 
 def test_deleting_something_missing_on_the_first_attempt_is_not_found(client, emu):
@@ -165,28 +176,30 @@ def test_client_repr_never_shows_the_token(client):
                                    dict(kind="drop")], ids=lambda f: f"{f['kind']}-{f.get('status', '')}")
 def test_reads_writes_and_deletes_survive_transient_failures(client, emu, fault):
     app = client.create_app(emu.cluster_id, app_body("shop"))
-    retries_before = counter(metrics.gateway_retries_total, "api7")
+    retries_before = counter("canaryctl_gateway_retries_total")
     for method in ("GET", "PUT", "DELETE"):
         emu.inject_fault(method=method, times=2, **fault)
     assert client.get_app(emu.cluster_id, app["id"])["name"] == "shop"
     assert client.replace_app(emu.cluster_id, app["id"], {**app_body("shop"), "hosts": ["a"]})["hosts"] == ["a"]
     client.delete_app(emu.cluster_id, app["id"])
     assert emu.apps() == []
-    assert counter(metrics.gateway_retries_total, "api7") - retries_before == 6
+    assert counter("canaryctl_gateway_retries_total") - retries_before == 6
     expected = 0 if fault["kind"] == "drop" else fault.get("status", 429)
-    assert [r.status for r in api_calls(emu, "PUT")] == [expected, expected, 200]
+    assert [r.status for r in api_calls(emu, "PUT", at_least=3)] == [expected, expected, 200]
 
 
-def test_calls_are_counted_by_method_and_code(client, emu):
-    before_503 = counter(metrics.gateway_requests_total, "api7", "GET", "503")
-    before_200 = counter(metrics.gateway_requests_total, "api7", "GET", "200")
-    before_error = counter(metrics.gateway_requests_total, "api7", "GET", "error")
+def test_every_attempt_is_counted_by_method_and_code_and_timed(client, emu):
+    before_503 = counter("canaryctl_gateway_requests_total", method="GET", code="503")
+    before_200 = counter("canaryctl_gateway_requests_total", method="GET", code="200")
+    before_error = counter("canaryctl_gateway_requests_total", method="GET", code="error")
+    timed_before = counter("canaryctl_gateway_request_duration_seconds_count", method="GET")
     emu.inject_fault(method="GET", times=1, status=503)
     emu.inject_fault(kind="drop", method="GET", times=1)
     client.me()
-    assert counter(metrics.gateway_requests_total, "api7", "GET", "503") - before_503 == 1
-    assert counter(metrics.gateway_requests_total, "api7", "GET", "error") - before_error == 1
-    assert counter(metrics.gateway_requests_total, "api7", "GET", "200") - before_200 == 1
+    assert counter("canaryctl_gateway_requests_total", method="GET", code="503") - before_503 == 1
+    assert counter("canaryctl_gateway_requests_total", method="GET", code="error") - before_error == 1
+    assert counter("canaryctl_gateway_requests_total", method="GET", code="200") - before_200 == 1
+    assert counter("canaryctl_gateway_request_duration_seconds_count", method="GET") - timed_before == 3
 
 
 def test_giving_up_raises_transient_after_the_allowed_attempts(client, emu):
@@ -194,13 +207,13 @@ def test_giving_up_raises_transient_after_the_allowed_attempts(client, emu):
     with pytest.raises(TransientGatewayError) as caught:
         client.list_apps(emu.cluster_id)
     assert "503" in str(caught.value) and "gave up after 4 attempts" in str(caught.value)
-    assert TOKEN not in str(caught.value) and len(api_calls(emu)) == 4
+    assert TOKEN not in str(caught.value) and len(api_calls(emu, at_least=4)) == 4
 
 
 def test_retry_after_is_honoured(client, emu):
     emu.inject_fault(kind="retry_after", retry_after=1, times=1)
     client.me()
-    first, second = api_calls(emu)
+    first, second = api_calls(emu, at_least=2)
     assert first.status == 429 and second.status == 200
     assert second.time - first.time >= 0.95
 
@@ -244,8 +257,7 @@ def test_a_dropped_create_is_retried_once_it_is_known_not_to_have_landed(client,
     emu.inject_fault(kind="drop", method="POST", times=1)
     created, stored = create_kind(client, emu, kind)
     assert [obj["id"] for obj in stored] == [created["id"]]
-    assert [(r.method, r.status) for r in api_calls(emu) if r.method != "POST" or True][-3:] == [
-        ("POST", 0), ("GET", 200), ("POST", 200)]
+    assert [(r.method, r.status) for r in api_calls(emu, at_least=3)] == [("POST", 0), ("GET", 200), ("POST", 200)]
 
 
 @pytest.mark.parametrize("kind", ["app", "api", "canary"])
@@ -253,27 +265,31 @@ def test_a_create_whose_answer_was_lost_returns_what_landed(emu, kind):
     """The emulator cannot apply-then-drop; a delay beyond the read timeout is the same to the client:
     the server applies the create after the client gave up on the answer."""
     emu.inject_fault(kind="latency", method="POST", latency_ms=300, times=1)
-    policy = RetryPolicy(attempts=4, deadline=10, backoff_initial=1.0, backoff_max=2.0)
+    policy = RetryPolicy(attempts=4, deadline=10, backoff_initial=0.6, backoff_max=2.0)
+    retries_before = counter("canaryctl_gateway_retries_total")
     with Api7Client(TOKEN, emu.url, timeout=(1.0, 0.1), retry=policy) as api7:
         created, stored = create_kind(api7, emu, kind)
     assert [obj["id"] for obj in stored] == [created["id"]]
-    assert [r.method for r in api_calls(emu)] == ["POST", "GET"]
+    assert counter("canaryctl_gateway_retries_total") - retries_before == 1
+    lookup = api_calls(emu, "GET")
+    assert [r.query.startswith("search=") for r in lookup] == [True]
+    assert all(r.time < lookup[0].time for r in api_calls(emu, "POST", at_least=0))  # no POST after it
 
 
 def test_a_delete_whose_answer_was_lost_is_done_when_the_retry_finds_nothing(emu):
     app_id = emu.store.create_app(None, app_body("shop"))["id"]
     emu.inject_fault(kind="latency", method="DELETE", latency_ms=300, times=1)
-    policy = RetryPolicy(attempts=4, deadline=10, backoff_initial=1.0, backoff_max=2.0)
+    policy = RetryPolicy(attempts=4, deadline=10, backoff_initial=0.6, backoff_max=2.0)
     with Api7Client(TOKEN, emu.url, timeout=(1.0, 0.1), retry=policy) as api7:
         api7.delete_app(emu.cluster_id, app_id)
     assert emu.apps() == []
-    assert [(r.method, r.status) for r in api_calls(emu)] == [("DELETE", 200), ("DELETE", 404)]
+    assert [(r.method, r.status) for r in api_calls(emu)][-1] == ("DELETE", 404)
 
 
 # --- a scripted server: headers, odd lists, TLS -----------------------------------------------
 
 class Scripted:
-    """Answers each request with the next scripted (status, payload) and records what it saw."""
+    """Answers each request with the next scripted (status, payload or error) and records what it saw."""
 
     def __init__(self) -> None:
         self.answers: list[tuple[int, object]] = []
@@ -295,9 +311,10 @@ def _scripted_handler(script: Scripted) -> type[http.server.BaseHTTPRequestHandl
         def do_GET(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             script.seen.append((self.command, self.path, dict(self.headers), body))
-            status, payload = script.answers.pop(0)
-            data = (json.dumps({"status": {"code": 0, "message": "OK"}, "payload": payload}) if status < 500
-                    else "upstream down").encode()
+            status, answer = script.answers.pop(0)
+            envelope = {"status": {"code": 0 if status == 200 else 3, "message": "x"},
+                        "payload" if status == 200 else "error": answer}
+            data = (json.dumps(envelope) if status < 500 else "upstream down").encode()
             self.send_response(status)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
@@ -330,6 +347,24 @@ def test_headers_carry_the_token_json_type_and_one_request_id_per_logical_call(s
     assert h1["Authorization"] == f"Bearer {TOKEN}" and h1["Content-Type"] == "application/json"
     assert h1["X-Request-ID"] == h2["X-Request-ID"] != h3["X-Request-ID"]
     assert m3 == "GET" and b3 == b"" and "Content-Type" not in h3
+
+
+def test_a_create_refused_as_taken_after_a_doubtful_attempt_returns_the_late_arrival(scripted):
+    landed = {"id": "8", "name": "shop", "labels": [OWNER_LABEL]}
+    scripted.answers = [(503, None), (200, {"list": [], "count": 0}), (400, "name 'shop' is already used"),
+                        (200, {"list": [landed], "count": 1})]
+    with scripted.client() as api7:
+        assert api7.create_app("9", {"name": "shop", "labels": [OWNER_LABEL]}) == landed
+    assert [(method, path.split("?")[0]) for method, path, _, _ in scripted.seen] == [
+        ("POST", "/api/v1/clusters/9/apps"), ("GET", "/api/v1/clusters/9/apps"),
+        ("POST", "/api/v1/clusters/9/apps"), ("GET", "/api/v1/clusters/9/apps")]
+
+
+def test_a_first_attempt_refused_as_bad_is_not_looked_up(scripted):
+    scripted.answers = [(400, "name 'shop' is already used")]
+    with scripted.client() as api7, pytest.raises(TerminalGatewayError, match="already used") as caught:
+        api7.create_app("9", {"name": "shop"})
+    assert caught.value.status == 400 and len(scripted.seen) == 1
 
 
 @pytest.fixture

@@ -49,6 +49,14 @@ def test_default_org_and_cluster_are_named_and_use_string_ids(store: Store):
     assert int(store.org_id) > 2 ** 53
 
 
+def test_org_and_cluster_ids_can_be_fixed():
+    fixed = Store(org_id="7", cluster_id=str(10 ** 17 + 424_242_000_000))
+    assert (fixed.org_id, fixed.cluster_id) == ("7", str(10 ** 17 + 424_242_000_000))
+    assert fixed.create_app(None, app_body())["id"] not in (fixed.org_id, fixed.cluster_id)
+    with pytest.raises(ValueError):
+        Store(cluster_id="prod")
+
+
 def test_create_ignores_management_fields_sent_by_the_client(store: Store):
     sent = app_body(id="0", status=0, created_at="0001-01-01T00:00:00Z", canary_release_id=["1"],
                     canary_upstream_version_list=["v9"], cluster_id="7")
@@ -72,7 +80,8 @@ def test_duplicate_app_name_in_a_cluster_is_400(store: Store, app: dict):
 
 @pytest.mark.parametrize("body", [[], "x", {"hosts": ["a"]}, {"name": 5}, {"name": "a", "hosts": "a"},
                                   {"name": "a", "active": "0"}, {"name": "a", "upstreams": [{"upstream": {}}]},
-                                  {"name": "a", "upstreams": [{"version": "v", "upstream": {"targets": [{"host": "h"}]}}]}])
+                                  {"name": "a", "upstreams": [{"version": "v",
+                                                               "upstream": {"targets": [{"host": "h"}]}}]}])
 def test_malformed_app_bodies_are_400(store: Store, body):
     assert status_of(store.create_app, None, body) == 400
 

@@ -7,8 +7,8 @@ call", so the verdict can never disagree with what `apply` would write.
 """
 from __future__ import annotations
 
-from canaryctl.gateway.api7.bodies import IN_PROGRESS, Api7Objects, Json, canary_percent, is_live, is_owned, \
-    upstreams_by_version
+from canaryctl.gateway.api7.bodies import (IN_PROGRESS, Api7Objects, Json, canary_percent, is_live, is_owned,
+                                           upstreams_by_version)
 from canaryctl.gateway.api7.diff import plan_objects
 from canaryctl.gateway.model import AppSpec, AppState, Upstream
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import email.utils
 import logging
+import random
 import time
 import uuid
 from dataclasses import dataclass
@@ -139,6 +140,12 @@ class Transport:
             except _RetryableFailure as failure:
                 maybe_landed = maybe_landed or failure.may_have_landed
                 raise
+            except TerminalGatewayError as error:
+                # a slow earlier attempt may land between our look-up and this POST ("name taken")
+                found = find_existing(get_once) if maybe_landed and error.status == 400 else None
+                if found is None:
+                    raise
+                return found
 
         return self._retrying()(attempt)
 
@@ -169,9 +176,9 @@ class Transport:
         failure = state.outcome.exception() if state.outcome else None
         if isinstance(failure, _RetryableFailure) and failure.retry_after is not None:
             return min(failure.retry_after, self.retry.retry_after_cap)
-        backoff = tenacity.wait_exponential_jitter(initial=self.retry.backoff_initial, max=self.retry.backoff_max,
-                                                   jitter=self.retry.backoff_initial)
-        return backoff(state)
+        policy = self.retry
+        exponential = policy.backoff_initial * 2 ** (state.attempt_number - 1)
+        return min(exponential + random.uniform(0, policy.backoff_initial), policy.backoff_max)
 
     @staticmethod
     def _count_retry(state: tenacity.RetryCallState) -> None:
@@ -201,7 +208,8 @@ class Transport:
                                        f"ca_bundle): {self._clip(str(error))}") from None
         except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as error:
             self._observe(method, path, "error", started)
-            raise _RetryableFailure(f"API7 Cloud {method} {path}: {type(error).__name__}") from None
+            raise _RetryableFailure(f"API7 Cloud {method} {path}: {type(error).__name__}: "
+                                    f"{self._clip(str(error))}") from None
         self._observe(method, path, str(response.status_code), started)
         return self._payload(method, path, response)
 
@@ -216,11 +224,10 @@ class Transport:
         where = f"API7 Cloud {method} {path}"
         if status >= 500:
             raise _RetryableFailure(f"{where}: {status} {self._clip(response.text)}")
-        try:
-            envelope = response.json()
-        except ValueError:
+        envelope = _envelope(response)
+        if envelope is None:
             if status == 200:
-                raise _RetryableFailure(f"{where}: 200 with a body that is not JSON") from None
+                raise _RetryableFailure(f"{where}: 200 with a body that is not an envelope")
             envelope = {"error": response.text}
         message = self._clip(str(envelope.get("error") or (envelope.get("status") or {}).get("message") or ""))
         if status == 200:
@@ -238,6 +245,14 @@ class Transport:
 
     def _clip(self, text: str) -> str:
         return self._auth.redact(" ".join(text.split()))[:_MAX_MESSAGE]
+
+
+def _envelope(response: requests.Response) -> dict[str, Any] | None:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
 
 
 def _retry_after(response: requests.Response) -> float | None:

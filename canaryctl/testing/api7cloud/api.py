@@ -6,14 +6,17 @@ Lists take `page` (1-based), `page_size` (default 10) and `search` (substring of
 and answer `{"list": [...], "count": total}` with an empty list past the end.
 
 Envelope `status` codes follow gRPC numbering (the service is Go with gRPC-style codes):
-0 OK, 3 InvalidArgument (400), 16 Unauthenticated (401), 5 NotFound (404),
-12 Unimplemented (405), 8 ResourceExhausted (429). Paths under `/_emulator/` are the
-admin API (see `admin`): no token, not logged, never faulted.
+0 OK, 3 InvalidArgument (400), 16 Unauthenticated (401), 7 PermissionDenied (403),
+5 NotFound (404), 12 Unimplemented (405), 6 AlreadyExists (409, only ever injected),
+8 ResourceExhausted (429). An unexpected exception answers 500 in plain text.
+
+Paths under `/_emulator/` are the admin API (see `admin`): no token, not logged, never faulted.
 """
 from __future__ import annotations
 
 import hmac
 import json
+import logging
 import re
 import time
 from dataclasses import dataclass
@@ -28,7 +31,10 @@ from canaryctl.testing.api7cloud.server import QuietHandler
 from canaryctl.testing.api7cloud.store import Store
 
 _STATUS_CODES = {200: (0, "OK"), 400: (3, "InvalidArgument"), 401: (16, "Unauthenticated"),
-                 404: (5, "NotFound"), 405: (12, "Unimplemented"), 429: (8, "ResourceExhausted")}
+                 403: (7, "PermissionDenied"), 404: (5, "NotFound"), 405: (12, "Unimplemented"),
+                 409: (6, "AlreadyExists"), 429: (8, "ResourceExhausted")}
+log = logging.getLogger(__name__)
+
 _JSON = "application/json"
 _TEXT = "text/plain; charset=utf-8"
 
@@ -151,6 +157,9 @@ class OpenApiHandler(QuietHandler):
             payload = self._serve(path, query, body)
         except ApiError as error:
             return self._send_error(error.status, error.message)
+        except Exception:  # an emulator bug: answer like a failing service, keep serving
+            log.exception("emulator failed on %s %s", self.command, path)
+            return self._send_error(500, "internal error")
         self.send_bytes(200, envelope(200, payload), _JSON)
         return 200
 

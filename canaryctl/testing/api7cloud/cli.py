@@ -41,6 +41,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="send data-plane traffic for upstream target HOST:PORT to ADDR:PORT (repeatable)")
     parser.add_argument("--org-name", default="default")
     parser.add_argument("--cluster-name", default="default")
+    parser.add_argument("--org-id", default=None, help="decimal id of the organization (default: generated)")
+    parser.add_argument("--cluster-id", default=None, help="decimal id of the cluster (default: generated)")
     parser.add_argument("--fault-seed", type=int, default=None, help="seed for probabilistic faults")
 
 
@@ -61,9 +63,14 @@ def run(args: Any) -> int:
     if not token:
         print(f"canaryctl dev api7cloud: a token is required (--token or ${TOKEN_ENV})", file=sys.stderr)
         return 2
-    emulator = Emulator(token=token, org_name=args.org_name, cluster_name=args.cluster_name,
-                        resolve=dict(args.resolve), host=args.host, port=args.port,
-                        dataplane_port=args.dataplane_port, fault_seed=args.fault_seed)
+    try:
+        emulator = Emulator(token=token, org_name=args.org_name, cluster_name=args.cluster_name,
+                            resolve=dict(args.resolve), host=args.host, port=args.port,
+                            dataplane_port=args.dataplane_port, fault_seed=args.fault_seed, org_id=args.org_id,
+                            cluster_id=args.cluster_id)
+    except (ValueError, OSError) as error:
+        print(f"canaryctl dev api7cloud: {error}", file=sys.stderr)
+        return 2
     with stop_signals() as stop, emulator:
         print(f"open-api-url: {emulator.url}", flush=True)
         print(f"dataplane-url: {emulator.dataplane_url}", flush=True)

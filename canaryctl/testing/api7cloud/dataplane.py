@@ -34,8 +34,9 @@ from canaryctl.testing.api7cloud.server import QuietHandler
 from canaryctl.testing.api7cloud.store import PublishedApp, Store
 
 METRICS_PATH = "/apisix/prometheus/metrics"
-_HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
-               "transfer-encoding", "upgrade", "host", "content-length"}
+# hop-by-hop headers, plus those http.client sets itself
+_NOT_FORWARDED = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
+                  "transfer-encoding", "upgrade", "host", "content-length"}
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _DEFAULT_TIMEOUT_S = 30.0
 
@@ -124,14 +125,15 @@ class DataPlaneHandler(QuietHandler):
             self.send_bytes(200, self.context.metrics.exposition(), CONTENT_TYPE_LATEST)
             return
         host = host_without_port(self.headers.get("Host") or "")
-        for published in self.context.store.published_apps(host.lower()):
+        for published in self.context.store.published_apps(host):
             match = match_api(published.app, published.apis, self.command, url.path)
             if match is not None:
                 self._proxy(published, match, host, url.query, body, started)
                 return
         self._send_json(404, {"error_msg": "404 Route Not Found"})
 
-    def _proxy(self, published: PublishedApp, match: ApiMatch, host: str, query: str, body: bytes, started: float) -> None:
+    def _proxy(self, published: PublishedApp, match: ApiMatch, host: str, query: str, body: bytes,
+               started: float) -> None:
         app, ctx = published.app, self.context
         version = choose_version(app, published.live_canary, _request_facts(self.headers, query), ctx.balancers)
         upstream = upstream_by_version(app, version) or {}
@@ -157,7 +159,7 @@ class DataPlaneHandler(QuietHandler):
         timeout = float(((settings.get("timeout") or {}).get("read")) or _DEFAULT_TIMEOUT_S)
         connection_class = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
         connection = connection_class(address[0], address[1], timeout=timeout)
-        headers = {name: value for name, value in self.headers.items() if name.lower() not in _HOP_BY_HOP}
+        headers = {name: value for name, value in self.headers.items() if name.lower() not in _NOT_FORWARDED}
         rewrite = settings.get("upstream_host_mode") == "rewrite" and settings.get("upstream_host")
         headers["Host"] = rewrite or self.headers.get("Host") or ""
         try:

@@ -28,8 +28,9 @@ class Emulator:
 
     def __init__(self, token: str = "emulator-token", org_name: str = "default", cluster_name: str = "default",
                  resolve: dict[str, str] | None = None, host: str = "127.0.0.1", port: int = 0,
-                 dataplane_port: int = 0, fault_seed: int | None = None):
-        self.store = Store(org_name, cluster_name)
+                 dataplane_port: int = 0, fault_seed: int | None = None, org_id: str | None = None,
+                 cluster_id: str | None = None):
+        self.store = Store(org_name, cluster_name, org_id, cluster_id)
         self.faults = FaultSet(fault_seed)
         self.resolver = Resolver(resolve)
         self.metrics = ApisixMetrics()
@@ -37,9 +38,13 @@ class Emulator:
         admin = AdminContext(self.store, self.faults, self._request_log, self.resolver.add)
         self._api = BackgroundHTTPServer(
             OpenApiHandler, OpenApiContext(self.store, token, self.faults, self._request_log, admin), host, port)
-        self._dataplane = BackgroundHTTPServer(
-            DataPlaneHandler, DataPlaneContext(self.store, self.resolver, self.metrics, Balancers()), host,
-            dataplane_port)
+        try:
+            self._dataplane = BackgroundHTTPServer(
+                DataPlaneHandler, DataPlaneContext(self.store, self.resolver, self.metrics, Balancers()), host,
+                dataplane_port)
+        except BaseException:
+            self._api.stop()  # do not leak the first socket when the second port is taken
+            raise
 
     def __repr__(self) -> str:
         return f"Emulator(url={self.url!r}, dataplane_url={self.dataplane_url!r})"

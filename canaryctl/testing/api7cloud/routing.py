@@ -170,8 +170,6 @@ def choose_version(app: Json, canary: Json | None, request: RequestFacts, balanc
     if canary.get("type") == "rule":
         return version if rules_match(canary.get("rules"), request) else default
     percent = canary.get("percent") or 0
-    if percent in (0, 100):
-        return version if percent == 100 else default
     weights = {("canary", version): percent, ("default", default): 100 - percent}
     return balancers.pick(("app", app["id"], canary["id"]), weights)[1]
 

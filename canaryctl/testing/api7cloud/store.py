@@ -44,14 +44,18 @@ class PublishedApp:
 class Store:
     """Thread-safe API7 Cloud state with the Open API's semantics."""
 
-    def __init__(self, org_name: str = "default", cluster_name: str = "default",
-                 clock: Callable[[], str] = rfc3339_now):
+    def __init__(self, org_name: str = "default", cluster_name: str = "default", org_id: str | None = None,
+                 cluster_id: str | None = None, clock: Callable[[], str] = rfc3339_now):
+        for fixed in (org_id, cluster_id):
+            if fixed is not None and not fixed.isdigit():
+                raise ValueError(f"ids are decimal strings, got {fixed!r}")
         self._lock = threading.RLock()
         self._ids = itertools.count(_FIRST_ID)
+        self._reserved_ids = {org_id, cluster_id}
         self._clock = clock
         now = clock()
-        self.org_id = self._new_id()
-        self.cluster_id = self._new_id()
+        self.org_id = org_id or self._new_id()
+        self.cluster_id = cluster_id or self._new_id()
         self.user_id = "user-" + self._new_id()
         self._org = {"id": self.org_id, "name": org_name, "created_at": now, "updated_at": now,
                      "plan_id": self._new_id(), "owner_id": self.user_id}
@@ -64,7 +68,9 @@ class Store:
         self._canaries: dict[str, Json] = {}
 
     def _new_id(self) -> str:
-        return str(next(self._ids))
+        while (candidate := str(next(self._ids))) in self._reserved_ids:
+            pass
+        return candidate
 
     # --- user, organization, clusters -------------------------------------------------
 
