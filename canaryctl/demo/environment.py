@@ -168,7 +168,7 @@ class DemoEnvironment:
     def split(self, app: str = APP_HOST) -> tuple[str | None, str | None, int]:
         """(default upstream version, in-progress canary version, percent) as the emulator holds them."""
         found = self.emulator.app_by_name(app)
-        if found is None:
+        if found is None or not self.emulator.apis(found["id"]):  # not routable before its API exists
             return (None, None, 0)
         live = [c for c in self.emulator.canaries(found["id"]) if c.get("state") == "in_progress"]
         canary = live[0] if live else None
