@@ -1,0 +1,125 @@
+"""The Service cache: a thread-safe store of `ServiceView`s with named secondary indexes.
+
+The informer writes to it, reconcilers read from it; nothing here does I/O. Like client-go's
+`cache.Indexer`, each index is a function from an object to the index values it files the
+object under (e.g. "app" -> the application names a Service belongs to), so a reconcile can
+ask "which Services belong to app A?" without scanning the whole cluster. Views are
+immutable, and every answer is a fresh list, so nobody can mutate what the store holds.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Callable, Iterable, NamedTuple
+
+from canaryctl.objects import ServiceView
+
+Indexer = Callable[[ServiceView], Iterable[str]]
+Change = tuple[ServiceView | None, ServiceView | None]  # (old, new) as event handlers receive it
+
+
+class Changes(NamedTuple):
+    """What a relist changed, as (old, new) pairs: added (None, new), updated, deleted (old, None)."""
+
+    added: list[Change]
+    updated: list[Change]
+    deleted: list[Change]
+
+
+class ServiceStore:
+    """Services by key (`namespace/name`), plus one inverted index per named indexer."""
+
+    def __init__(self, indexers: dict[str, Indexer] | None = None):
+        self._indexers = dict(indexers or {})
+        self._lock = threading.Lock()
+        self._items: dict[str, ServiceView] = {}
+        self._indexes: dict[str, dict[str, set[str]]] = {name: {} for name in self._indexers}
+        self._filed_under: dict[str, dict[str, frozenset[str]]] = {}  # key -> index name -> values
+
+    # reads ----------------------------------------------------------------------------------
+
+    def get(self, key: str) -> ServiceView | None:
+        with self._lock:
+            return self._items.get(key)
+
+    def list(self) -> list[ServiceView]:
+        with self._lock:
+            return list(self._items.values())
+
+    def keys(self) -> list[str]:
+        with self._lock:
+            return list(self._items)
+
+    def by_index(self, index_name: str, value: str) -> list[ServiceView]:
+        """The Services the indexer `index_name` files under `value` (KeyError for unknown indexes)."""
+        with self._lock:
+            keys = self._indexes[index_name].get(value, ())
+            return [self._items[key] for key in sorted(keys)]
+
+    def index_values(self, index_name: str) -> list[str]:
+        """Every value the indexer `index_name` currently files at least one Service under."""
+        with self._lock:
+            return sorted(self._indexes[index_name])
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._items)
+
+    # writes ---------------------------------------------------------------------------------
+
+    def upsert(self, view: ServiceView) -> ServiceView | None:
+        """Add or replace one Service; return what was stored before (None if new)."""
+        with self._lock:
+            return self._put(view)
+
+    def delete(self, key: str) -> ServiceView | None:
+        """Remove one Service; return what was stored (None if it was not cached)."""
+        with self._lock:
+            return self._remove(key)
+
+    def replace(self, views: Iterable[ServiceView], namespace: str | None = None) -> Changes:
+        """Make the store hold exactly `views` (after a list) and say what that changed.
+
+        With `namespace`, only that namespace's Services are replaced, so one store can be
+        shared by per-namespace informers. A Service whose resourceVersion did not change
+        counts as unchanged.
+        """
+        fresh = {view.key: view for view in views}
+        changes = Changes([], [], [])
+        with self._lock:
+            for key in [key for key in self._items if key not in fresh and _in_scope(key, namespace)]:
+                changes.deleted.append((self._remove(key), None))
+            for key, view in fresh.items():
+                old = self._items.get(key)
+                if old is None:
+                    self._put(view)
+                    changes.added.append((None, view))
+                elif old.resource_version != view.resource_version:
+                    self._put(view)
+                    changes.updated.append((old, view))
+        return changes
+
+    # internals (lock held) ------------------------------------------------------------------
+
+    def _put(self, view: ServiceView) -> ServiceView | None:
+        values = {name: frozenset(indexer(view)) for name, indexer in self._indexers.items()}
+        old = self._remove(view.key)
+        self._items[view.key] = view
+        self._filed_under[view.key] = values
+        for name, index_values in values.items():
+            for value in index_values:
+                self._indexes[name].setdefault(value, set()).add(view.key)
+        return old
+
+    def _remove(self, key: str) -> ServiceView | None:
+        old = self._items.pop(key, None)
+        for name, index_values in self._filed_under.pop(key, {}).items():
+            index = self._indexes[name]
+            for value in index_values:
+                index[value].discard(key)
+                if not index[value]:
+                    del index[value]
+        return old
+
+
+def _in_scope(key: str, namespace: str | None) -> bool:
+    return namespace is None or key.startswith(namespace + "/")
