@@ -82,7 +82,7 @@ class Reconciler:
     def reconcile(self, app: str) -> Result:
         """Make the gateway hold what application `app`'s member Services ask for."""
         members = {view.key: view for view in self.store.by_index(APP_INDEX, app)}
-        observed = self.view.get(app)
+        observed = self._observed(app)
         plan = plan_app(app, list(members.values()), observed, self.cluster_domain)
         self._warn(plan, members)
         if self.dry_run:
@@ -94,6 +94,17 @@ class Reconciler:
         self._forget_former_members(app, members)
         self._export_weights(plan, members, state)
         return Result()
+
+    def _observed(self, app: str) -> AppState | None:
+        """The gateway's state of `app`: the cached view, re-read only after a failed write."""
+        if not self.view.is_stale(app):
+            return self.view.get(app)
+        state = self.gateway.read_app(app)
+        if state is None:
+            self.view.remove(app)
+        else:
+            self.view.put(state)
+        return state
 
     def _execute(self, plan: AppPlan, observed: AppState | None,
                  members: Mapping[str, ServiceView]) -> AppState | None:
@@ -108,6 +119,7 @@ class Reconciler:
                 self.view.remove(plan.app)
                 return None
         except GatewayError as error:
+            self.view.invalidate(plan.app)
             for view in members.values():
                 self.recorder.warning(view, "GatewayError", f"application {plan.app}: {error}")
             raise

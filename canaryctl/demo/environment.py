@@ -23,6 +23,7 @@ from typing import Callable, Sequence
 import requests
 
 import canaryctl
+from canaryctl.kube import SERVICEACCOUNT_DIR_ENV
 from canaryctl.testing.api7cloud import Emulator
 from canaryctl.testing.errorpage import ErrorPage
 from canaryctl.testing.localkube import LocalKube, free_port, wait_until
@@ -44,11 +45,12 @@ class DemoEnvironment:
 
     def __init__(self, versions: Sequence[str] = ("v1", "v2"), namespace: str = NAMESPACE,
                  kube: LocalKube | None = None, progress: Callable[[str], None] = print,
-                 controller_args: Sequence[str] = ()):
+                 controller_args: Sequence[str] = (), serviceaccount_dir: Path | None = None):
         self.versions = list(versions)
         self.namespace = namespace
         self.progress = progress
         self.controller_args = list(controller_args)
+        self.serviceaccount_dir = serviceaccount_dir
         self.token = secrets.token_hex(16)
         self.kube = kube
         self._own_kube = kube is None
@@ -80,8 +82,9 @@ class DemoEnvironment:
         self.emulator = self._stack.enter_context(Emulator(token=self.token))
         for version in self.versions:
             self.add_backend(version)
-        self.kubectl("create", "namespace", self.namespace)
-        self._stack.callback(self.kubectl, "delete", "namespace", self.namespace, "--wait=false", check=False)
+        if self.kubectl("get", "namespace", self.namespace, check=False).returncode != 0:
+            self.kubectl("create", "namespace", self.namespace)
+            self._stack.callback(self.kubectl, "delete", "namespace", self.namespace, "--wait=false", check=False)
         self.start_controller()
 
     def add_backend(self, version: str, fail_rate: float = 0.0) -> ErrorPage:
@@ -100,14 +103,24 @@ class DemoEnvironment:
     def start_controller(self) -> None:
         """Run `canaryctl run` against this environment and wait until it is ready."""
         self.metrics_port, self.health_port = free_port(), free_port()
-        command = [sys.executable, "-m", "canaryctl", "run", f"--kubeconfig={self.kube.kubeconfig}",
+        access_args, access_env = self._kube_access()
+        command = [sys.executable, "-m", "canaryctl", "run", *access_args,
                    f"--api7-addr={self.emulator.url}", f"--metrics-addr=127.0.0.1:{self.metrics_port}",
-                   f"--health-addr=127.0.0.1:{self.health_port}", "--log-format=json", *self.controller_args]
-        env = {**os.environ, "API7_CLOUD_TOKEN": self.token}
+                   f"--health-addr=127.0.0.1:{self.health_port}", f"--namespace={self.namespace}",
+                   "--log-format=json", *self.controller_args]
+        env = {**os.environ, **access_env, "API7_CLOUD_TOKEN": self.token}
         with open(self.controller_log, "ab") as log:
             self.controller = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,
                                                stdin=subprocess.DEVNULL)
         wait_until(self._controller_ready, 60, "the controller to become ready")
+
+    def _kube_access(self) -> tuple[list[str], dict[str, str]]:
+        """How the controller reaches the API server: the admin kubeconfig, or, given
+        `serviceaccount_dir` (token, ca.crt, namespace), the in-cluster config a pod would use."""
+        if self.serviceaccount_dir is None:
+            return [f"--kubeconfig={self.kube.kubeconfig}"], {}
+        return [], {SERVICEACCOUNT_DIR_ENV: str(self.serviceaccount_dir), "KUBERNETES_SERVICE_HOST": "127.0.0.1",
+                    "KUBERNETES_SERVICE_PORT": str(self.kube.apiserver_port)}
 
     def _controller_ready(self) -> bool:
         if self.controller.poll() is not None:

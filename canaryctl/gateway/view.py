@@ -19,6 +19,7 @@ class GatewayView:
         self._lock = threading.Lock()
         self._writes = 0  # counts put/remove calls, to tell full reads apart from newer writes
         self._written_at: dict[str, int] = {}
+        self._stale: set[str] = set()  # names whose last write failed: re-read before planning
         self._loaded = threading.Event()
 
     def get(self, name: str) -> AppState | None:
@@ -35,7 +36,17 @@ class GatewayView:
             self._apps.pop(name, None)
             self._mark_written(name)
 
+    def invalidate(self, name: str) -> None:
+        """A write failed: what the gateway holds under `name` is unknown until read again."""
+        with self._lock:
+            self._stale.add(name)
+
+    def is_stale(self, name: str) -> bool:
+        with self._lock:
+            return name in self._stale
+
     def _mark_written(self, name: str) -> None:
+        self._stale.discard(name)
         self._writes += 1
         self._written_at[name] = self._writes
 
@@ -57,6 +68,7 @@ class GatewayView:
             fresh = {name for name, at in self._written_at.items() if at > mark}
             names = (set(apps) | set(self._apps)) - fresh
             changed = sorted(name for name in names if self._apps.get(name) != apps.get(name))
+            self._stale -= names
             for name in names:
                 if name in apps:
                     self._apps[name] = apps[name]

@@ -13,6 +13,7 @@ from typing import Iterator
 import pytest
 
 from canaryctl.testing.localkube import LocalKube, LocalKubeUnavailable
+from canaryctl.testing.prometheus import PrometheusServer, PrometheusUnavailable
 
 REQUIRE_ENV = "CANARYCTL_REQUIRE_LOCALKUBE"
 
@@ -40,9 +41,14 @@ def localkube() -> Iterator[LocalKube]:
 
 @pytest.fixture
 def namespace(localkube: LocalKube) -> Iterator[str]:
-    """A fresh namespace per test, deleted afterwards (without waiting)."""
+    """A fresh namespace per test, deleted afterwards (without waiting).
+
+    No kube-controller-manager runs, so nothing empties a deleted namespace: its Services are
+    deleted explicitly, or controllers watching all namespaces would still see them.
+    """
     name = localkube.create_namespace()
     yield name
+    localkube.kubectl("delete", "services,deployments", "--all", "-n", name, "--wait=false", check=False)
     localkube.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
@@ -51,3 +57,27 @@ def kube_api(localkube: LocalKube):
     """An admin kubernetes.client.ApiClient for the session's control plane."""
     with localkube.api_client() as api:
         yield api
+
+
+PROMETHEUS_REQUIRE_ENV = "CANARYCTL_REQUIRE_PROMETHEUS"
+
+
+@pytest.fixture(scope="session")
+def prometheus_server_factory():
+    """`factory(targets, **options)` -> a started `PrometheusServer`, closed at the end of the session
+    (or earlier by the caller). Skips without a `prometheus` binary unless CANARYCTL_REQUIRE_PROMETHEUS=1."""
+    servers: list[PrometheusServer] = []
+
+    def start(targets: list[str], **options) -> PrometheusServer:
+        server = PrometheusServer(targets, **options)
+        servers.append(server)
+        try:
+            return server.start()
+        except PrometheusUnavailable as error:
+            if os.environ.get(PROMETHEUS_REQUIRE_ENV) == "1":
+                pytest.fail(f"Prometheus required ({PROMETHEUS_REQUIRE_ENV}=1) but unavailable: {error}",
+                            pytrace=False)
+            pytest.skip(f"Prometheus unavailable: {error}")
+    yield start
+    for server in servers:
+        server.close()

@@ -137,14 +137,25 @@ class OpenApiHandler(QuietHandler):
         return self.server.context
 
     def _handle(self) -> None:
-        url = urlsplit(self.path)
+        url = self._url = urlsplit(self.path)
         body = self.read_body()
         if url.path.startswith(admin.PREFIX):
             status, payload = admin.handle(self.context.admin, self.command, url.path, body)
             self.send_bytes(status, json.dumps(payload).encode(), _JSON)
             return
-        status = self._answer(url.path, url.query, body)
-        self.context.request_log.record(RequestRecord(self.command, url.path, status, time.time(), url.query))
+        if self._answer(url.path, url.query, body) == 0:
+            self._record(0)
+
+    def send_bytes(self, status: int, body: bytes, content_type: str,
+                   headers: dict[str, str] | None = None) -> None:
+        """Log the call before answering, so a client that saw the answer also sees it in the log."""
+        if not self._url.path.startswith(admin.PREFIX):
+            self._record(status)
+        super().send_bytes(status, body, content_type, headers)
+
+    def _record(self, status: int) -> None:
+        self.context.request_log.record(
+            RequestRecord(self.command, self._url.path, status, time.time(), self._url.query))
 
     def _answer(self, path: str, query: str, body: bytes) -> int:
         """Serve one Open API request (faults first); returns the status sent (0 = dropped)."""

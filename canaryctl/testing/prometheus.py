@@ -1,0 +1,133 @@
+"""A real Prometheus server on loopback, scraping given targets, for tests and `canaryctl demo --auto`.
+
+Release analysis is tested against the real thing — PromQL evaluation, scrape timing,
+`increase()` extrapolation, outages — so this runs the `prometheus` binary (Debian package
+`prometheus`) with a generated configuration and a throw-away TSDB. `stop()` and `start()`
+again keep the port and the data, so a test can simulate an outage and a recovery. The
+process dies with the thread that started it (PR_SET_PDEATHSIG), even if that is killed.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+
+import requests
+
+from canaryctl.testing.localkube.cluster import _die_with_parent, _terminate, free_port, wait_until
+
+BINARY = "prometheus"
+DIR_PREFIX = "canaryctl-prometheus-"
+JOB = "apisix"
+
+
+class PrometheusUnavailable(RuntimeError):
+    """The `prometheus` binary is missing or would not start."""
+
+
+class PrometheusServer:
+    """One Prometheus scraping `targets` (`host:port`) every `scrape_interval`; a context manager."""
+
+    def __init__(self, targets: list[str], scrape_interval: str = "1s",
+                 metrics_path: str = "/apisix/prometheus/metrics", ready_timeout: float = 30.0):
+        self.targets = list(targets)
+        self.scrape_interval = scrape_interval
+        self.metrics_path = metrics_path
+        self.ready_timeout = ready_timeout
+        self.port = 0
+        self.dir: Path | None = None
+        self._process: subprocess.Popen | None = None
+        self._started_at = 0.0
+
+    def __repr__(self) -> str:
+        return f"PrometheusServer(url={self.url!r}, targets={self.targets!r})"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def __enter__(self) -> "PrometheusServer":
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def start(self) -> "PrometheusServer":
+        """Start (or restart, on the same port and data) and wait until `/-/ready` answers 200."""
+        if self.running:
+            return self
+        binary = shutil.which(BINARY)
+        if binary is None:
+            raise PrometheusUnavailable(f"`{BINARY}` is not on PATH (Debian/Ubuntu: apt-get install prometheus)")
+        if self.dir is None:
+            self.dir = Path(tempfile.mkdtemp(prefix=DIR_PREFIX))
+            self.port = free_port()
+            (self.dir / "prometheus.yml").write_text(json.dumps(self._config(), indent=2))
+        self._started_at = time.time()
+        log = open(self.dir / "prometheus.log", "ab")
+        try:
+            self._process = subprocess.Popen(
+                [binary, f"--config.file={self.dir / 'prometheus.yml'}", f"--storage.tsdb.path={self.dir / 'data'}",
+                 f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+        finally:
+            log.close()
+        try:
+            wait_until(self._ready, self.ready_timeout, "Prometheus to become ready")
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop the process; the port, configuration and data stay for `start()`."""
+        _terminate(self._process)
+        self._process = None
+
+    def close(self) -> None:
+        """Stop and delete the temp directory."""
+        self.stop()
+        if self.dir is not None:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            self.dir = None
+
+    def wait_scraped(self, timeout: float = 30.0) -> None:
+        """Wait until every target has been scraped successfully since the last `start()`.
+
+        Prometheus 2.x hands new targets to its scrapers on a 5 s tick, so the first scrape
+        after a start comes up to ~5 s later, whatever the scrape interval.
+        """
+        wait_until(lambda: self._targets_scraped_since(self._started_at) >= len(self.targets), timeout,
+                   f"Prometheus to scrape {', '.join(self.targets)}")
+
+    def _config(self) -> dict:
+        """prometheus.yml (JSON is YAML): one job scraping every target."""
+        return {"global": {"scrape_interval": self.scrape_interval, "scrape_timeout": self.scrape_interval,
+                           "evaluation_interval": self.scrape_interval},
+                "scrape_configs": [{"job_name": JOB, "metrics_path": self.metrics_path,
+                                    "static_configs": [{"targets": self.targets}]}]}
+
+    def _ready(self) -> bool:
+        if self._process.poll() is not None:
+            tail = (self.dir / "prometheus.log").read_text(errors="replace")[-3000:]
+            raise PrometheusUnavailable(f"prometheus exited with {self._process.returncode}:\n{tail}")
+        try:
+            return requests.get(f"{self.url}/-/ready", timeout=2).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def _targets_scraped_since(self, moment: float) -> int:
+        # timestamp() of a plain selector is the sample's time (of an expression, the evaluation time)
+        query = f'count(timestamp(up{{job="{JOB}"}}) > {moment:.3f} and up{{job="{JOB}"}} == 1)'
+        answer = requests.get(f"{self.url}/api/v1/query", params={"query": query}, timeout=5).json()
+        result = answer["data"]["result"]
+        return int(float(result[0]["value"][1])) if result else 0
