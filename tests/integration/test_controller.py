@@ -162,9 +162,8 @@ def test_structural_bad_input_warns_and_changes_nothing(env, case):
     setup, (name, annotations, ports, type_), mentioned = STRUCTURAL[case]
     for valid_name, valid_annotations in setup:
         service(env, valid_name, valid_annotations)
-    if setup:
-        app = setup[0][1][APP]
-        wait_until(lambda: env.emulator.app_by_name(app) is not None, 15, "the valid setup")
+    for valid_name, _ in setup:  # converged: every member's status reports an applied weight
+        wait_until(lambda: (status(env, valid_name) or {}).get("appliedWeight") is not None, 15, "the setup")
     apps_before = env.emulator.apps()
     env.emulator.clear_request_log()
     service(env, name, annotations, ports=ports, type_=type_)
