@@ -62,20 +62,22 @@ def run(args: argparse.Namespace) -> int:
     log.info("using API7 Cloud cluster", extra={"org": cluster.org_name, "cluster": cluster.cluster_name,
                                                 "cluster_id": cluster.cluster_id})
     controller = Controller(load_api_client(args.kubeconfig), Api7Gateway(client, cluster.cluster_id), _settings(args))
-    starter = threading.Thread(target=_start, args=(controller, stop), name="start", daemon=True)
-    starter.start()
+    failed = threading.Event()
+    threading.Thread(target=_start, args=(controller, stop, failed), name="start", daemon=True).start()
     stop.wait()
-    log.info("signal received: shutting down")
+    log.info("shutting down" if not failed.is_set() else "giving up")
     controller.stop()
     client.close()
-    return 0
+    return 1 if failed.is_set() else 0
 
 
-def _start(controller: Controller, stop: threading.Event) -> None:
+def _start(controller: Controller, stop: threading.Event, failed: threading.Event) -> None:
+    """Start in the background so a signal during start-up still stops the process promptly."""
     try:
         controller.start()
     except Exception:  # noqa: BLE001 - cannot run without synced caches
         log.exception("controller failed to start")
+        failed.set()
         stop.set()
 
 

@@ -215,3 +215,47 @@ def _adds(text: str) -> float:
         if line.startswith("workqueue_adds_total{"):
             return float(line.rsplit(" ", 1)[1])
     return 0.0
+
+
+def _sample(text: str, series: str) -> float | None:
+    for line in text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def test_metrics_use_controller_runtime_names_and_start_at_zero(env):
+    text = env.metrics_text()
+    labels = '{controller="service",name="service"}'
+    for series in ['controller_runtime_reconcile_total{controller="service",result="error"}',
+                   'controller_runtime_reconcile_errors_total{controller="service"}',
+                   'controller_runtime_reconcile_time_seconds_count{controller="service"}',
+                   f"workqueue_depth{labels}", f"workqueue_adds_total{labels}", f"workqueue_retries_total{labels}",
+                   f"workqueue_queue_duration_seconds_count{labels}", f"workqueue_work_duration_seconds_count{labels}",
+                   f"workqueue_unfinished_work_seconds{labels}", f"workqueue_longest_running_processor_seconds{labels}",
+                   'canaryctl_releases_total{result="rolled_back"}', 'canaryctl_watch_restarts_total{reason="expired"}']:
+        assert _sample(text, series) is not None, series
+    assert _sample(text, 'controller_runtime_reconcile_total{controller="service",result="error"}') == 0
+    service(env, "error-page-v1", {APP: "error-page"})
+    env.wait_for_split((version(env, "error-page-v1"), None, 0))
+    wait_until(lambda: (_sample(env.metrics_text(),
+                                'controller_runtime_reconcile_total{controller="service",result="success"}') or 0) >= 1,
+               10, "a successful reconcile to be counted")
+    after = env.metrics_text()
+    assert (_sample(after, 'canaryctl_gateway_writes_total{backend="api7"}') or 0) >= 2  # app + API
+    import requests
+    assert requests.get(f"http://127.0.0.1:{env.health_port}/healthz", timeout=5).status_code == 200
+    assert requests.get(f"http://127.0.0.1:{env.health_port}/readyz", timeout=5).status_code == 200
+
+
+def test_dry_run_plans_but_writes_nothing(localkube, namespace):
+    with DemoEnvironment(versions=("v1",), kube=localkube, namespace=namespace, progress=lambda _: None,
+                         controller_args=["--dry-run"]) as dry:
+        service(dry, "error-page-v1", {APP: "error-page"})
+        wait_until(lambda: (_sample(dry.metrics_text(),
+                                    'controller_runtime_reconcile_total{controller="service",result="success"}')
+                            or 0) >= 1, 15, "the reconcile to run")
+        assert writes(dry) == []
+        assert dry.emulator.apps() == []
+        assert status(dry, "error-page-v1") is None
+        assert "dry-run plan" in dry.controller_log.read_text()

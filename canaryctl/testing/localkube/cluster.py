@@ -162,7 +162,7 @@ class LocalKube:
             f"--service-account-issuer={SERVICE_ACCOUNT_ISSUER}",
             f"--service-account-key-file={pki / 'sa.pub'}",
             f"--service-account-signing-key-file={pki / 'sa.key'}",
-            "--service-cluster-ip-range=10.0.0.0/24", "--etcd-compaction-interval=0",
+            "--service-cluster-ip-range=10.0.0.0/16", "--etcd-compaction-interval=0",
             "--endpoint-reconciler-type=none", "--profiling=false", "--v=0"])
         self._wait_ready(self._apiserver, "kube-apiserver", self._apiserver_ready, timeout=90)
 

@@ -1,0 +1,84 @@
+"""Scale benchmark: 10,000 Services, 1,000 of them published, one controller.
+
+Creates the Services in a real kube-apiserver (localkube), then starts `canaryctl run`
+against the API7 emulator and measures: time to ready (Service list + gateway read),
+time until every app is published, the controller's peak RSS, and gateway writes during a
+restart and a full resync when nothing changed (the bar is zero).
+
+    python tests/bench/bench_scale.py [--services 10000 --published 1000]
+"""
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import sys
+import time
+from pathlib import Path
+
+from kubernetes import client
+
+from canaryctl.demo.environment import DemoEnvironment
+from canaryctl.testing.localkube import LocalKube, wait_until
+
+APP = "api7.cloud/published-service"
+NS = "scale"
+
+
+def create_services(kube: LocalKube, total: int, published: int) -> None:
+    def create(index: int) -> None:
+        annotations = {APP: f"app-{index:05d}"} if index < published else {}
+        body = {"metadata": {"name": f"svc-{index:05d}", "annotations": annotations},
+                "spec": {"ports": [{"name": "http", "port": 80}]}}
+        core.create_namespaced_service(NS, body)
+    with kube.api_client() as api:
+        core = client.CoreV1Api(api)
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            list(pool.map(create, range(total)))
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):  # peak resident set size
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def full_reads(env: DemoEnvironment) -> int:
+    """How many times the controller listed the cluster's apps from the first page."""
+    return sum(1 for r in env.emulator.request_log()
+               if r.method == "GET" and r.path.endswith("/apps") and "page=1&" in r.query + "&")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--services", type=int, default=10_000)
+    parser.add_argument("--published", type=int, default=1_000)
+    args = parser.parse_args()
+    with LocalKube(progress=lambda m: print(m, file=sys.stderr)) as kube:
+        kube.create_namespace(NS)
+        started = time.monotonic()
+        create_services(kube, args.services, args.published)
+        print(f"created {args.services} Services in {time.monotonic() - started:.1f} s")
+        env = DemoEnvironment(versions=(), namespace=NS, kube=kube, progress=lambda _: None,
+                              controller_args=["--resync-period=20", "--workers=4"])
+        started = time.monotonic()
+        with env:
+            ready = time.monotonic() - started
+            wait_until(lambda: len(env.emulator.apps()) == args.published, 600, "every app to be published", 0.5)
+            published = time.monotonic() - started
+            wait_until(lambda: all(env.emulator.apis(a["id"]) for a in env.emulator.apps()), 120, "every API")
+            print(f"controller ready (caches synced) in {ready:.1f} s; {args.published} apps published "
+                  f"{published:.1f} s after start")
+            print(f"controller peak RSS after initial sync: {rss_mb(env.controller.pid):.0f} MB")
+            env.emulator.clear_request_log()
+            env.stop_controller()
+            env.start_controller()
+            wait_until(lambda: full_reads(env) >= 2, 60, "the start-up read and one resync read", 0.5)
+            writes = [r for r in env.emulator.request_log() if r.method != "GET"]
+            print(f"restart + resync with nothing changed: {len(writes)} gateway writes, "
+                  f"{len(env.emulator.request_log())} reads; peak RSS {rss_mb(env.controller.pid):.0f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
