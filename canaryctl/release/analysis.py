@@ -1,0 +1,158 @@
+"""Judge a canary from Prometheus: one check, classified pass / fail / no-data / error.
+
+The classification is the point: a metrics outage or a bad query is *error*, too little
+traffic is *no-data*, and only a canary measured over its thresholds is *fail* — so that
+neither an outage nor a quiet hour is ever counted as a failed release.
+
+Queries are templates with the variables {namespace}, {app}, {service}, {target} (the
+upstream target `host:port`, APISIX's `node` label) and {window} (`37s`: whole seconds since
+the step started). The defaults read the APISIX prometheus plugin's metrics.
+
+About the numbers: `increase()` extrapolates to the window's edges and needs at least two
+samples in the window, so request counts are estimates (19.6 for 20 requests) and a window
+shorter than two scrape intervals sees nothing (no-data). The minimum request count is
+compared with the estimate rounded to the nearest integer. Windows are not widened to a
+minimum length: that would mix in traffic from before the last weight change; the step
+interval should be at least twice the scrape interval.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from canaryctl import metrics
+from canaryctl.release.config import ReleaseConfig
+from canaryctl.release.prometheus import AnalysisError, PrometheusClient
+from canaryctl.release.state import CheckResult, MetricCheck
+
+VARIABLES = ("namespace", "app", "service", "target", "window")
+DEFAULT_REQUESTS = 'sum(increase(apisix_http_status{node="{target}"}[{window}]))'
+DEFAULT_ERRORS = 'sum(increase(apisix_http_status{node="{target}",code=~"5.."}[{window}]))'
+DEFAULT_LATENCY_P99 = ('histogram_quantile(0.99, sum by (le) '
+                       '(rate(apisix_http_latency_bucket{type="request",node="{target}"}[{window}])))')
+_PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
+
+
+@dataclass(frozen=True)
+class Target:
+    """One side of the comparison: a member Service and its upstream target."""
+
+    namespace: str
+    app: str
+    service: str
+    target: str  # "host:port" as configured on the gateway upstream
+
+
+@dataclass(frozen=True)
+class QueryTemplates:
+    """PromQL for the canary's request count, 5xx count (both over the window) and p99 latency in ms."""
+
+    requests: str = DEFAULT_REQUESTS
+    errors: str = DEFAULT_ERRORS
+    latency_p99: str = DEFAULT_LATENCY_P99
+
+    def __post_init__(self) -> None:
+        for name in ("requests", "errors", "latency_p99"):
+            unknown = sorted(set(_PLACEHOLDER.findall(getattr(self, name))) - set(VARIABLES))
+            if unknown:
+                raise ValueError(f"{name} query template: unknown variable(s) {', '.join(unknown)}; "
+                                 f"known are {', '.join(VARIABLES)}")
+
+    def render(self, template: str, target: Target, window: str) -> str:
+        values = {"namespace": target.namespace, "app": target.app, "service": target.service,
+                  "target": target.target, "window": window}
+        return _PLACEHOLDER.sub(lambda found: values.get(found.group(1), found.group(0)), template)
+
+
+@dataclass(frozen=True)
+class _Measured:
+    requests: float
+    error_rate: float  # percent
+    latency_p99_ms: float | None
+
+
+class Analyzer:
+    """Runs one check: queries Prometheus for the canary (and the stable) and classifies the result."""
+
+    def __init__(self, client: PrometheusClient, templates: QueryTemplates = QueryTemplates()):
+        self.client = client
+        self.templates = templates
+
+    def check(self, config: ReleaseConfig, canary: Target, stable: Target | None, window_s: float,
+              now: datetime) -> CheckResult:
+        """Classify the canary over the `window_s` seconds before `now`; counts the result in metrics."""
+        window = max(1, int(window_s))
+        try:
+            result = self._classify(config, canary, stable, window, now)
+        except AnalysisError as error:
+            result = CheckResult("error", f"metrics query failed: {error}", window_s=window)
+        metrics.analysis_checks_total.labels(result.result).inc()
+        return result
+
+    def _classify(self, config: ReleaseConfig, canary: Target, stable: Target | None, window: int,
+                  now: datetime) -> CheckResult:
+        over = f"over {window} s"
+        requests = self._query(self.templates.requests, canary, window, now) or 0.0
+        if _whole(requests) < config.min_requests:
+            return CheckResult("no_data", f"{_whole(requests)} requests to the canary {over}, fewer than the "
+                               f"minimum {config.min_requests}", requests, window)
+        measured = self._measure(config, canary, window, now, requests)
+        if config.max_latency_p99_ms is not None and measured.latency_p99_ms is None:
+            return CheckResult("no_data", f"no latency data for the canary {over} ({_whole(requests)} requests)",
+                               requests, window)
+        baseline = self._measure(config, stable, window, now) if config.compare == "stable" and stable else None
+        judged = tuple(_judge(config, measured, baseline))
+        failed = [m for m in judged if not m.passed]
+        shown = ", ".join(_describe(m) for m in (failed or judged))
+        return CheckResult("fail" if failed else "pass", f"{shown} {over} ({_whole(requests)} requests)",
+                           requests, window, judged)
+
+    def _measure(self, config: ReleaseConfig, target: Target, window: int, now: datetime,
+                 requests: float | None = None) -> _Measured | None:
+        """Error rate and p99 of one side; None when it served fewer than the minimum requests."""
+        if requests is None:
+            requests = self._query(self.templates.requests, target, window, now) or 0.0
+        if _whole(requests) < config.min_requests:
+            return None
+        errors = self._query(self.templates.errors, target, window, now) or 0.0
+        p99 = None
+        if config.max_latency_p99_ms is not None:
+            p99 = self._query(self.templates.latency_p99, target, window, now)
+        return _Measured(requests, min(100.0, 100.0 * errors / requests), p99)
+
+    def _query(self, template: str, target: Target, window: int, now: datetime) -> float | None:
+        return self.client.query(self.templates.render(template, target, f"{window}s"), now)
+
+
+def _whole(requests: float) -> int:
+    """A request estimate rounded half up (Python's round() would make 18.5 -> 18 but 19.5 -> 20)."""
+    return math.floor(requests + 0.5)
+
+
+def _judge(config: ReleaseConfig, canary: _Measured, stable: _Measured | None) -> list[MetricCheck]:
+    """Each metric against its threshold: absolute, or derived from the stable when it has data."""
+    rate_limit, rate_base = config.max_error_rate, None
+    if stable is not None:
+        rate_base = stable.error_rate
+        rate_limit = rate_base + config.error_rate_margin
+    checks = [MetricCheck("error_rate", canary.error_rate, rate_limit, canary.error_rate <= rate_limit, rate_base)]
+    if config.max_latency_p99_ms is not None:
+        latency_limit, latency_base = config.max_latency_p99_ms, None
+        if stable is not None and stable.latency_p99_ms is not None:
+            latency_base = stable.latency_p99_ms
+            latency_limit = latency_base * config.latency_ratio
+        checks.append(MetricCheck("latency_p99", canary.latency_p99_ms, latency_limit,
+                                  canary.latency_p99_ms <= latency_limit, latency_base))
+    return checks
+
+
+def _describe(check: MetricCheck) -> str:
+    """"error rate 30.0 % > 1.0 %", with the stable's value when the threshold was derived from it."""
+    sign = "<=" if check.passed else ">"
+    if check.name == "error_rate":
+        base = f" (stable {check.stable:.1f} %)" if check.stable is not None else ""
+        return f"error rate {check.value:.1f} % {sign} {check.threshold:.1f} %{base}"
+    base = f" (stable {check.stable:.0f} ms)" if check.stable is not None else ""
+    return f"p99 latency {check.value:.0f} ms {sign} {check.threshold:.0f} ms{base}"
