@@ -1,18 +1,28 @@
 """The `canaryctl` command line: one argparse tree, each subcommand in its own module.
 
 Every command module exposes `configure(parser)` to add its flags and `run(args) -> int`.
-Modules are imported only when the tree is built, so this file stays a plain table.
+Modules are imported only when the tree is built, so this file stays a plain table. An
+entry `module:Name` names an object in the module that plays that role (with its own
+docstring), so one module can serve several closely related subcommands.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import sys
 
-# subcommand -> module implementing configure()/run()
+# subcommand -> module (or module:Name) implementing configure()/run()
 COMMANDS: dict[str, str] = {
     "run": "canaryctl.commands.run",
     "demo": "canaryctl.commands.demo",
+    "status": "canaryctl.commands.status",
+    "promote": "canaryctl.commands.control:Promote",
+    "abort": "canaryctl.commands.control:Abort",
+    "pause": "canaryctl.commands.control:Pause",
+    "resume": "canaryctl.commands.control:Resume",
+    "retry": "canaryctl.commands.control:Retry",
+    "weight": "canaryctl.commands.control:Weight",
 }
 
 # `canaryctl dev <name>`: local stand-ins used by tests and the demo
@@ -24,13 +34,15 @@ DEV_COMMANDS: dict[str, str] = {
 
 
 def _add_commands(subparsers, table: dict[str, str]) -> None:
-    for name, module_name in table.items():
+    for name, target in table.items():
+        module_name, _, attribute = target.partition(":")
         module = importlib.import_module(module_name)
-        doc = (module.__doc__ or "").strip().splitlines()
-        parser = subparsers.add_parser(name, help=doc[0] if doc else None,
-                                       description=(module.__doc__ or "").strip())
-        module.configure(parser)
-        parser.set_defaults(_run=module.run)
+        command = getattr(module, attribute) if attribute else module
+        doc = inspect.cleandoc(command.__doc__ or "")
+        parser = subparsers.add_parser(name, help=doc.splitlines()[0] if doc else None, description=doc,
+                                       formatter_class=argparse.RawDescriptionHelpFormatter)
+        command.configure(parser)
+        parser.set_defaults(_run=command.run)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -24,6 +24,8 @@ from canaryctl.informer import ServiceInformer
 from canaryctl.kube import patch_service_annotations
 from canaryctl.objects import ServiceView
 from canaryctl.reconciler import APP_INDEX, INDEXERS, Reconciler, apps_of
+from canaryctl.release.analysis import Analyzer
+from canaryctl.release.runner import ReleaseRunner
 from canaryctl.server import health_endpoint, metrics_endpoint
 from canaryctl.workqueue import new_controller_queue
 
@@ -41,6 +43,7 @@ class Settings:
     health_addr: str = ":8081"
     dry_run: bool = False
     sync_timeout: float = 120.0
+    analyzer: Analyzer | None = None  # release analysis; None without --prometheus-url
 
 
 class Controller:
@@ -56,7 +59,8 @@ class Controller:
         self.reconciler = Reconciler(
             self.store, self.view, gateway, self.recorder,
             lambda namespace, name, changes: patch_service_annotations(api_client, namespace, name, changes),
-            cluster_domain=settings.cluster_domain, dry_run=settings.dry_run)
+            cluster_domain=settings.cluster_domain, dry_run=settings.dry_run,
+            releases=ReleaseRunner(settings.analyzer))
         self.informer = ServiceInformer(api_client, self.store, self.enqueue_service_change,
                                         namespaces=settings.namespaces)
         self._stopping = threading.Event()

@@ -14,17 +14,18 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Callable, Iterable, Mapping, Protocol, Sequence
 
 from canaryctl import metrics
-from canaryctl.annotations import STATUS, app_of
+from canaryctl.annotations import STATUS, app_of, relevant_fingerprint
 from canaryctl.gateway.base import Gateway, GatewayError
 from canaryctl.gateway.model import AppState
 from canaryctl.gateway.view import GatewayView
 from canaryctl.objects import ServiceView
-from canaryctl.planner import AppPlan, plan_app
+from canaryctl.planner import AppPlan, Warning, plan_app  # noqa: A004 - the Event type
+from canaryctl.release.runner import ReleaseRunner, ReleaseStep
 from canaryctl.status import applied_share, changed, render
 
 log = logging.getLogger(__name__)
@@ -73,27 +74,65 @@ class Reconciler:
 
     def __init__(self, store: ServiceIndex, view: GatewayView, gateway: Gateway, recorder: Recorder,
                  patch_annotations: PatchAnnotations, cluster_domain: str = "cluster.local",
-                 dry_run: bool = False, now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
+                 dry_run: bool = False, now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+                 releases: ReleaseRunner = ReleaseRunner(None)):
         self.store, self.view, self.gateway, self.recorder = store, view, gateway, recorder
+        self.releases = releases
         self.patch_annotations = patch_annotations
         self.cluster_domain, self.dry_run, self.now = cluster_domain, dry_run, now
-        self._warned: dict[str, tuple[str, frozenset]] = {}  # service key -> (resourceVersion, warnings)
+        self._warned: dict[str, tuple[tuple, frozenset]] = {}  # service key -> (inputs, warnings) last warned
 
     def reconcile(self, app: str) -> Result:
         """Make the gateway hold what application `app`'s member Services ask for."""
         members = {view.key: view for view in self.store.by_index(APP_INDEX, app)}
         observed = self._observed(app)
+        now = self.now()
         plan = plan_app(app, list(members.values()), observed, self.cluster_domain)
+        plan, release = self._automate(plan, members, observed, now)
         self._warn(plan, members)
         if self.dry_run:
             log.info("dry-run plan", extra={"app": app, "action": plan.action, "spec": str(plan.spec)})
             return Result()
         state = self._execute(plan, observed, members)
+        if release is not None:
+            state = self._read_back(plan, state, members[release.canary_key])
         self._announce(plan, members, app)
-        self._write_statuses(plan, members, state)
+        if release is not None:
+            for event in release.decision.events:
+                record = self.recorder.warning if event.type == "Warning" else self.recorder.normal
+                record(members[release.canary_key], event.reason, event.message)
+        self._write_statuses(plan, members, state, release)
         self._forget_former_members(app, members)
-        self._export_weights(plan, members, state)
-        return Result()
+        self._export_weights(plan, state)
+        return Result(requeue_after=release.requeue_after if release else None)
+
+    def _automate(self, plan: AppPlan, members: Mapping[str, ServiceView], observed: AppState | None,
+                  now: datetime) -> tuple[AppPlan, ReleaseStep | None]:
+        """Let the canary's release automation (if it asks for one) choose the canary weight."""
+        canary_key = next((key for key, doc in plan.statuses.items() if doc.role == "canary"), None)
+        if plan.spec is None or plan.spec.canary is None or canary_key is None:
+            return plan, None
+        step = self.releases.step(plan.app, members[canary_key], plan.spec, now)
+        if step is None:
+            return plan, None
+        if isinstance(step, list):  # invalid automation settings: nothing changes
+            warnings = [Warning(canary_key, "InvalidAnnotation", problem.message) for problem in step]
+            return replace(plan, action="hold", spec=None, notices=[], warnings=plan.warnings + warnings), None
+        return plan_app(plan.app, list(members.values()), observed, self.cluster_domain, step.weight), step
+
+    def _read_back(self, plan: AppPlan, state: AppState | None, canary: ServiceView) -> AppState | None:
+        """After an automated weight write, ask the gateway what it applied (product.md §2)."""
+        if plan.action != "apply" or plan.spec is None:
+            return state
+        applied = self.gateway.read_app(plan.app)
+        if applied is not None:
+            self.view.put(applied)
+        applied_weight = applied.weight if applied and applied.canary else None
+        if applied_weight != plan.spec.weight:
+            metrics.weight_mismatches_total.inc()
+            self.recorder.warning(canary, "WeightMismatch", f"the gateway applied {applied_weight} % to the canary "
+                                  f"of {plan.app}, canaryctl asked for {plan.spec.weight} %")
+        return applied
 
     def _observed(self, app: str) -> AppState | None:
         """The gateway's state of `app`: the cached view, re-read only after a failed write."""
@@ -135,9 +174,10 @@ class Reconciler:
             if not warnings:
                 self._warned.pop(key, None)
                 continue
-            if self._warned.get(key) == (view.resource_version, warnings):
+            inputs = relevant_fingerprint(view)
+            if self._warned.get(key) == (inputs, warnings):
                 continue
-            self._warned[key] = (view.resource_version, warnings)
+            self._warned[key] = (inputs, warnings)
             for reason, message in sorted(warnings):
                 log.warning("%s: %s", key, message, extra={"app": plan.app, "reason": reason})
                 self.recorder.warning(view, reason, message)
@@ -151,13 +191,20 @@ class Reconciler:
             for view in targets:
                 self.recorder.normal(view, notice.reason, notice.message)
 
-    def _write_statuses(self, plan: AppPlan, members: Mapping[str, ServiceView], state: AppState | None) -> None:
-        """Write each member's status annotation, only when its content (not its time) changed."""
+    def _write_statuses(self, plan: AppPlan, members: Mapping[str, ServiceView], state: AppState | None,
+                        release: ReleaseStep | None) -> None:
+        """Write each member's status annotation, only when its content (not its time) changed.
+
+        An automated canary's release state lives in its status: written after the gateway
+        write, so a restart never believes in a weight the gateway did not get.
+        """
         for key, doc in plan.statuses.items():
             view = members[key]
             applied = applied_share(state, key) if plan.action != "hold" else applied_share(self.view.get(plan.app), key)
-            if changed(view.annotations.get(STATUS), doc, applied):
-                self.patch_annotations(view.namespace, view.name, {STATUS: render(doc, applied, self.now())})
+            progress = release.decision.state.to_dict() if release and release.canary_key == key else \
+                _kept_release(view) if doc.role == "canary" else None
+            if changed(view.annotations.get(STATUS), doc, applied, progress):
+                self.patch_annotations(view.namespace, view.name, {STATUS: render(doc, applied, self.now(), progress)})
 
     def _former_members(self, app: str, members: Mapping[str, ServiceView]) -> list[ServiceView]:
         return [view for view in self.store.by_index(STATUS_INDEX, app)
@@ -169,13 +216,22 @@ class Reconciler:
             self._warned.pop(view.key, None)
             self.patch_annotations(view.namespace, view.name, {STATUS: None})
 
-    def _export_weights(self, plan: AppPlan, members: Mapping[str, ServiceView], state: AppState | None) -> None:
+    def _export_weights(self, plan: AppPlan, state: AppState | None) -> None:
         if plan.spec is None or state is None:
             return
         canary = plan.spec.canary or plan.spec.stable
         namespace = canary.version.split("/", 1)[0]
         metrics.canary_weight.labels(namespace, plan.app).set(plan.spec.weight if plan.spec.canary else 0)
         metrics.canary_applied_weight.labels(namespace, plan.app).set(state.weight if state.canary else 0)
+
+
+def _kept_release(view: ServiceView) -> dict | None:
+    """A canary's persisted release state, kept while its app is on hold, so nothing is lost."""
+    try:
+        release = json.loads(view.annotations.get(STATUS) or "null").get("release")
+    except (ValueError, AttributeError):
+        return None
+    return release if isinstance(release, dict) else None
 
 
 def apps_of(old: ServiceView | None, new: ServiceView | None) -> Sequence[str]:

@@ -43,16 +43,17 @@ def applied_share(state: AppState | None, version: str) -> int | None:
     return 0
 
 
-def render(doc: StatusDoc, applied_weight: int | None, now: datetime) -> str:
+def render(doc: StatusDoc, applied_weight: int | None, now: datetime, release: dict | None = None) -> str:
     """The annotation value: compact JSON; `now` must be timezone-aware and is written in UTC."""
     if now.tzinfo is None:
         raise ValueError("render() needs a timezone-aware time")
-    fields = _fields(doc, applied_weight)
+    fields = _fields(doc, applied_weight, release)
     fields["time"] = now.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     return json.dumps(fields, separators=(",", ":"), ensure_ascii=False)
 
 
-def changed(previous_json: str | None, doc: StatusDoc, applied_weight: int | None) -> bool:
+def changed(previous_json: str | None, doc: StatusDoc, applied_weight: int | None,
+            release: dict | None = None) -> bool:
     """Whether writing `doc` would tell the user anything new compared with `previous_json`."""
     if previous_json is None:
         return True
@@ -63,9 +64,13 @@ def changed(previous_json: str | None, doc: StatusDoc, applied_weight: int | Non
     if not isinstance(previous, dict):
         return True
     previous.pop("time", None)
-    return previous != _fields(doc, applied_weight)
+    return previous != _fields(doc, applied_weight, release)
 
 
-def _fields(doc: StatusDoc, applied_weight: int | None) -> dict[str, Any]:
-    return {"role": doc.role, "app": doc.app, "desiredWeight": doc.desired_weight,
-            "appliedWeight": applied_weight, "phase": doc.phase, "message": doc.message}
+def _fields(doc: StatusDoc, applied_weight: int | None, release: dict | None = None) -> dict[str, Any]:
+    """`release` is an automated canary's persisted release state (release.state.ReleaseState.to_dict)."""
+    fields = {"role": doc.role, "app": doc.app, "desiredWeight": doc.desired_weight,
+              "appliedWeight": applied_weight, "phase": doc.phase, "message": doc.message}
+    if release is not None:
+        fields["release"] = release
+    return fields

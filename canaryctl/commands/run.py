@@ -18,6 +18,9 @@ from canaryctl.controller import Controller, Settings
 from canaryctl.gateway.api7 import DEFAULT_BASE_URL, Api7Client, Api7Gateway
 from canaryctl.gateway.base import GatewayError
 from canaryctl.kube import load_api_client
+from canaryctl.release.analysis import (DEFAULT_ERRORS, DEFAULT_LATENCY_P99, DEFAULT_REQUESTS, Analyzer,
+                                        QueryTemplates)
+from canaryctl.release.prometheus import PrometheusClient
 
 log = logging.getLogger("canaryctl")
 
@@ -42,6 +45,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-format", choices=("json", "text"), default="text")
     parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
     parser.add_argument("--dry-run", action="store_true", help="log the plan, write nothing")
+    analysis = parser.add_argument_group("release analysis (canaries with api7.cloud/canary-steps)")
+    analysis.add_argument("--prometheus-url", help="Prometheus HTTP API base URL, e.g. http://prometheus:9090")
+    for name, default in (("requests", DEFAULT_REQUESTS), ("errors", DEFAULT_ERRORS),
+                          ("latency-p99", DEFAULT_LATENCY_P99)):
+        analysis.add_argument(f"--query-{name}", default=default, metavar="PROMQL",
+                              help=f"query template; variables {{namespace}} {{app}} {{service}} {{target}} "
+                                   f"{{window}} (default: %(default)s)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -84,4 +94,11 @@ def _start(controller: Controller, stop: threading.Event, failed: threading.Even
 def _settings(args: argparse.Namespace) -> Settings:
     return Settings(namespaces=args.namespaces, cluster_domain=args.cluster_domain, workers=args.workers,
                     resync_period=args.resync_period, metrics_addr=args.metrics_addr,
-                    health_addr=args.health_addr, dry_run=args.dry_run)
+                    health_addr=args.health_addr, dry_run=args.dry_run, analyzer=_analyzer(args))
+
+
+def _analyzer(args: argparse.Namespace) -> Analyzer | None:
+    if not args.prometheus_url:
+        return None
+    templates = QueryTemplates(args.query_requests, args.query_errors, args.query_latency_p99)
+    return Analyzer(PrometheusClient(args.prometheus_url), templates)

@@ -9,6 +9,7 @@ subprocess. Service DNS names do not resolve here, so the emulator's data plane 
 from __future__ import annotations
 
 import collections
+import json
 import os
 import secrets
 import shlex
@@ -23,10 +24,12 @@ from typing import Callable, Sequence
 import requests
 
 import canaryctl
+from canaryctl.annotations import STATUS
 from canaryctl.kube import SERVICEACCOUNT_DIR_ENV
 from canaryctl.testing.api7cloud import Emulator
 from canaryctl.testing.errorpage import ErrorPage
 from canaryctl.testing.localkube import LocalKube, free_port, wait_until
+from canaryctl.testing.prometheus import PrometheusServer
 
 NAMESPACE = "canary-release-demo"
 APP_HOST = "error-page"
@@ -45,12 +48,15 @@ class DemoEnvironment:
 
     def __init__(self, versions: Sequence[str] = ("v1", "v2"), namespace: str = NAMESPACE,
                  kube: LocalKube | None = None, progress: Callable[[str], None] = print,
-                 controller_args: Sequence[str] = (), serviceaccount_dir: Path | None = None):
+                 controller_args: Sequence[str] = (), with_prometheus: bool = False,
+                 serviceaccount_dir: Path | None = None):
         self.versions = list(versions)
         self.namespace = namespace
         self.progress = progress
         self.controller_args = list(controller_args)
         self.serviceaccount_dir = serviceaccount_dir
+        self.with_prometheus = with_prometheus
+        self.prometheus: PrometheusServer | None = None
         self.token = secrets.token_hex(16)
         self.kube = kube
         self._own_kube = kube is None
@@ -80,6 +86,10 @@ class DemoEnvironment:
             self.progress("starting a local kube-apiserver + etcd")
             self.kube = self._stack.enter_context(LocalKube(progress=self.progress))
         self.emulator = self._stack.enter_context(Emulator(token=self.token))
+        if self.with_prometheus:  # scrapes the data plane's APISIX metrics every second
+            self.prometheus = PrometheusServer([self.emulator.dataplane_address])
+            self._stack.callback(self.prometheus.close)
+            self.prometheus.start()
         for version in self.versions:
             self.add_backend(version)
         if self.kubectl("get", "namespace", self.namespace, check=False).returncode != 0:
@@ -107,12 +117,15 @@ class DemoEnvironment:
         command = [sys.executable, "-m", "canaryctl", "run", *access_args,
                    f"--api7-addr={self.emulator.url}", f"--metrics-addr=127.0.0.1:{self.metrics_port}",
                    f"--health-addr=127.0.0.1:{self.health_port}", f"--namespace={self.namespace}",
-                   "--log-format=json", *self.controller_args]
+                   "--log-format=json", *self._analysis_args(), *self.controller_args]
         env = {**os.environ, **access_env, "API7_CLOUD_TOKEN": self.token}
         with open(self.controller_log, "ab") as log:
             self.controller = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,
                                                stdin=subprocess.DEVNULL)
         wait_until(self._controller_ready, 60, "the controller to become ready")
+
+    def _analysis_args(self) -> list[str]:
+        return [f"--prometheus-url={self.prometheus.url}"] if self.prometheus else []
 
     def _kube_access(self) -> tuple[list[str], dict[str, str]]:
         """How the controller reaches the API server: the admin kubeconfig, or, given
@@ -167,6 +180,38 @@ class DemoEnvironment:
                "PATH": f"{self.kube.kubectl_path.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
         return subprocess.run(shlex.split(command), env=env, capture_output=True, text=True, check=True,
                               cwd=examples_dir())
+
+    def apply_service(self, name: str, annotations: dict[str, str] | None = None, ports: list[dict] | None = None,
+                      kind: str = "ClusterIP") -> None:
+        """Create or update a Service `name` (kind ClusterIP, Headless or ExternalName) in the namespace."""
+        spec: dict = {"type": "ClusterIP", "ports": ports if ports is not None else [{"name": "http", "port": 80}]}
+        if kind == "Headless":  # the only kind of ClusterIP Service allowed without ports
+            spec["clusterIP"] = "None"
+        elif kind == "ExternalName":
+            spec = {"type": kind, "externalName": "example.com"}
+        manifest = {"apiVersion": "v1", "kind": "Service",
+                    "metadata": {"name": name, "namespace": self.namespace, "annotations": annotations or {}},
+                    "spec": spec}
+        self.kube.kubectl("apply", "-f", "-", input=json.dumps(manifest))
+
+    def annotate(self, name: str, *pairs: str) -> None:
+        """`kubectl annotate --overwrite` on Service `name` (`key=value`, or `key-` to remove)."""
+        self.kubectl("annotate", "service", "-n", self.namespace, name, "--overwrite", *pairs)
+
+    def status(self, name: str) -> dict | None:
+        """The parsed `api7.cloud/canary-status` of Service `name` (None when absent)."""
+        out = self.kubectl("get", "service", name, "-n", self.namespace, "-o", "json").stdout
+        return json.loads(json.loads(out)["metadata"].get("annotations", {}).get(STATUS) or "null")
+
+    def events(self, name: str, reason: str) -> list[dict]:
+        """canaryctl's Events with `reason` on Service `name`, oldest first."""
+        out = self.kubectl("get", "events", "-n", self.namespace, "-o", "json",
+                           f"--field-selector=involvedObject.name={name},reason={reason},source=canaryctl").stdout
+        return sorted(json.loads(out)["items"], key=lambda e: e.get("lastTimestamp") or "")
+
+    def gateway_writes(self) -> list:
+        """The emulator's logged API calls that were not reads."""
+        return [record for record in self.emulator.request_log() if record.method != "GET"]
 
     def send(self, count: int = 100) -> collections.Counter:
         """Send `count` requests with `Host: error-page` through the data plane; count answers by version."""

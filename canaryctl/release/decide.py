@@ -74,8 +74,12 @@ class Decision:
 
 
 def start(config: ReleaseConfig, now: datetime, percent_seen: int | None = None) -> Decision:
-    """A new release at the first step; `percent_seen` is the percentage annotation right now."""
-    fresh = ReleaseState("Progressing", 0, 0, whole_seconds_up(now), percent_seen=percent_seen)
+    """A new release at the first step; `percent_seen` is the percentage annotation right now.
+
+    A `canary-action` already on the Service predates the release: it is history, not a request.
+    """
+    fresh = ReleaseState("Progressing", 0, 0, whole_seconds_up(now), percent_seen=percent_seen,
+                         last_action=config.action.value if config.action else None)
     return _go_above(config, fresh, 0, now, "release started", "StepAdvanced")
 
 
