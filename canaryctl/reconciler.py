@@ -25,7 +25,7 @@ from canaryctl.gateway.model import AppState
 from canaryctl.gateway.view import GatewayView
 from canaryctl.objects import ServiceView
 from canaryctl.planner import AppPlan, Warning, plan_app  # noqa: A004 - the Event type
-from canaryctl.release.runner import ReleaseRunner, ReleaseStep
+from canaryctl.release.runner import ReleaseRunner, ReleaseStep, persisted_state
 from canaryctl.status import applied_share, changed, render
 
 log = logging.getLogger(__name__)
@@ -227,11 +227,8 @@ class Reconciler:
 
 def _kept_release(view: ServiceView) -> dict | None:
     """A canary's persisted release state, kept while its app is on hold, so nothing is lost."""
-    try:
-        release = json.loads(view.annotations.get(STATUS) or "null").get("release")
-    except (ValueError, AttributeError):
-        return None
-    return release if isinstance(release, dict) else None
+    state = persisted_state(view.annotations)
+    return state.to_dict() if state else None
 
 
 def apps_of(old: ServiceView | None, new: ServiceView | None) -> Sequence[str]:

@@ -4,7 +4,8 @@ Starts a real local kube-apiserver + etcd (built from the Go module proxy on fir
 which takes several minutes), the API7 Cloud emulator with its data plane, two error-page
 backends and the controller; then runs the blog's kubectl commands and, after each stage,
 sends 100 requests through the gateway and prints how many reached v1 and v2. Exits 0 only
-if every stage matched.
+if every stage matched. With --auto, canaryctl makes the release decisions itself from
+Prometheus metrics (see canaryctl/demo/auto.py).
 """
 from __future__ import annotations
 
@@ -12,21 +13,34 @@ import argparse
 import sys
 import time
 
+from canaryctl.demo.auto import run_auto_demo
 from canaryctl.demo.environment import DemoEnvironment
+from canaryctl.testing.prometheus import PrometheusUnavailable
 from canaryctl.demo.walkthrough import SEED_STAGES, run_stage, table
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keep-going", action="store_true", help="run every stage even after a mismatch")
+    parser.add_argument("--auto", action="store_true",
+                        help="automated decisions: real Prometheus + load; v2 promoted step by step, "
+                             "a failing v3 rolled back (needs the `prometheus` binary)")
+
+
+def say(message: str) -> None:
+    print(message, flush=True)
+
+
+def progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 def run(args: argparse.Namespace) -> int:
-    def say(message: str) -> None:
-        print(message, flush=True)
+    if args.auto:
+        return _run_auto()
     started = time.monotonic()
     results = []
     try:
-        with DemoEnvironment(progress=lambda m: print(m, file=sys.stderr, flush=True)) as env:
+        with DemoEnvironment(progress=progress) as env:
             say(f"controller running (log: {env.controller_log}); gateway data plane at {env.emulator.dataplane_url}")
             for stage in SEED_STAGES:
                 results.append(run_stage(env, stage, say))
@@ -40,4 +54,15 @@ def run(args: argparse.Namespace) -> int:
     ok = len(results) == len(SEED_STAGES) and all(r.matched for r in results) and exit_code == 0
     say(f"\n{'every stage matched' if ok else 'demo FAILED'} in {time.monotonic() - started:.0f} s"
         f" (controller exit code {exit_code})")
+    return 0 if ok else 1
+
+
+def _run_auto() -> int:
+    started = time.monotonic()
+    try:
+        ok = run_auto_demo(say, progress)
+    except (RuntimeError, TimeoutError, PrometheusUnavailable) as error:
+        say(f"demo failed: {error}")
+        return 1
+    say(f"\n{'v2 promoted and v3 rolled back' if ok else 'demo FAILED'} in {time.monotonic() - started:.0f} s")
     return 0 if ok else 1

@@ -1,0 +1,25 @@
+"""The two demos a newcomer runs: `canaryctl demo` and `canaryctl demo --auto`, as processes."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def _demo(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "canaryctl", "demo", *args], capture_output=True, text=True,
+                          timeout=600)
+
+
+def test_demo_runs_the_seed_walkthrough_and_exits_0(localkube):  # localkube: binaries built (or skip/fail)
+    result = _demo()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "every stage matched" in result.stdout
+    assert "publish error-page-v2 as error-page (canary 10 %)    90    10  ok" in result.stdout
+
+
+def test_demo_auto_promotes_v2_and_rolls_back_v3(localkube, prometheus_server_factory):
+    prometheus_server_factory([])  # skip (or fail in CI) without a prometheus binary
+    result = _demo("--auto")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "v2: Succeeded | v3: RolledBack at 0 %" in result.stdout
+    assert "fail: error rate" in result.stdout
