@@ -33,7 +33,15 @@ def reasons(decision: Decision) -> list[str]:
 
 
 def progressing(config: ReleaseConfig = CONFIG) -> ReleaseState:
-    return start(config, T0).state
+    """A release started before `config.action` was written (so the action is new to it)."""
+    return start(replace(config, action=None), T0).state
+
+
+def test_an_action_already_on_the_service_when_the_release_starts_is_history():
+    config = replace(CONFIG, action=Action("pause", "pause@old"))
+    state = start(config, T0).state
+    assert state.last_action == "pause@old"
+    assert on_annotations(config, state, None, at(1)).state.phase == "Progressing"
 
 
 def check_at_due(state: ReleaseState, check: CheckResult, config: ReleaseConfig = CONFIG) -> Decision:
