@@ -95,6 +95,7 @@ class EventRecorder:
         with self._changed:
             if self._stopped or len(self._pending) >= self._max_pending:
                 self.dropped += 1
+                metrics.events_dropped_total.inc()
                 if self.dropped % 100 == 1:  # the first drop of every hundred
                     log.warning("dropped %d events so far (queue full or recorder stopped)", self.dropped,
                                 extra={"service": view.key, "reason": reason})
@@ -122,6 +123,7 @@ class EventRecorder:
         with self._changed:
             self._stopped = True
             self.dropped += len(self._pending)
+            metrics.events_dropped_total.inc(len(self._pending))
             self._pending.clear()
             self._changed.notify_all()
         if self._thread is not None:

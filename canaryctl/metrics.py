@@ -75,6 +75,9 @@ releases_total = Counter("canaryctl_releases_total", "Finished releases by outco
 analysis_checks_total = Counter("canaryctl_analysis_checks_total", "Analysis checks by classification",
                                 ["result"], registry=REGISTRY)
 events_total = Counter("canaryctl_events_total", "Events recorded, by reason", ["reason"], registry=REGISTRY)
+events_dropped_total = Counter("canaryctl_events_dropped_total",
+                               "Events dropped because the recorder's queue was full or it had stopped",
+                               registry=REGISTRY)
 
 RECONCILE_RESULTS = ("success", "error", "requeue", "requeue_after")
 RELEASE_RESULTS = ("succeeded", "rolled_back", "aborted", "promoted")

@@ -97,10 +97,7 @@ class Reconciler:
         if release is not None:
             state = self._read_back(plan, state, members[release.canary_key])
         self._announce(plan, members, app)
-        if release is not None:
-            for event in release.decision.events:
-                record = self.recorder.warning if event.type == "Warning" else self.recorder.normal
-                record(members[release.canary_key], event.reason, event.message)
+        self._announce_release(release, members)
         self._write_statuses(plan, members, state, release)
         self._forget_former_members(app, members)
         self._export_weights(plan, state)
@@ -190,6 +187,12 @@ class Reconciler:
             log.info("%s: %s", notice.reason, notice.message, extra={"app": app})
             for view in targets:
                 self.recorder.normal(view, notice.reason, notice.message)
+
+    def _announce_release(self, release: ReleaseStep | None, members: Mapping[str, ServiceView]) -> None:
+        """The release's Events (StepAdvanced, AnalysisFailed, RolledBack, ...) on the canary."""
+        for event in release.decision.events if release else ():
+            record = self.recorder.warning if event.type == "Warning" else self.recorder.normal
+            record(members[release.canary_key], event.reason, event.message)
 
     def _write_statuses(self, plan: AppPlan, members: Mapping[str, ServiceView], state: AppState | None,
                         release: ReleaseStep | None) -> None:

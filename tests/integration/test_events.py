@@ -122,9 +122,11 @@ def test_a_repeat_after_the_window_or_after_expiry_creates_a_new_event(recorder_
 
 def test_overflow_drops_and_counts_and_long_messages_are_truncated(recorder_for, core, service):
     recorder = recorder_for(max_pending=2, autostart=False)
+    dropped_before = metrics.events_dropped_total._value.get()
     for index in range(4):
         recorder.warning(service, "AnalysisFailed", f"check {index} " + "x" * 2000)
     assert recorder.dropped == 2
+    assert metrics.events_dropped_total._value.get() == dropped_before + 2
 
     recorder.start()
     assert recorder.flush(10)

@@ -143,8 +143,7 @@ class OpenApiHandler(QuietHandler):
             status, payload = admin.handle(self.context.admin, self.command, url.path, body)
             self.send_bytes(status, json.dumps(payload).encode(), _JSON)
             return
-        if self._answer(url.path, url.query, body) == 0:
-            self._record(0)
+        self._answer(url.path, url.query, body)
 
     def send_bytes(self, status: int, body: bytes, content_type: str,
                    headers: dict[str, str] | None = None) -> None:
@@ -201,6 +200,7 @@ class OpenApiHandler(QuietHandler):
 
     def _answer_fault(self, fault: Fault) -> int:
         if fault.kind == "drop":
+            self._record(0)  # logged first, like every answer: the client may retry at once
             self.drop_connection()
             return 0
         if fault.kind == "retry_after":
