@@ -51,7 +51,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                           ("latency-p99", DEFAULT_LATENCY_P99)):
         analysis.add_argument(f"--query-{name}", default=default, metavar="PROMQL",
                               help=f"query template; variables {{namespace}} {{app}} {{service}} {{target}} "
-                                   f"{{window}} (default: %(default)s)")
+                                   "{window} (default: %(default)s)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -18,7 +18,7 @@ from types import TracebackType
 
 import requests
 
-from canaryctl.testing.localkube.cluster import _die_with_parent, _terminate, free_port, wait_until
+from canaryctl.testing.processes import die_with_parent, free_port, terminate, wait_until
 
 BINARY = "prometheus"
 DIR_PREFIX = "canaryctl-prometheus-"
@@ -82,7 +82,7 @@ class PrometheusServer:
             self._process = subprocess.Popen(
                 [binary, f"--config.file={self.dir / 'prometheus.yml'}", f"--storage.tsdb.path={self.dir / 'data'}",
                  f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
         finally:
             log.close()
         try:
@@ -94,7 +94,7 @@ class PrometheusServer:
 
     def stop(self) -> None:
         """Stop the process; the port, configuration and data stay for `start()`."""
-        _terminate(self._process)
+        terminate(self._process)
         self._process = None
 
     def close(self) -> None:

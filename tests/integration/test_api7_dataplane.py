@@ -9,13 +9,11 @@ from __future__ import annotations
 import collections
 import json
 import math
-import queue
 import re
 import signal
 import socket
 import subprocess
 import sys
-import threading
 from typing import Any, Iterator
 
 import pytest
@@ -25,6 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from canaryctl.testing.api7cloud import Emulator
 from canaryctl.testing.api7cloud.metrics import LATENCY_BUCKETS_MS
 from canaryctl.testing.errorpage import ErrorPage
+from canaryctl.testing.processes import next_line, stdout_lines
 
 TOKEN = "dp-token"
 V1_NODE = "error-page-v1.demo.svc.cluster.local:80"
@@ -238,25 +237,6 @@ def test_two_emulators_have_separate_metrics(emulator: Emulator, backends: dict[
         other_text = requests.get(other.dataplane_url + other.metrics_path, timeout=10).text
         [sample] = next(f for f in text_string_to_metric_families(other_text) if f.name == "apisix_http_status").samples
         assert sample.value == 3
-
-def stdout_lines(process: subprocess.Popen) -> "queue.Queue[str | None]":
-    """The child's stdout lines as they come, then None when it closes."""
-    lines: queue.Queue[str | None] = queue.Queue()
-
-    def pump() -> None:
-        for line in process.stdout:
-            lines.put(line)
-        lines.put(None)
-
-    threading.Thread(target=pump, daemon=True).start()
-    return lines
-
-
-def next_line(lines: "queue.Queue[str | None]", process: subprocess.Popen, timeout: float = 30) -> str:
-    line = lines.get(timeout=timeout)
-    assert line is not None, f"exited with {process.wait()}: {process.stderr.read()}"
-    return line
-
 
 # --- the error-page backend itself ------------------------------------------------------------
 

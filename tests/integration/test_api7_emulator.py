@@ -6,7 +6,6 @@ tests about faults, logs or counts get a fresh one.
 from __future__ import annotations
 
 import os
-import queue
 import re
 import signal
 import subprocess
@@ -21,6 +20,7 @@ import requests
 
 from canaryctl.gateway.model import OWNER_LABEL
 from canaryctl.testing.api7cloud import Emulator
+from canaryctl.testing.processes import next_line, stdout_lines
 
 TOKEN = "s3cret-token"
 ID_FIELDS = {"id", "org_id", "cluster_id", "control_plane_id", "app_id", "region_id", "plan_id"}
@@ -424,25 +424,6 @@ def test_stop_closes_keep_alive_connections_and_the_port():
         requests.get(emulator.url + "/api/v1/user/me", timeout=2)
     assert threading.active_count() < threads_before
     assert TOKEN not in repr(emulator)
-
-
-def stdout_lines(process: subprocess.Popen) -> "queue.Queue[str | None]":
-    """The child's stdout lines as they come, then None when it closes."""
-    lines: queue.Queue[str | None] = queue.Queue()
-
-    def pump() -> None:
-        for line in process.stdout:
-            lines.put(line)
-        lines.put(None)
-
-    threading.Thread(target=pump, daemon=True).start()
-    return lines
-
-
-def next_line(lines: "queue.Queue[str | None]", process: subprocess.Popen, timeout: float = 30) -> str:
-    line = lines.get(timeout=timeout)
-    assert line is not None, f"exited with {process.wait()}: {process.stderr.read()}"
-    return line
 
 
 def start_cli(*args: str, env: dict | None = None) -> subprocess.Popen:

@@ -2,18 +2,16 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import threading
 from pathlib import Path
 
-import pytest
 import requests
 from kubernetes import client
 
-from canaryctl.testing.localkube import KUBERNETES_VERSION, LocalKube, wait_until
+from canaryctl.testing.localkube import KUBERNETES_VERSION, wait_until
 
 
 def _service(name: str) -> dict:

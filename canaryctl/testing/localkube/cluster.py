@@ -9,14 +9,10 @@ die with their parent even if it is killed (PR_SET_PDEATHSIG).
 from __future__ import annotations
 
 import base64
-import ctypes
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import tempfile
-import time
 import uuid
 from pathlib import Path
 from typing import Callable
@@ -24,31 +20,10 @@ from typing import Callable
 import requests
 
 from canaryctl.testing.localkube.build import KUBERNETES_VERSION, LocalKubeUnavailable, Progress, ensure_binaries
+from canaryctl.testing.processes import die_with_parent, free_port, terminate, wait_until
 
 DIR_PREFIX = "canaryctl-localkube-"
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _die_with_parent() -> None:
-    """preexec_fn: ask Linux to SIGTERM the child when its parent exits."""
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.1) -> None:
-    """Poll `predicate` until it is true; raise with `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
 
 
 class LocalKube:
@@ -92,7 +67,7 @@ class LocalKube:
     def stop(self) -> None:
         """Stop both processes and delete the temp directory (unless the caller gave it)."""
         for process in (self._apiserver, self._etcd):
-            _terminate(process)
+            terminate(process)
         self._apiserver = self._etcd = None
         if self.dir and not self._given_dir:
             shutil.rmtree(self.dir, ignore_errors=True)
@@ -104,7 +79,7 @@ class LocalKube:
 
         An apiserver with open watches waits for them before exiting; a restart need not.
         """
-        _terminate(self._apiserver, grace=2)
+        terminate(self._apiserver, grace=2)
         self._start_apiserver()
 
     def _make_dir(self) -> Path:
@@ -139,7 +114,7 @@ class LocalKube:
     def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
         log = open(self.dir / "state" / f"{name}.log", "ab")
         return subprocess.Popen([str(self.bin / name), *args], stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+                                stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
 
     def _start_etcd(self) -> None:
         self.etcd_port, peer_port = free_port(), free_port()
@@ -269,17 +244,6 @@ def _get_ok(url: str, **kwargs) -> bool:
         return requests.get(url, timeout=2, **kwargs).status_code == 200
     except requests.RequestException:
         return False
-
-
-def _terminate(process: subprocess.Popen | None, grace: float = 10) -> None:
-    if process is None or process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(grace)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 def _remove_stale_dirs() -> None:
