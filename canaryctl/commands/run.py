@@ -50,7 +50,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     for name, default in (("requests", DEFAULT_REQUESTS), ("errors", DEFAULT_ERRORS),
                           ("latency-p99", DEFAULT_LATENCY_P99)):
         analysis.add_argument(f"--query-{name}", default=default, metavar="PROMQL",
-                              help=f"query template; variables {{namespace}} {{app}} {{service}} {{target}} "
+                              help="query template; variables {namespace} {app} {service} {target} "
                                    "{window} (default: %(default)s)")
 
 
