@@ -13,7 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 
 def parse_address(address: str) -> tuple[str, int]:
-    """`:8080` -> ("0.0.0.0", 8080); `127.0.0.1:0` -> ("127.0.0.1", 0)."""
+    """`:8080` (or a bare `8080`) -> ("0.0.0.0", 8080); `127.0.0.1:0` -> ("127.0.0.1", 0)."""
     host, _, port = address.rpartition(":")
     if not port.isdigit():
         raise ValueError(f"address {address!r} must look like HOST:PORT or :PORT")
