@@ -60,7 +60,7 @@ class Controller:
             self.store, self.view, gateway, self.recorder,
             lambda namespace, name, changes: patch_service_annotations(api_client, namespace, name, changes),
             cluster_domain=settings.cluster_domain, dry_run=settings.dry_run,
-            releases=ReleaseRunner(settings.analyzer))
+            releases=ReleaseRunner(settings.analyzer), namespaces=settings.namespaces)
         self.informer = ServiceInformer(api_client, self.store, self.enqueue_service_change,
                                         namespaces=settings.namespaces)
         self._stopping = threading.Event()

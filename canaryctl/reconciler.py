@@ -75,8 +75,9 @@ class Reconciler:
     def __init__(self, store: ServiceIndex, view: GatewayView, gateway: Gateway, recorder: Recorder,
                  patch_annotations: PatchAnnotations, cluster_domain: str = "cluster.local",
                  dry_run: bool = False, now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
-                 releases: ReleaseRunner = ReleaseRunner(None)):
+                 releases: ReleaseRunner = ReleaseRunner(None), namespaces: Sequence[str] | None = None):
         self.store, self.view, self.gateway, self.recorder = store, view, gateway, recorder
+        self.namespaces = None if namespaces is None else frozenset(namespaces)  # None: every namespace
         self.releases = releases
         self.patch_annotations = patch_annotations
         self.cluster_domain, self.dry_run, self.now = cluster_domain, dry_run, now
@@ -89,6 +90,9 @@ class Reconciler:
         now = self.now()
         plan = plan_app(app, list(members.values()), observed, self.cluster_domain)
         plan, release = self._automate(plan, members, observed, now)
+        if plan.action == "delete" and not self._in_scope(observed):
+            log.info("not deleting %s: its Services are outside the watched namespaces", app, extra={"app": app})
+            return Result()
         self._warn(plan, members)
         if self.dry_run:
             log.info("dry-run plan", extra={"app": app, "action": plan.action, "spec": str(plan.spec)})
@@ -130,6 +134,17 @@ class Reconciler:
             self.recorder.warning(canary, "WeightMismatch", f"the gateway applied {applied_weight} % to the canary "
                                   f"of {plan.app}, canaryctl asked for {plan.spec.weight} %")
         return applied
+
+    def _in_scope(self, state: AppState) -> bool:
+        """Whether this controller watches every namespace `state`'s upstreams come from.
+
+        Controllers scoped to different namespaces may share one gateway: an app without
+        members here may well have its members in another controller's namespaces.
+        """
+        if self.namespaces is None:
+            return True
+        versions = [upstream.version for upstream in (state.stable, state.canary) if upstream is not None]
+        return bool(versions) and all(version.split("/", 1)[0] in self.namespaces for version in versions)
 
     def _observed(self, app: str) -> AppState | None:
         """The gateway's state of `app`: the cached view, re-read only after a failed write."""

@@ -227,3 +227,19 @@ def test_dry_run_plans_but_writes_nothing(localkube, namespace):
         assert dry.emulator.apps() == []
         assert dry.status("error-page-v1") is None
         assert "dry-run plan" in dry.controller_log.read_text()
+
+
+def test_an_app_whose_services_live_outside_the_watched_namespaces_is_not_cleaned_up(env):
+    """Controllers scoped to different namespaces may share a gateway: never delete the others' apps."""
+    from canaryctl.gateway.api7 import Api7Client, Api7Gateway
+    from canaryctl.gateway.model import AppSpec, Upstream
+    with Api7Client(env.token, env.emulator.url) as client:
+        other = Upstream("elsewhere/web", "web.elsewhere.svc.cluster.local", 80)
+        Api7Gateway(client, env.emulator.cluster_id).apply(None, AppSpec("elsewhere-web", other))
+    env.stop_controller()
+    env.emulator.clear_request_log()
+    env.start_controller()  # scoped to env.namespace; the app is owned but has no members here
+    wait_until(lambda: sum(r.method == "GET" and r.path.endswith("/apps") for r in env.emulator.request_log()) >= 2,
+               20, "the start-up read and a resync read")
+    assert env.gateway_writes() == []
+    assert env.emulator.app_by_name("elsewhere-web") is not None
