@@ -60,6 +60,11 @@ def run(args: argparse.Namespace) -> int:
     if not token:
         log.error("no API7 Cloud token: set API7_CLOUD_TOKEN (or --api7-token)")
         return 2
+    try:
+        settings = _settings(args)
+    except ValueError as error:  # e.g. a query template with an unknown {variable}
+        log.error("invalid flag: %s", error)
+        return 2
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
@@ -71,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     log.info("using API7 Cloud cluster", extra={"org": cluster.org_name, "cluster": cluster.cluster_name,
                                                 "cluster_id": cluster.cluster_id})
-    controller = Controller(load_api_client(args.kubeconfig), Api7Gateway(client, cluster.cluster_id), _settings(args))
+    controller = Controller(load_api_client(args.kubeconfig), Api7Gateway(client, cluster.cluster_id), settings)
     failed = threading.Event()
     threading.Thread(target=_start, args=(controller, stop, failed), name="start", daemon=True).start()
     stop.wait()

@@ -1,0 +1,30 @@
+"""`canaryctl run` refuses bad settings before touching any API."""
+import logging
+
+import pytest
+
+from canaryctl.cli import main
+
+
+@pytest.fixture(autouse=True)
+def restore_root_logger():
+    """`run` configures the root logger for the process; give the test session its own back."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+def test_run_without_a_token_exits_2(monkeypatch, capsys):
+    monkeypatch.delenv("API7_CLOUD_TOKEN", raising=False)
+    assert main(["run", "--api7-addr", "http://127.0.0.1:9"]) == 2
+    assert "API7_CLOUD_TOKEN" in capsys.readouterr().err
+
+
+def test_run_with_an_unknown_query_variable_exits_2(monkeypatch, capsys):
+    monkeypatch.setenv("API7_CLOUD_TOKEN", "secret-token-value")
+    assert main(["run", "--api7-addr", "http://127.0.0.1:9", "--prometheus-url", "http://127.0.0.1:9",
+                 "--query-errors", "sum({bogus})"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown variable(s) bogus" in err and "secret-token-value" not in err
