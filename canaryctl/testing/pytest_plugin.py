@@ -54,9 +54,17 @@ def namespace(localkube: LocalKube) -> Iterator[str]:
 
 @pytest.fixture
 def kube_api(localkube: LocalKube):
-    """An admin kubernetes.client.ApiClient for the session's control plane."""
-    with localkube.api_client() as api:
+    """An admin kubernetes.client.ApiClient for the session's control plane (canaryctl's own loader)."""
+    from canaryctl.kube import load_api_client
+    with load_api_client(str(localkube.kubeconfig)) as api:
         yield api
+
+
+@pytest.fixture
+def core_api(kube_api):
+    """CoreV1Api on `kube_api`."""
+    from kubernetes import client
+    return client.CoreV1Api(kube_api)
 
 
 PROMETHEUS_REQUIRE_ENV = "CANARYCTL_REQUIRE_PROMETHEUS"

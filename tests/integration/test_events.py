@@ -10,25 +10,13 @@ from kubernetes import client
 
 from canaryctl import metrics
 from canaryctl.events import MAX_MESSAGE_LENGTH, EventRecorder
-from canaryctl.kube import load_api_client
 from canaryctl.objects import ServiceView
 
 
 @pytest.fixture
-def api(localkube) -> Iterator[client.ApiClient]:
-    with load_api_client(str(localkube.kubeconfig)) as api_client:
-        yield api_client
-
-
-@pytest.fixture
-def core(api) -> client.CoreV1Api:
-    return client.CoreV1Api(api)
-
-
-@pytest.fixture
-def service(core, namespace) -> ServiceView:
+def service(core_api, namespace) -> ServiceView:
     body = {"metadata": {"name": "error-page-v2"}, "spec": {"ports": [{"port": 80}]}}
-    return ServiceView.from_dict(json.loads(core.create_namespaced_service(namespace, body,
+    return ServiceView.from_dict(json.loads(core_api.create_namespaced_service(namespace, body,
                                                                            _preload_content=False).data))
 
 
@@ -41,29 +29,29 @@ def recorders() -> Iterator[list[EventRecorder]]:
 
 
 @pytest.fixture
-def recorder_for(api, recorders):
+def recorder_for(kube_api, recorders):
     def make(**options) -> EventRecorder:
-        recorder = EventRecorder(api, host="canaryctl-7d9f-abcde", **options)
+        recorder = EventRecorder(kube_api, host="canaryctl-7d9f-abcde", **options)
         recorders.append(recorder)
         return recorder
     return make
 
 
-def events_of(core: client.CoreV1Api, service: ServiceView) -> list[dict]:
+def events_of(core_api: client.CoreV1Api, service: ServiceView) -> list[dict]:
     """Our Events on `service` (kube-apiserver's ClusterIP repair loop may add its own)."""
-    answer = core.list_namespaced_event(service.namespace, _preload_content=False,
+    answer = core_api.list_namespaced_event(service.namespace, _preload_content=False,
                                         field_selector=f"involvedObject.uid={service.uid},source=canaryctl")
     return sorted(json.loads(answer.data)["items"], key=lambda event: event["metadata"]["creationTimestamp"])
 
 
-def test_event_carries_the_service_reference_and_reporter(recorder_for, core, service):
+def test_event_carries_the_service_reference_and_reporter(recorder_for, core_api, service):
     recorder = recorder_for()
     before = metrics.events_total.labels("Published")._value.get()
 
     recorder.normal(service, "Published", "published as error-page on API7 Cloud")
     assert recorder.flush(10)
 
-    (event,) = events_of(core, service)
+    (event,) = events_of(core_api, service)
     assert event["type"] == "Normal" and event["reason"] == "Published"
     assert event["message"] == "published as error-page on API7 Cloud"
     assert event["involvedObject"] == {"kind": "Service", "apiVersion": "v1", "name": "error-page-v2",
@@ -76,18 +64,18 @@ def test_event_carries_the_service_reference_and_reporter(recorder_for, core, se
     assert metrics.events_total.labels("Published")._value.get() == before + 1
 
 
-def test_identical_warnings_become_one_event_with_a_count(recorder_for, core, service):
+def test_identical_warnings_become_one_event_with_a_count(recorder_for, core_api, service):
     recorder = recorder_for()
     for _ in range(5):
         recorder.warning(service, "InvalidAnnotation", "percentage 'abc' is not an integer 0-100")
     assert recorder.flush(10)
 
-    (event,) = events_of(core, service)
+    (event,) = events_of(core_api, service)
     assert event["type"] == "Warning" and event["count"] == 5
     assert event["lastTimestamp"] >= event["firstTimestamp"]
 
 
-def test_different_messages_reasons_or_types_are_different_events(recorder_for, core, service):
+def test_different_messages_reasons_or_types_are_different_events(recorder_for, core_api, service):
     recorder = recorder_for()
     recorder.warning(service, "InvalidAnnotation", "percentage 'abc' is not an integer 0-100")
     recorder.warning(service, "InvalidAnnotation", "percentage '150' is not an integer 0-100")
@@ -96,31 +84,31 @@ def test_different_messages_reasons_or_types_are_different_events(recorder_for, 
     recorder.warning(service, "InvalidAnnotation", "percentage 'abc' is not an integer 0-100")
     assert recorder.flush(10)
 
-    events = events_of(core, service)
+    events = events_of(core_api, service)
     assert sorted((e["type"], e["reason"], e["message"].split()[1], e["count"]) for e in events) == [
         ("Normal", "Conflict", "'150'", 1), ("Warning", "Conflict", "'150'", 1),
         ("Warning", "InvalidAnnotation", "'150'", 1), ("Warning", "InvalidAnnotation", "'abc'", 2)]
 
 
-def test_a_repeat_after_the_window_or_after_expiry_creates_a_new_event(recorder_for, core, service):
+def test_a_repeat_after_the_window_or_after_expiry_creates_a_new_event(recorder_for, core_api, service):
     no_window = recorder_for(window=0.0)
     no_window.warning(service, "GatewayError", "HTTP 503 from the gateway")
     no_window.warning(service, "GatewayError", "HTTP 503 from the gateway")
     assert no_window.flush(10)
-    assert [e["count"] for e in events_of(core, service)] == [1, 1]
+    assert [e["count"] for e in events_of(core_api, service)] == [1, 1]
 
     recorder = recorder_for()
     recorder.normal(service, "Promoted", "v2 is the stable upstream")
     assert recorder.flush(10)
-    (promoted,) = [e for e in events_of(core, service) if e["reason"] == "Promoted"]
-    core.delete_namespaced_event(promoted["metadata"]["name"], service.namespace)  # as if it had expired
+    (promoted,) = [e for e in events_of(core_api, service) if e["reason"] == "Promoted"]
+    core_api.delete_namespaced_event(promoted["metadata"]["name"], service.namespace)  # as if it had expired
     recorder.normal(service, "Promoted", "v2 is the stable upstream")
     assert recorder.flush(10)
-    (again,) = [e for e in events_of(core, service) if e["reason"] == "Promoted"]
+    (again,) = [e for e in events_of(core_api, service) if e["reason"] == "Promoted"]
     assert again["metadata"]["name"] != promoted["metadata"]["name"] and again["count"] == 1
 
 
-def test_overflow_drops_and_counts_and_long_messages_are_truncated(recorder_for, core, service):
+def test_overflow_drops_and_counts_and_long_messages_are_truncated(recorder_for, core_api, service):
     recorder = recorder_for(max_pending=2, autostart=False)
     dropped_before = metrics.events_dropped_total._value.get()
     for index in range(4):
@@ -130,7 +118,7 @@ def test_overflow_drops_and_counts_and_long_messages_are_truncated(recorder_for,
 
     recorder.start()
     assert recorder.flush(10)
-    events = events_of(core, service)
+    events = events_of(core_api, service)
     assert sorted(e["message"][:7] for e in events) == ["check 0", "check 1"]
     assert all(len(e["message"]) == MAX_MESSAGE_LENGTH for e in events)
 

@@ -13,7 +13,6 @@ from kubernetes import client
 from canaryctl import metrics
 from canaryctl.cache import ServiceStore
 from canaryctl.informer import Backoff, ServiceInformer
-from canaryctl.kube import load_api_client
 from canaryctl.objects import ServiceView
 from canaryctl.testing.localkube import wait_until
 
@@ -66,17 +65,6 @@ def service_body(name: str, **annotations: str) -> dict:
 
 
 @pytest.fixture
-def api(localkube) -> Iterator[client.ApiClient]:
-    with load_api_client(str(localkube.kubeconfig)) as api_client:
-        yield api_client
-
-
-@pytest.fixture
-def core(api) -> client.CoreV1Api:
-    return client.CoreV1Api(api)
-
-
-@pytest.fixture
 def other_namespace(localkube) -> Iterator[str]:
     name = localkube.create_namespace()
     yield name
@@ -93,9 +81,9 @@ def informers() -> Iterator[list[ServiceInformer]]:
 
 
 @pytest.fixture
-def run(api, informers):
+def run(kube_api, informers):
     def start(handler, namespaces=None, **options) -> ServiceInformer:
-        informer = ServiceInformer(api, ServiceStore({}), handler, namespaces, **options)
+        informer = ServiceInformer(kube_api, ServiceStore({}), handler, namespaces, **options)
         informers.append(informer.start())
         assert informer.wait_for_sync(20), "informer did not sync"
         return informer
@@ -106,39 +94,39 @@ def stored(informer: ServiceInformer) -> dict[str, str]:
     return {view.key: view.resource_version for view in informer.store.list()}
 
 
-def server_state(core: client.CoreV1Api, namespace: str) -> dict[str, str]:
-    items = json.loads(core.list_namespaced_service(namespace, _preload_content=False).data)["items"]
+def server_state(core_api: client.CoreV1Api, namespace: str) -> dict[str, str]:
+    items = json.loads(core_api.list_namespaced_service(namespace, _preload_content=False).data)["items"]
     return {f"{namespace}/{s['metadata']['name']}": s["metadata"]["resourceVersion"] for s in items}
 
 
 # list + watch ----------------------------------------------------------------------------------------
 
 
-def test_initial_list_pages_through_existing_services(run, core, namespace):
+def test_initial_list_pages_through_existing_services(run, core_api, namespace):
     for name in ("a", "b", "c"):
-        core.create_namespaced_service(namespace, service_body(name, team=name))
+        core_api.create_namespaced_service(namespace, service_body(name, team=name))
     calls = HandlerCalls()
     before = counter(metrics.relists_total, "initial")
 
     informer = run(calls, [namespace], page_size=2)
 
     assert informer.has_synced()
-    assert stored(informer) == server_state(core, namespace)
+    assert stored(informer) == server_state(core_api, namespace)
     assert sorted(new.key for old, new in calls.all() if old is None) == [f"{namespace}/{n}" for n in "abc"]
     assert informer.store.get(f"{namespace}/b").annotations == {"team": "b"}
     assert counter(metrics.relists_total, "initial") == before + 1
 
 
-def test_added_modified_deleted_reach_the_handler_with_old_and_new(run, core, namespace):
+def test_added_modified_deleted_reach_the_handler_with_old_and_new(run, core_api, namespace):
     calls = HandlerCalls()
     informer = run(calls, [namespace])
     key = f"{namespace}/web"
 
-    core.create_namespaced_service(namespace, service_body("web"))
+    core_api.create_namespaced_service(namespace, service_body("web"))
     wait_until(lambda: len(calls.of(key)) == 1, 10, "ADDED")
-    core.patch_namespaced_service("web", namespace, {"metadata": {"annotations": {"stage": "canary"}}})
+    core_api.patch_namespaced_service("web", namespace, {"metadata": {"annotations": {"stage": "canary"}}})
     wait_until(lambda: len(calls.of(key)) == 2, 10, "MODIFIED")
-    core.delete_namespaced_service("web", namespace)
+    core_api.delete_namespaced_service("web", namespace)
     wait_until(lambda: len(calls.of(key)) == 3, 10, "DELETED")
 
     (none, added), (before, after), (deleted, gone) = calls.of(key)
@@ -150,14 +138,14 @@ def test_added_modified_deleted_reach_the_handler_with_old_and_new(run, core, na
     assert int(informer.last_sync_resource_version(namespace)) > int(after.resource_version)  # the deletion's
 
 
-def test_all_namespaces_or_only_the_given_ones(run, core, namespace, other_namespace, localkube):
+def test_all_namespaces_or_only_the_given_ones(run, core_api, namespace, other_namespace, localkube):
     third = localkube.create_namespace()
     try:
         scoped, everything = HandlerCalls(), HandlerCalls()
         two = run(scoped, [namespace, other_namespace])
         cluster = run(everything)
         for ns in (namespace, other_namespace, third):
-            core.create_namespaced_service(ns, service_body("svc"))
+            core_api.create_namespaced_service(ns, service_body("svc"))
         wanted = {f"{ns}/svc" for ns in (namespace, other_namespace, third)}
 
         wait_until(lambda: wanted <= set(cluster.store.keys()), 10, "all three in the cluster-wide informer")
@@ -169,19 +157,19 @@ def test_all_namespaces_or_only_the_given_ones(run, core, namespace, other_names
 
 
 def test_watch_that_times_out_resumes_from_the_bookmarked_version_without_relisting(
-        run, core, namespace, other_namespace):
+        run, core_api, namespace, other_namespace):
     calls = HandlerCalls()
     relists = counter(metrics.relists_total, "initial") + counter(metrics.relists_total, "expired")
     closed = counter(metrics.watch_restarts_total, "closed")
     informer = run(calls, [namespace], watch_timeout=(3, 3))
     listed = int(informer.last_sync_resource_version(namespace))
 
-    core.create_namespaced_service(other_namespace, service_body("elsewhere"))  # moves the global version
+    core_api.create_namespaced_service(other_namespace, service_body("elsewhere"))  # moves the global version
     # only a BOOKMARK can tell an idle watch of `namespace` about a newer version
     wait_until(lambda: int(informer.last_sync_resource_version(namespace)) > listed, 15, "a bookmark")
     wait_until(lambda: counter(metrics.watch_restarts_total, "closed") >= closed + 2, 15, "two re-watches")
 
-    core.create_namespaced_service(namespace, service_body("later"))
+    core_api.create_namespaced_service(namespace, service_body("later"))
     wait_until(lambda: calls.of(f"{namespace}/later"), 10, "an event after the re-watches")
     assert counter(metrics.relists_total, "initial") + counter(metrics.relists_total, "expired") == relists + 1
     assert calls.all() == calls.of(f"{namespace}/later")
@@ -190,25 +178,25 @@ def test_watch_that_times_out_resumes_from_the_bookmarked_version_without_relist
 # outages -----------------------------------------------------------------------------------------------
 
 
-def test_compaction_while_disconnected_relists_and_loses_no_change(run, core, namespace, other_namespace, localkube):
+def test_compaction_while_disconnected_relists_and_loses_no_change(run, core_api, namespace, other_namespace, localkube):
     for name in ("kept", "deleted", "changed"):
-        core.create_namespaced_service(namespace, service_body(name))
+        core_api.create_namespaced_service(namespace, service_body(name))
     calls, gate = HandlerCalls(), GatedSleep()
     expired = counter(metrics.relists_total, "expired")
     try:
         informer = run(calls, [namespace], sleep=gate)
-        core.patch_namespaced_service("kept", namespace, {"metadata": {"annotations": {"before": "1"}}})
+        core_api.patch_namespaced_service("kept", namespace, {"metadata": {"annotations": {"before": "1"}}})
         wait_until(lambda: "before" in informer.store.get(f"{namespace}/kept").annotations, 10, "the patch")
-        core.create_namespaced_service(other_namespace, service_body("x"))  # a version the informer never sees
+        core_api.create_namespaced_service(other_namespace, service_body("x"))  # a version the informer never sees
 
         localkube.compact()  # etcd compacted, apiserver restarted: the informer's version is gone
         wait_until(lambda: gate.delays, 30, "the informer to back off")
-        core.delete_namespaced_service("deleted", namespace)
-        core.patch_namespaced_service("changed", namespace, {"metadata": {"annotations": {"after": "1"}}})
-        core.create_namespaced_service(namespace, service_body("added"))
+        core_api.delete_namespaced_service("deleted", namespace)
+        core_api.patch_namespaced_service("changed", namespace, {"metadata": {"annotations": {"after": "1"}}})
+        core_api.create_namespaced_service(namespace, service_body("added"))
         gate.opened.set()
 
-        wait_until(lambda: stored(informer) == server_state(core, namespace), 30, "the store to catch up")
+        wait_until(lambda: stored(informer) == server_state(core_api, namespace), 30, "the store to catch up")
     finally:
         gate.close()
     assert counter(metrics.relists_total, "expired") >= expired + 1
@@ -220,7 +208,7 @@ def test_compaction_while_disconnected_relists_and_loses_no_change(run, core, na
     assert informer.store.get(f"{namespace}/kept").annotations == {"before": "1"}
 
 
-def test_apiserver_restart_backs_off_then_resumes(run, core, namespace, localkube):
+def test_apiserver_restart_backs_off_then_resumes(run, core_api, namespace, localkube):
     calls, delays, done = HandlerCalls(), [], threading.Event()
     errors = counter(metrics.watch_restarts_total, "error")
 
@@ -230,7 +218,7 @@ def test_apiserver_restart_backs_off_then_resumes(run, core, namespace, localkub
     try:
         informer = run(calls, [namespace], sleep=sleep, backoff=lambda: Backoff(initial=0.2, cap=1.0))
         localkube.restart_apiserver()
-        core.create_namespaced_service(namespace, service_body("after-restart"))
+        core_api.create_namespaced_service(namespace, service_body("after-restart"))
         wait_until(lambda: informer.store.get(f"{namespace}/after-restart"), 30, "the informer to resume")
     finally:
         done.set()
@@ -243,7 +231,7 @@ def test_apiserver_restart_backs_off_then_resumes(run, core, namespace, localkub
 # handler, resync, stop -----------------------------------------------------------------------------------
 
 
-def test_failing_handler_does_not_stop_the_watch(run, core, namespace):
+def test_failing_handler_does_not_stop_the_watch(run, core_api, namespace):
     seen: list[str] = []
 
     def handler(old, new):
@@ -251,13 +239,13 @@ def test_failing_handler_does_not_stop_the_watch(run, core, namespace):
         if new.name == "first":
             raise RuntimeError("handler bug")
     run(handler, [namespace])
-    core.create_namespaced_service(namespace, service_body("first"))
-    core.create_namespaced_service(namespace, service_body("second"))
+    core_api.create_namespaced_service(namespace, service_body("first"))
+    core_api.create_namespaced_service(namespace, service_body("second"))
     wait_until(lambda: seen == ["first", "second"], 10, "both events despite the failure")
 
 
-def test_resync_hands_every_cached_service_to_the_handler_again(run, core, namespace):
-    core.create_namespaced_service(namespace, service_body("web"))
+def test_resync_hands_every_cached_service_to_the_handler_again(run, core_api, namespace):
+    core_api.create_namespaced_service(namespace, service_body("web"))
     calls = HandlerCalls()
     informer = run(calls, [namespace], resync_period=0.2)
     wait_until(lambda: len(calls.of(f"{namespace}/web")) >= 3, 10, "two resyncs")
@@ -265,9 +253,9 @@ def test_resync_hands_every_cached_service_to_the_handler_again(run, core, names
     assert all(old is new is cached for old, new in calls.of(f"{namespace}/web")[1:])
 
 
-def test_stop_returns_promptly_from_an_idle_watch(api, namespace):
+def test_stop_returns_promptly_from_an_idle_watch(kube_api, namespace):
     others = set(threading.enumerate())
-    informer = ServiceInformer(api, ServiceStore({}), HandlerCalls(), [namespace, "default"], resync_period=60)
+    informer = ServiceInformer(kube_api, ServiceStore({}), HandlerCalls(), [namespace, "default"], resync_period=60)
     informer.start()
     assert informer.wait_for_sync(20)
     threads = set(threading.enumerate()) - others
