@@ -1,4 +1,5 @@
 """Allow `python -m canaryctl`."""
+
 from canaryctl.cli import main
 
 raise SystemExit(main())

@@ -15,6 +15,7 @@ Decisions where the contract is silent:
   it is a typo waiting for the day the flag is set.
 - Only TCP ports are candidates for the upstream: the gateway speaks HTTP.
 """
+
 from __future__ import annotations
 
 import json
@@ -50,7 +51,9 @@ class Problem:
     annotation: str
     value: str | None  # None: the annotation is not set
     accepted: str  # what would be accepted instead, completing "accepted values are ..."
-    reason: str = ""  # why the value does not fit this Service, when the value alone is not the issue
+    reason: str = (
+        ""  # why the value does not fit this Service, when the value alone is not the issue
+    )
 
     @property
     def message(self) -> str:
@@ -78,8 +81,13 @@ def app_of(view: ServiceView) -> str | None:
 
 def relevant_fingerprint(view: ServiceView) -> tuple:
     """Everything of a Service that reconciliation depends on; equal fingerprints need no reconcile."""
-    inputs = tuple(sorted((key, value) for key, value in view.annotations.items()
-                          if key.startswith(PREFIX) and key != STATUS))
+    inputs = tuple(
+        sorted(
+            (key, value)
+            for key, value in view.annotations.items()
+            if key.startswith(PREFIX) and key != STATUS
+        )
+    )
     return inputs, view.ports, view.type
 
 
@@ -92,10 +100,16 @@ def parse_member(view: ServiceView, cluster_domain: str) -> Member | list[Proble
     problems = app_problems + flag_problems + percent_problems + port_problems
     if problems:
         return problems
-    upstream = Upstream(version=view.key, host=f"{view.name}.{view.namespace}.svc.{cluster_domain}",
-                        port=port)
-    return Member(view=view, app=app, is_canary=is_canary,
-                  percent=(percent or 0) if is_canary else None, upstream=upstream)
+    upstream = Upstream(
+        version=view.key, host=f"{view.name}.{view.namespace}.svc.{cluster_domain}", port=port
+    )
+    return Member(
+        view=view,
+        app=app,
+        is_canary=is_canary,
+        percent=(percent or 0) if is_canary else None,
+        upstream=upstream,
+    )
 
 
 def parse_percent(value: str) -> int | None:
@@ -116,8 +130,10 @@ def _parse_app(view: ServiceView) -> tuple[str, list[Problem]]:
         return "", [Problem(APP, None, "application names (DNS-1123 subdomains)")]
     if len(app) <= 253 and _DNS_SUBDOMAIN.fullmatch(app):
         return app, []
-    accepted = ("DNS-1123 subdomains: lowercase letters, digits, '-' and '.', at most 253 characters, "
-                "starting and ending with a letter or digit")
+    accepted = (
+        "DNS-1123 subdomains: lowercase letters, digits, '-' and '.', at most 253 characters, "
+        "starting and ending with a letter or digit"
+    )
     return app, [Problem(APP, view.annotations[APP], accepted)]
 
 
@@ -142,12 +158,24 @@ def _parse_percent(value: str | None) -> tuple[int | None, list[Problem]]:
 def _choose_port(view: ServiceView) -> tuple[int, list[Problem]]:
     """The Service port the gateway should send traffic to (annotation, only port, or `http`)."""
     if view.type not in ROUTABLE_TYPES:
-        return 0, [Problem(APP, view.annotations.get(APP), _on_routable_services(),
-                           reason=f"the Service is of type {view.type}")]
+        return 0, [
+            Problem(
+                APP,
+                view.annotations.get(APP),
+                _on_routable_services(),
+                reason=f"the Service is of type {view.type}",
+            )
+        ]
     ports = [p for p in view.ports if p.protocol.upper() == "TCP" and p.port > 0]
     if not ports:
-        return 0, [Problem(APP, view.annotations.get(APP), _on_routable_services(),
-                           reason="the Service has no TCP ports")]
+        return 0, [
+            Problem(
+                APP,
+                view.annotations.get(APP),
+                _on_routable_services(),
+                reason="the Service has no TCP ports",
+            )
+        ]
     requested = view.annotations.get(PORT)
     if requested is not None:
         chosen = [p for p in ports if requested.strip() in (p.name, str(p.port))]
@@ -159,8 +187,14 @@ def _choose_port(view: ServiceView) -> tuple[int, list[Problem]]:
     named_http = [p for p in ports if p.name == "http"]
     if named_http:
         return named_http[0].port, []
-    return 0, [Problem(PORT, None, _port_choices(ports),
-                       reason=f'the Service has {len(ports)} ports and none is named "http"')]
+    return 0, [
+        Problem(
+            PORT,
+            None,
+            _port_choices(ports),
+            reason=f'the Service has {len(ports)} ports and none is named "http"',
+        )
+    ]
 
 
 def _on_routable_services() -> str:

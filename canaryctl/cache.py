@@ -6,10 +6,12 @@ object under (e.g. "app" -> the application names a Service belongs to), so a re
 ask "which Services belong to app A?" without scanning the whole cluster. Views are
 immutable, and every answer is a fresh list, so nobody can mutate what the store holds.
 """
+
 from __future__ import annotations
 
 import threading
-from typing import Callable, Iterable, NamedTuple
+from collections.abc import Callable, Iterable
+from typing import NamedTuple
 
 from canaryctl.objects import ServiceView
 
@@ -86,7 +88,9 @@ class ServiceStore:
         fresh = {view.key: view for view in views}
         changes = Changes([], [], [])
         with self._lock:
-            for key in [key for key in self._items if key not in fresh and _in_scope(key, namespace)]:
+            for key in [
+                key for key in self._items if key not in fresh and _in_scope(key, namespace)
+            ]:
                 changes.deleted.append((self._remove(key), None))
             for key, view in fresh.items():
                 old = self._items.get(key)

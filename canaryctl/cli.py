@@ -5,6 +5,7 @@ Modules are imported only when the tree is built, so this file stays a plain tab
 entry `module:Name` names an object in the module that plays that role (with its own
 docstring), so one module can serve several closely related subcommands.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,8 +40,12 @@ def _add_commands(subparsers, table: dict[str, str]) -> None:
         module = importlib.import_module(module_name)
         command = getattr(module, attribute) if attribute else module
         doc = inspect.cleandoc(command.__doc__ or "")
-        parser = subparsers.add_parser(name, help=doc.splitlines()[0] if doc else None, description=doc,
-                                       formatter_class=argparse.RawDescriptionHelpFormatter)
+        parser = subparsers.add_parser(
+            name,
+            help=doc.splitlines()[0] if doc else None,
+            description=doc,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         command.configure(parser)
         parser.set_defaults(_run=command.run)
 
@@ -49,11 +54,16 @@ def build_parser() -> argparse.ArgumentParser:
     """The whole command tree."""
     parser = argparse.ArgumentParser(prog="canaryctl", description=__doc__.splitlines()[0])
     from canaryctl import __version__
+
     parser.add_argument("--version", action="version", version=f"canaryctl {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_commands(subparsers, COMMANDS)
-    dev = subparsers.add_parser("dev", help="local stand-ins: control plane, gateway emulator, demo backend")
-    _add_commands(dev.add_subparsers(dest="dev_command", metavar="DEV_COMMAND", required=True), DEV_COMMANDS)
+    dev = subparsers.add_parser(
+        "dev", help="local stand-ins: control plane, gateway emulator, demo backend"
+    )
+    _add_commands(
+        dev.add_subparsers(dest="dev_command", metavar="DEV_COMMAND", required=True), DEV_COMMANDS
+    )
     return parser
 
 

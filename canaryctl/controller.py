@@ -6,13 +6,14 @@ take keys and run `Reconciler.reconcile`, a resync thread re-reads the gateway s
 made behind canaryctl's back are corrected, and two small HTTP endpoints expose metrics and
 health. Workers start only after the Service cache and the gateway view are synced.
 """
+
 from __future__ import annotations
 
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from canaryctl import metrics
 from canaryctl.annotations import relevant_fingerprint
@@ -57,23 +58,34 @@ class Controller:
         self.queue = new_controller_queue(QUEUE_NAME)
         self.recorder = EventRecorder(api_client)
         self.reconciler = Reconciler(
-            self.store, self.view, gateway, self.recorder,
-            lambda namespace, name, changes: patch_service_annotations(api_client, namespace, name, changes),
-            cluster_domain=settings.cluster_domain, dry_run=settings.dry_run,
-            releases=ReleaseRunner(settings.analyzer), namespaces=settings.namespaces)
-        self.informer = ServiceInformer(api_client, self.store, self.enqueue_service_change,
-                                        namespaces=settings.namespaces)
+            self.store,
+            self.view,
+            gateway,
+            self.recorder,
+            lambda namespace, name, changes: patch_service_annotations(
+                api_client, namespace, name, changes
+            ),
+            cluster_domain=settings.cluster_domain,
+            dry_run=settings.dry_run,
+            releases=ReleaseRunner(settings.analyzer),
+            namespaces=settings.namespaces,
+        )
+        self.informer = ServiceInformer(
+            api_client, self.store, self.enqueue_service_change, namespaces=settings.namespaces
+        )
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self._endpoints = []
 
     # start-up ----------------------------------------------------------------------------
 
-    def start(self) -> "Controller":
+    def start(self) -> Controller:
         """Serve metrics and health, sync both caches, then start the workers."""
         metrics.initialise(QUEUE_NAME)
-        self._endpoints = [metrics_endpoint(self.settings.metrics_addr, metrics.REGISTRY).start(),
-                           health_endpoint(self.settings.health_addr, self.ready).start()]
+        self._endpoints = [
+            metrics_endpoint(self.settings.metrics_addr, metrics.REGISTRY).start(),
+            health_endpoint(self.settings.health_addr, self.ready).start(),
+        ]
         self.informer.start()
         if not self.informer.wait_for_sync(self.settings.sync_timeout):
             raise RuntimeError("the Service cache did not sync in time")
@@ -83,7 +95,10 @@ class Controller:
         for index in range(self.settings.workers):
             self._spawn(f"worker-{index}", self.run_worker)
         self._spawn("gateway-resync", self.resync_gateway)
-        log.info("controller started", extra={"services": len(self.store), "apps": len(self.view.owned_names())})
+        log.info(
+            "controller started",
+            extra={"services": len(self.store), "apps": len(self.view.owned_names())},
+        )
         return self
 
     def ready(self) -> bool:
@@ -115,8 +130,12 @@ class Controller:
         A change that touches nothing canaryctl reads (e.g. our own status annotation) is
         ignored, so writing status never triggers a reconcile loop.
         """
-        if old is not None and new is not None and old is not new \
-                and relevant_fingerprint(old) == relevant_fingerprint(new):
+        if (
+            old is not None
+            and new is not None
+            and old is not new
+            and relevant_fingerprint(old) == relevant_fingerprint(new)
+        ):
             return
         for app in apps_of(old, new):
             self.queue.add(app)
@@ -138,11 +157,15 @@ class Controller:
         started = time.monotonic()
         try:
             result = self.reconciler.reconcile(app)
-        except Exception as error:  # noqa: BLE001 - any failure is retried with backoff
+        except Exception as error:
             self._count("error", started)
             metrics.reconcile_errors_total.labels(metrics.CONTROLLER).inc()
-            log.warning("reconcile failed, will retry: %s", error, extra={"app": app},
-                        exc_info=not isinstance(error, GatewayError))
+            log.warning(
+                "reconcile failed, will retry: %s",
+                error,
+                extra={"app": app},
+                exc_info=not isinstance(error, GatewayError),
+            )
             self.queue.add_rate_limited(app)
         else:
             self.queue.forget(app)
@@ -158,7 +181,9 @@ class Controller:
     @staticmethod
     def _count(result: str, started: float) -> None:
         metrics.reconcile_total.labels(metrics.CONTROLLER, result).inc()
-        metrics.reconcile_time_seconds.labels(metrics.CONTROLLER).observe(time.monotonic() - started)
+        metrics.reconcile_time_seconds.labels(metrics.CONTROLLER).observe(
+            time.monotonic() - started
+        )
 
     # gateway resync ------------------------------------------------------------------------
 
@@ -173,7 +198,9 @@ class Controller:
                 continue
             for name in changed:
                 self.queue.add(name)
-            for app in self.store.index_values(APP_INDEX):  # level-triggered: look at everything again
+            for app in self.store.index_values(
+                APP_INDEX
+            ):  # level-triggered: look at everything again
                 self.queue.add(app)
 
     # shutdown ------------------------------------------------------------------------------

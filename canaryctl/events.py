@@ -8,6 +8,7 @@ object: the existing Event's `count` and `lastTimestamp` are patched, so a Warni
 repeats on every retry shows up once, "x12", instead of flooding the namespace. If that
 Event has already expired (404), a new one is created.
 """
+
 from __future__ import annotations
 
 import collections
@@ -16,8 +17,8 @@ import logging
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import urllib3
 from kubernetes import client
@@ -32,7 +33,10 @@ MAX_MESSAGE_LENGTH = 1024
 AGGREGATION_WINDOW_SECONDS = 600.0
 REMEMBERED_EVENTS = 4096  # client-go's LRU size for the correlator
 REQUEST_TIMEOUT = (5.0, 15.0)
-RETRY_DELAYS = (1.0, 2.0)  # seconds before the 2nd and 3rd try of a failed send (5xx, no connection)
+RETRY_DELAYS = (
+    1.0,
+    2.0,
+)  # seconds before the 2nd and 3rd try of a failed send (5xx, no connection)
 
 
 @dataclass(frozen=True)
@@ -64,9 +68,17 @@ class _Sent:
 class EventRecorder:
     """Records core/v1 Events on Services asynchronously, aggregating identical repeats."""
 
-    def __init__(self, api_client: client.ApiClient, component: str = "canaryctl", host: str | None = None, *,
-                 max_pending: int = 1000, window: float = AGGREGATION_WINDOW_SECONDS, autostart: bool = True,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        api_client: client.ApiClient,
+        component: str = "canaryctl",
+        host: str | None = None,
+        *,
+        max_pending: int = 1000,
+        window: float = AGGREGATION_WINDOW_SECONDS,
+        autostart: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self._api = client.CoreV1Api(api_client)
         self.component = component
         self.host = host or socket.gethostname()
@@ -91,14 +103,19 @@ class EventRecorder:
 
     def _record(self, view: ServiceView, event_type: str, reason: str, message: str) -> None:
         name = f"{view.name}.{time.time_ns():x}"  # client-go's naming: object name + nanoseconds in hex
-        occurrence = _Occurrence(view, event_type, reason, message[:MAX_MESSAGE_LENGTH], _now(), name)
+        occurrence = _Occurrence(
+            view, event_type, reason, message[:MAX_MESSAGE_LENGTH], _now(), name
+        )
         with self._changed:
             if self._stopped or len(self._pending) >= self._max_pending:
                 self.dropped += 1
                 metrics.events_dropped_total.inc()
                 if self.dropped % 100 == 1:  # the first drop of every hundred
-                    log.warning("dropped %d events so far (queue full or recorder stopped)", self.dropped,
-                                extra={"service": view.key, "reason": reason})
+                    log.warning(
+                        "dropped %d events so far (queue full or recorder stopped)",
+                        self.dropped,
+                        extra={"service": view.key, "reason": reason},
+                    )
                 return
             self._pending.append(occurrence)
             self._changed.notify_all()
@@ -106,10 +123,12 @@ class EventRecorder:
 
     # lifecycle -----------------------------------------------------------------------------------
 
-    def start(self) -> "EventRecorder":
+    def start(self) -> EventRecorder:
         """Start the sending thread (done by the constructor unless autostart=False)."""
         if self._thread is None:
-            self._thread = threading.Thread(target=self._send_forever, name="event-recorder", daemon=True)
+            self._thread = threading.Thread(
+                target=self._send_forever, name="event-recorder", daemon=True
+            )
             self._thread.start()
         return self
 
@@ -151,8 +170,11 @@ class EventRecorder:
                 return
             except Exception as error:  # noqa: BLE001 - an event is never worth a crash
                 if delay is None or not _worth_retrying(error) or self._sleep_unless_stopped(delay):
-                    log.warning("cannot record event: %s", describe_error(error),
-                                extra={"service": occurrence.service.key, "reason": occurrence.reason})
+                    log.warning(
+                        "cannot record event: %s",
+                        describe_error(error),
+                        extra={"service": occurrence.service.key, "reason": occurrence.reason},
+                    )
                     return
 
     def _sleep_unless_stopped(self, seconds: float) -> bool:
@@ -174,8 +196,16 @@ class EventRecorder:
 
     def _patch(self, sent: _Sent, occurrence: _Occurrence) -> None:
         body = {"count": sent.count + 1, "lastTimestamp": _timestamp(occurrence.at)}
-        read_json(self._api.patch_namespaced_event(sent.name, sent.namespace, body, _content_type=MERGE_PATCH,
-                                                   _preload_content=False, _request_timeout=REQUEST_TIMEOUT))
+        read_json(
+            self._api.patch_namespaced_event(
+                sent.name,
+                sent.namespace,
+                body,
+                _content_type=MERGE_PATCH,
+                _preload_content=False,
+                _request_timeout=REQUEST_TIMEOUT,
+            )
+        )
         sent.count += 1
         sent.last_sent = self._clock()
         self._sent.move_to_end(occurrence.identity)
@@ -183,8 +213,14 @@ class EventRecorder:
     def _create(self, occurrence: _Occurrence) -> None:
         service, name = occurrence.service, occurrence.event_name
         try:
-            read_json(self._api.create_namespaced_event(service.namespace, self._event_body(name, occurrence),
-                                                        _preload_content=False, _request_timeout=REQUEST_TIMEOUT))
+            read_json(
+                self._api.create_namespaced_event(
+                    service.namespace,
+                    self._event_body(name, occurrence),
+                    _preload_content=False,
+                    _request_timeout=REQUEST_TIMEOUT,
+                )
+            )
         except client.ApiException as error:
             if error.status != 409:  # 409: an earlier try of this very create went through
                 raise
@@ -196,20 +232,31 @@ class EventRecorder:
     def _event_body(self, name: str, occurrence: _Occurrence) -> dict:
         service, at = occurrence.service, _timestamp(occurrence.at)
         return {
-            "apiVersion": "v1", "kind": "Event",
+            "apiVersion": "v1",
+            "kind": "Event",
             "metadata": {"name": name, "namespace": service.namespace},
-            "involvedObject": {"kind": "Service", "apiVersion": "v1", "name": service.name,
-                               "namespace": service.namespace, "uid": service.uid,
-                               "resourceVersion": service.resource_version},
-            "type": occurrence.type, "reason": occurrence.reason, "message": occurrence.message,
+            "involvedObject": {
+                "kind": "Service",
+                "apiVersion": "v1",
+                "name": service.name,
+                "namespace": service.namespace,
+                "uid": service.uid,
+                "resourceVersion": service.resource_version,
+            },
+            "type": occurrence.type,
+            "reason": occurrence.reason,
+            "message": occurrence.message,
             "source": {"component": self.component, "host": self.host},
-            "reportingComponent": self.component, "reportingInstance": self.host,
-            "count": 1, "firstTimestamp": at, "lastTimestamp": at,
+            "reportingComponent": self.component,
+            "reportingInstance": self.host,
+            "count": 1,
+            "firstTimestamp": at,
+            "lastTimestamp": at,
         }
 
 
 def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.timezone.utc)
+    return datetime.datetime.now(datetime.UTC)
 
 
 def _timestamp(moment: datetime.datetime) -> str:

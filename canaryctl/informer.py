@@ -14,6 +14,7 @@ The handler receives `(old, new)`: `(None, view)` added, `(old, view)` changed,
 `(old, None)` deleted, `(view, view)` periodic resync. It runs on the informer's threads
 (one per namespace, plus the resync thread), so it must be quick and thread-safe.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,7 +22,8 @@ import logging
 import random
 import threading
 import time
-from typing import Any, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import urllib3
 from kubernetes import client
@@ -47,7 +49,13 @@ class WatchFailed(Exception):
 
 
 # what a flaky network or API server raises; anything else is logged with its traceback
-EXPECTED_ERRORS = (WatchFailed, client.ApiException, urllib3.exceptions.HTTPError, OSError, ValueError)
+EXPECTED_ERRORS = (
+    WatchFailed,
+    client.ApiException,
+    urllib3.exceptions.HTTPError,
+    OSError,
+    ValueError,
+)
 
 
 class Backoff:
@@ -58,8 +66,15 @@ class Backoff:
     since the previous failure.
     """
 
-    def __init__(self, initial: float = 0.8, cap: float = 30.0, reset_after: float = 120.0, jitter: float = 0.2,
-                 clock: Callable[[], float] = time.monotonic, rng: Callable[[], float] = random.random):
+    def __init__(
+        self,
+        initial: float = 0.8,
+        cap: float = 30.0,
+        reset_after: float = 120.0,
+        jitter: float = 0.2,
+        clock: Callable[[], float] = time.monotonic,
+        rng: Callable[[], float] = random.random,
+    ):
         self.initial, self.cap, self.reset_after, self.jitter = initial, cap, reset_after, jitter
         self._clock, self._rng = clock, rng
         self._step = 0.0
@@ -79,18 +94,31 @@ class Backoff:
 class ServiceInformer:
     """Services of some namespaces (None: all) mirrored into `store`, changes told to `handler`."""
 
-    def __init__(self, api_client: client.ApiClient, store: ServiceStore, handler: Handler,
-                 namespaces: Sequence[str] | None = ALL_NAMESPACES, *, resync_period: float | None = None,
-                 watch_timeout: tuple[int, int] = (300, 600), connect_timeout: float = 10.0,
-                 read_timeout: float = 70.0, page_size: int = 500,
-                 backoff: Callable[[], Backoff] = Backoff, sleep: Callable[[float], Any] | None = None,
-                 clock: Callable[[], float] = time.monotonic, rng: Callable[[], float] = random.random):
+    def __init__(
+        self,
+        api_client: client.ApiClient,
+        store: ServiceStore,
+        handler: Handler,
+        namespaces: Sequence[str] | None = ALL_NAMESPACES,
+        *,
+        resync_period: float | None = None,
+        watch_timeout: tuple[int, int] = (300, 600),
+        connect_timeout: float = 10.0,
+        read_timeout: float = 70.0,
+        page_size: int = 500,
+        backoff: Callable[[], Backoff] = Backoff,
+        sleep: Callable[[float], Any] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        rng: Callable[[], float] = random.random,
+    ):
         self.store = store
         self._handler = handler
         self._resync_period = resync_period
         self._stop = threading.Event()
         self._sleep = sleep or self._stop.wait
-        settings = _WatchSettings(watch_timeout, (connect_timeout, read_timeout), page_size, clock, rng)
+        settings = _WatchSettings(
+            watch_timeout, (connect_timeout, read_timeout), page_size, clock, rng
+        )
         api = client.CoreV1Api(api_client)
         if namespaces is not None and not namespaces:
             raise ValueError("namespaces: give at least one, or None for all namespaces")
@@ -100,7 +128,7 @@ class ServiceInformer:
 
     # lifecycle --------------------------------------------------------------------------------
 
-    def start(self) -> "ServiceInformer":
+    def start(self) -> ServiceInformer:
         """Start one list/watch thread per namespace (and the resync thread, if any)."""
         for loop in self._loops:
             self._spawn(f"informer-{loop.scope or 'all'}", loop.run)
@@ -144,7 +172,7 @@ class ServiceInformer:
         """Call the handler; its failures are logged, never allowed to stop the informer."""
         try:
             self._handler(old, new)
-        except Exception:  # noqa: BLE001 - a handler bug must not kill the watch
+        except Exception:
             view = new or old
             log.exception("informer handler failed", extra={"service": view.key if view else None})
 
@@ -165,9 +193,19 @@ class ServiceInformer:
 
 
 class _WatchSettings:
-    def __init__(self, watch_timeout: tuple[int, int], request_timeout: tuple[float, float], page_size: int,
-                 clock: Callable[[], float], rng: Callable[[], float]):
-        self.watch_timeout, self.request_timeout, self.page_size = watch_timeout, request_timeout, page_size
+    def __init__(
+        self,
+        watch_timeout: tuple[int, int],
+        request_timeout: tuple[float, float],
+        page_size: int,
+        clock: Callable[[], float],
+        rng: Callable[[], float],
+    ):
+        self.watch_timeout, self.request_timeout, self.page_size = (
+            watch_timeout,
+            request_timeout,
+            page_size,
+        )
         self.clock, self.rng = clock, rng
 
     def server_timeout(self) -> int:
@@ -178,9 +216,21 @@ class _WatchSettings:
 class _ListWatch:
     """The list-then-watch loop of one scope (a namespace, or None for all of them)."""
 
-    def __init__(self, informer: ServiceInformer, api: client.CoreV1Api, scope: str | None,
-                 settings: _WatchSettings, backoff: Backoff):
-        self.informer, self.api, self.scope, self.settings, self.backoff = informer, api, scope, settings, backoff
+    def __init__(
+        self,
+        informer: ServiceInformer,
+        api: client.CoreV1Api,
+        scope: str | None,
+        settings: _WatchSettings,
+        backoff: Backoff,
+    ):
+        self.informer, self.api, self.scope, self.settings, self.backoff = (
+            informer,
+            api,
+            scope,
+            settings,
+            backoff,
+        )
         self.resource_version = ""
         self.synced = threading.Event()
         self._lock = threading.Lock()
@@ -220,8 +270,14 @@ class _ListWatch:
         delay = self.backoff.next_delay()
         if not listing:
             metrics.watch_restarts_total.labels("error").inc()
-        log.warning("%s failed, retrying in %.1f s: %s", "list" if listing else "watch", delay, describe_error(error),
-                    extra={"namespace": self.scope}, exc_info=not isinstance(error, EXPECTED_ERRORS))
+        log.warning(
+            "%s failed, retrying in %.1f s: %s",
+            "list" if listing else "watch",
+            delay,
+            describe_error(error),
+            extra={"namespace": self.scope},
+            exc_info=not isinstance(error, EXPECTED_ERRORS),
+        )
         self.informer.wait(delay)
 
     # list ---------------------------------------------------------------------------------------
@@ -240,8 +296,13 @@ class _ListWatch:
         views: list[ServiceView] = []
         token = None
         while True:
-            page = read_json(self._request(limit=self.settings.page_size, _continue=token,
-                                           _request_timeout=self.settings.request_timeout))
+            page = read_json(
+                self._request(
+                    limit=self.settings.page_size,
+                    _continue=token,
+                    _request_timeout=self.settings.request_timeout,
+                )
+            )
             views.extend(ServiceView.from_dict(item) for item in page.get("items") or ())
             token = page["metadata"].get("continue")
             if not token:
@@ -252,9 +313,13 @@ class _ListWatch:
     def watch(self) -> None:
         """One watch request from the current resourceVersion, applied until the stream ends."""
         started, events = self.settings.clock(), 0
-        response = self._request(watch=True, resource_version=self.resource_version, allow_watch_bookmarks=True,
-                                 timeout_seconds=self.settings.server_timeout(),
-                                 _request_timeout=self.settings.request_timeout)
+        response = self._request(
+            watch=True,
+            resource_version=self.resource_version,
+            allow_watch_bookmarks=True,
+            timeout_seconds=self.settings.server_timeout(),
+            _request_timeout=self.settings.request_timeout,
+        )
         try:
             for line in _lines(response):
                 if self.informer.stopping:
@@ -264,7 +329,11 @@ class _ListWatch:
         finally:
             response.close()  # never pool a connection that may still hold unread bytes
             response.release_conn()
-        if events == 0 and self.settings.clock() - started < SHORT_WATCH_SECONDS and not self.informer.stopping:
+        if (
+            events == 0
+            and self.settings.clock() - started < SHORT_WATCH_SECONDS
+            and not self.informer.stopping
+        ):
             raise WatchFailed("watch closed immediately without any event")
 
     def _apply(self, event: dict) -> None:
@@ -276,9 +345,13 @@ class _ListWatch:
         elif kind == "DELETED":
             self._delete(ServiceView.from_dict(obj))
         elif kind != "BOOKMARK":
-            log.warning("ignoring watch event of unknown type %r", kind, extra={"namespace": self.scope})
+            log.warning(
+                "ignoring watch event of unknown type %r", kind, extra={"namespace": self.scope}
+            )
             return
-        self.resource_version = (obj.get("metadata") or {}).get("resourceVersion") or self.resource_version
+        self.resource_version = (obj.get("metadata") or {}).get(
+            "resourceVersion"
+        ) or self.resource_version
 
     def _upsert(self, view: ServiceView) -> None:
         old = self.informer.store.upsert(view)
@@ -297,9 +370,13 @@ class _ListWatch:
         """Send a list or watch request; keep the response where interrupt() can cut it."""
         try:
             if self.scope is None:
-                response = self.api.list_service_for_all_namespaces(_preload_content=False, **params)
+                response = self.api.list_service_for_all_namespaces(
+                    _preload_content=False, **params
+                )
             else:
-                response = self.api.list_namespaced_service(self.scope, _preload_content=False, **params)
+                response = self.api.list_namespaced_service(
+                    self.scope, _preload_content=False, **params
+                )
         except client.ApiException as error:
             if error.status == 410:
                 raise WatchExpired(str(error.reason)) from None

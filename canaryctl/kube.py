@@ -6,12 +6,13 @@ credentials come from) are decided once. Status annotations are written with a J
 patch that names only our keys: no read-modify-write, no conflict with other writers of
 the same Service, and `None` removes a key.
 """
+
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import urllib3
 from kubernetes import client, config
@@ -47,21 +48,29 @@ def load_api_client(kubeconfig: str | None = None) -> client.ApiClient:
 def _load_incluster(configuration: client.Configuration) -> None:
     directory = Path(os.environ.get(SERVICEACCOUNT_DIR_ENV) or DEFAULT_SERVICEACCOUNT_DIR)
     try:
-        InClusterConfigLoader(token_filename=str(directory / "token"),
-                              cert_filename=str(directory / "ca.crt")).load_and_set(configuration)
+        InClusterConfigLoader(
+            token_filename=str(directory / "token"), cert_filename=str(directory / "ca.crt")
+        ).load_and_set(configuration)
     except ConfigException as error:
         raise ConfigException(f"in-cluster config from {directory}: {error}") from None
 
 
-def patch_service_annotations(api: client.ApiClient, namespace: str, name: str,
-                              changes: Mapping[str, str | None]) -> ServiceView:
+def patch_service_annotations(
+    api: client.ApiClient, namespace: str, name: str, changes: Mapping[str, str | None]
+) -> ServiceView:
     """Set (value) or remove (None) annotations of one Service; return the Service as patched.
 
     Raises kubernetes.client.ApiException (e.g. 404 if the Service is gone).
     """
     body = {"metadata": {"annotations": dict(changes)}}
     response = client.CoreV1Api(api).patch_namespaced_service(
-        name, namespace, body, _content_type=MERGE_PATCH, _preload_content=False, _request_timeout=REQUEST_TIMEOUT)
+        name,
+        namespace,
+        body,
+        _content_type=MERGE_PATCH,
+        _preload_content=False,
+        _request_timeout=REQUEST_TIMEOUT,
+    )
     return ServiceView.from_dict(read_json(response))
 
 

@@ -5,6 +5,7 @@ existing dashboards work; the rest carry the `canaryctl_` prefix. No label takes
 unbounded values except namespace/app. `initialise()` sets every known label set to 0 so
 `rate()` works from the first scrape.
 """
+
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -13,71 +14,146 @@ REGISTRY = CollectorRegistry(auto_describe=True)
 CONTROLLER = "service"  # the one controller name canaryctl runs
 
 _DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
-_QUEUE_BUCKETS = tuple(1e-8 * 10 ** i for i in range(10))  # client-go: 10ns .. 10s, exponential
+_QUEUE_BUCKETS = tuple(1e-8 * 10**i for i in range(10))  # client-go: 10ns .. 10s, exponential
 
 # controller-runtime: pkg/internal/controller/metrics
-reconcile_total = Counter("controller_runtime_reconcile_total", "Total number of reconciliations per controller",
-                          ["controller", "result"], registry=REGISTRY)
-reconcile_errors_total = Counter("controller_runtime_reconcile_errors_total",
-                                 "Total number of reconciliation errors per controller", ["controller"],
-                                 registry=REGISTRY)
-reconcile_time_seconds = Histogram("controller_runtime_reconcile_time_seconds",
-                                   "Length of time per reconciliation per controller", ["controller"],
-                                   buckets=_DURATION_BUCKETS, registry=REGISTRY)
+reconcile_total = Counter(
+    "controller_runtime_reconcile_total",
+    "Total number of reconciliations per controller",
+    ["controller", "result"],
+    registry=REGISTRY,
+)
+reconcile_errors_total = Counter(
+    "controller_runtime_reconcile_errors_total",
+    "Total number of reconciliation errors per controller",
+    ["controller"],
+    registry=REGISTRY,
+)
+reconcile_time_seconds = Histogram(
+    "controller_runtime_reconcile_time_seconds",
+    "Length of time per reconciliation per controller",
+    ["controller"],
+    buckets=_DURATION_BUCKETS,
+    registry=REGISTRY,
+)
 
 # client-go workqueue (controller-runtime registers these with label `name` and `controller`)
-workqueue_depth = Gauge("workqueue_depth", "Current depth of workqueue", ["name", "controller"], registry=REGISTRY)
-workqueue_adds_total = Counter("workqueue_adds_total", "Total number of adds handled by workqueue",
-                               ["name", "controller"], registry=REGISTRY)
-workqueue_queue_duration_seconds = Histogram("workqueue_queue_duration_seconds",
-                                             "How long in seconds an item stays in workqueue before being requested",
-                                             ["name", "controller"], buckets=_QUEUE_BUCKETS, registry=REGISTRY)
-workqueue_work_duration_seconds = Histogram("workqueue_work_duration_seconds",
-                                            "How long in seconds processing an item from workqueue takes",
-                                            ["name", "controller"], buckets=_QUEUE_BUCKETS, registry=REGISTRY)
-workqueue_retries_total = Counter("workqueue_retries_total", "Total number of retries handled by workqueue",
-                                  ["name", "controller"], registry=REGISTRY)
-workqueue_unfinished_work_seconds = Gauge("workqueue_unfinished_work_seconds",
-                                          "How many seconds of work has been done that is in progress and hasn't "
-                                          "been observed by work_duration", ["name", "controller"], registry=REGISTRY)
-workqueue_longest_running_processor_seconds = Gauge("workqueue_longest_running_processor_seconds",
-                                                    "How many seconds has the longest running processor for "
-                                                    "workqueue been running", ["name", "controller"],
-                                                    registry=REGISTRY)
+workqueue_depth = Gauge(
+    "workqueue_depth", "Current depth of workqueue", ["name", "controller"], registry=REGISTRY
+)
+workqueue_adds_total = Counter(
+    "workqueue_adds_total",
+    "Total number of adds handled by workqueue",
+    ["name", "controller"],
+    registry=REGISTRY,
+)
+workqueue_queue_duration_seconds = Histogram(
+    "workqueue_queue_duration_seconds",
+    "How long in seconds an item stays in workqueue before being requested",
+    ["name", "controller"],
+    buckets=_QUEUE_BUCKETS,
+    registry=REGISTRY,
+)
+workqueue_work_duration_seconds = Histogram(
+    "workqueue_work_duration_seconds",
+    "How long in seconds processing an item from workqueue takes",
+    ["name", "controller"],
+    buckets=_QUEUE_BUCKETS,
+    registry=REGISTRY,
+)
+workqueue_retries_total = Counter(
+    "workqueue_retries_total",
+    "Total number of retries handled by workqueue",
+    ["name", "controller"],
+    registry=REGISTRY,
+)
+workqueue_unfinished_work_seconds = Gauge(
+    "workqueue_unfinished_work_seconds",
+    "How many seconds of work has been done that is in progress and hasn't "
+    "been observed by work_duration",
+    ["name", "controller"],
+    registry=REGISTRY,
+)
+workqueue_longest_running_processor_seconds = Gauge(
+    "workqueue_longest_running_processor_seconds",
+    "How many seconds has the longest running processor for workqueue been running",
+    ["name", "controller"],
+    registry=REGISTRY,
+)
 
 # gateway calls: backend in {api7, apisix}; method is the HTTP verb; code the status or "error"
-gateway_requests_total = Counter("canaryctl_gateway_requests_total", "Gateway API calls",
-                                 ["backend", "method", "code"], registry=REGISTRY)
-gateway_request_duration_seconds = Histogram("canaryctl_gateway_request_duration_seconds",
-                                             "Gateway API call latency", ["backend", "method"],
-                                             buckets=_DURATION_BUCKETS, registry=REGISTRY)
-gateway_writes_total = Counter("canaryctl_gateway_writes_total", "Gateway writes (create, replace, delete)",
-                               ["backend"], registry=REGISTRY)
-gateway_retries_total = Counter("canaryctl_gateway_retries_total", "Gateway API calls retried", ["backend"],
-                                registry=REGISTRY)
+gateway_requests_total = Counter(
+    "canaryctl_gateway_requests_total",
+    "Gateway API calls",
+    ["backend", "method", "code"],
+    registry=REGISTRY,
+)
+gateway_request_duration_seconds = Histogram(
+    "canaryctl_gateway_request_duration_seconds",
+    "Gateway API call latency",
+    ["backend", "method"],
+    buckets=_DURATION_BUCKETS,
+    registry=REGISTRY,
+)
+gateway_writes_total = Counter(
+    "canaryctl_gateway_writes_total",
+    "Gateway writes (create, replace, delete)",
+    ["backend"],
+    registry=REGISTRY,
+)
+gateway_retries_total = Counter(
+    "canaryctl_gateway_retries_total", "Gateway API calls retried", ["backend"], registry=REGISTRY
+)
 
 # informer
-watch_restarts_total = Counter("canaryctl_watch_restarts_total", "Watch streams restarted, by reason",
-                               ["reason"], registry=REGISTRY)
-relists_total = Counter("canaryctl_relists_total", "Full lists of Services, by reason", ["reason"],
-                        registry=REGISTRY)
-cached_services = Gauge("canaryctl_cached_services", "Services held in the informer cache", registry=REGISTRY)
+watch_restarts_total = Counter(
+    "canaryctl_watch_restarts_total",
+    "Watch streams restarted, by reason",
+    ["reason"],
+    registry=REGISTRY,
+)
+relists_total = Counter(
+    "canaryctl_relists_total", "Full lists of Services, by reason", ["reason"], registry=REGISTRY
+)
+cached_services = Gauge(
+    "canaryctl_cached_services", "Services held in the informer cache", registry=REGISTRY
+)
 
 # canaries
-canary_weight = Gauge("canaryctl_canary_weight", "Desired canary weight (percent)", ["namespace", "app"],
-                      registry=REGISTRY)
-canary_applied_weight = Gauge("canaryctl_canary_applied_weight", "Canary weight the gateway reports (percent)",
-                              ["namespace", "app"], registry=REGISTRY)
-weight_mismatches_total = Counter("canaryctl_weight_mismatches_total",
-                                  "Read-backs where the gateway's weight differed from the desired one",
-                                  registry=REGISTRY)
-releases_total = Counter("canaryctl_releases_total", "Finished releases by outcome", ["result"], registry=REGISTRY)
-analysis_checks_total = Counter("canaryctl_analysis_checks_total", "Analysis checks by classification",
-                                ["result"], registry=REGISTRY)
-events_total = Counter("canaryctl_events_total", "Events recorded, by reason", ["reason"], registry=REGISTRY)
-events_dropped_total = Counter("canaryctl_events_dropped_total",
-                               "Events dropped because the recorder's queue was full or it had stopped",
-                               registry=REGISTRY)
+canary_weight = Gauge(
+    "canaryctl_canary_weight",
+    "Desired canary weight (percent)",
+    ["namespace", "app"],
+    registry=REGISTRY,
+)
+canary_applied_weight = Gauge(
+    "canaryctl_canary_applied_weight",
+    "Canary weight the gateway reports (percent)",
+    ["namespace", "app"],
+    registry=REGISTRY,
+)
+weight_mismatches_total = Counter(
+    "canaryctl_weight_mismatches_total",
+    "Read-backs where the gateway's weight differed from the desired one",
+    registry=REGISTRY,
+)
+releases_total = Counter(
+    "canaryctl_releases_total", "Finished releases by outcome", ["result"], registry=REGISTRY
+)
+analysis_checks_total = Counter(
+    "canaryctl_analysis_checks_total",
+    "Analysis checks by classification",
+    ["result"],
+    registry=REGISTRY,
+)
+events_total = Counter(
+    "canaryctl_events_total", "Events recorded, by reason", ["reason"], registry=REGISTRY
+)
+events_dropped_total = Counter(
+    "canaryctl_events_dropped_total",
+    "Events dropped because the recorder's queue was full or it had stopped",
+    registry=REGISTRY,
+)
 
 RECONCILE_RESULTS = ("success", "error", "requeue", "requeue_after")
 RELEASE_RESULTS = ("succeeded", "rolled_back", "aborted", "promoted")
@@ -92,9 +168,15 @@ def initialise(queue_name: str = CONTROLLER, backend: str = "api7") -> None:
         reconcile_total.labels(CONTROLLER, result)
     reconcile_errors_total.labels(CONTROLLER)
     reconcile_time_seconds.labels(CONTROLLER)
-    for family in (workqueue_depth, workqueue_adds_total, workqueue_queue_duration_seconds,
-                   workqueue_work_duration_seconds, workqueue_retries_total,
-                   workqueue_unfinished_work_seconds, workqueue_longest_running_processor_seconds):
+    for family in (
+        workqueue_depth,
+        workqueue_adds_total,
+        workqueue_queue_duration_seconds,
+        workqueue_work_duration_seconds,
+        workqueue_retries_total,
+        workqueue_unfinished_work_seconds,
+        workqueue_longest_running_processor_seconds,
+    ):
         family.labels(queue_name, CONTROLLER)
     gateway_retries_total.labels(backend)
     gateway_writes_total.labels(backend)

@@ -3,11 +3,13 @@
 The informer converts the client's model objects (or raw dicts) into these right away: they
 are a fraction of the memory, hashable, and nobody can mutate what the cache hands out.
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -34,13 +36,20 @@ class ServiceView:
         return f"{self.namespace}/{self.name}"
 
     @classmethod
-    def from_dict(cls, obj: Mapping[str, Any]) -> "ServiceView":
+    def from_dict(cls, obj: Mapping[str, Any]) -> ServiceView:
         """Project a Service as the API returns it (a JSON dict)."""
         meta = obj.get("metadata") or {}
         spec = obj.get("spec") or {}
-        ports = tuple(ServicePort(p.get("name"), int(p.get("port", 0)), p.get("protocol") or "TCP")
-                      for p in spec.get("ports") or ())
-        return cls(namespace=meta.get("namespace", ""), name=meta.get("name", ""),
-                   uid=meta.get("uid", ""), resource_version=meta.get("resourceVersion", ""),
-                   annotations=MappingProxyType(dict(meta.get("annotations") or {})),
-                   ports=ports, type=spec.get("type") or "ClusterIP")
+        ports = tuple(
+            ServicePort(p.get("name"), int(p.get("port", 0)), p.get("protocol") or "TCP")
+            for p in spec.get("ports") or ()
+        )
+        return cls(
+            namespace=meta.get("namespace", ""),
+            name=meta.get("name", ""),
+            uid=meta.get("uid", ""),
+            resource_version=meta.get("resourceVersion", ""),
+            annotations=MappingProxyType(dict(meta.get("annotations") or {})),
+            ports=ports,
+            type=spec.get("type") or "ClusterIP",
+        )

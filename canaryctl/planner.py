@@ -17,10 +17,12 @@ Promotion: when the stable has left and the gateway routes the canary, the canar
 the default upstream if it is at 100 % in the gateway, or if 100 % is now asked for
 (otherwise the StableMissing warning's advice "set 100 to promote" could never work).
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Literal
 
 from canaryctl.annotations import APP, CANARY, PERCENT, Member, Problem, parse_member
 from canaryctl.gateway.model import AppSpec, AppState, Upstream
@@ -61,8 +63,13 @@ class AppPlan:
     statuses: dict[str, StatusDoc]  # by Service key, one per current member
 
 
-def plan_app(app: str, members: Sequence[ServiceView], observed: AppState | None,
-             cluster_domain: str, weight_override: int | None = None) -> AppPlan:
+def plan_app(
+    app: str,
+    members: Sequence[ServiceView],
+    observed: AppState | None,
+    cluster_domain: str,
+    weight_override: int | None = None,
+) -> AppPlan:
     """Plan application `app` from its member Services and the gateway's current state of it.
 
     `members` are the Services whose `app_of` is `app`; `observed` is what the gateway holds
@@ -85,8 +92,9 @@ def plan_app(app: str, members: Sequence[ServiceView], observed: AppState | None
     return _plan_members(app, valid, observed, weight_override)
 
 
-def _plan_members(app: str, valid: list[Member], observed: AppState | None,
-                  weight_override: int | None) -> AppPlan:
+def _plan_members(
+    app: str, valid: list[Member], observed: AppState | None, weight_override: int | None
+) -> AppPlan:
     """Assign stable and canary among valid members, then plan the resulting spec."""
     unflagged = [member for member in valid if not member.is_canary]
     if len(unflagged) > 1:
@@ -108,46 +116,66 @@ def _sticky_stable(valid: list[Member], observed: AppState | None) -> Member | N
     return next((m for m in valid if m.upstream.version == observed.stable.version), None)
 
 
-def _desired_spec(app: str, stable: Member, canary: Member | None, weight_override: int | None) -> AppSpec:
+def _desired_spec(
+    app: str, stable: Member, canary: Member | None, weight_override: int | None
+) -> AppSpec:
     if canary is None:
         return AppSpec(name=app, stable=stable.upstream)
     weight = weight_override if weight_override is not None else canary.percent
     return AppSpec(name=app, stable=stable.upstream, canary=canary.upstream, weight=weight or 0)
 
 
-def _plan_spec(spec: AppSpec, stable: Member, canary: Member | None, observed: AppState | None) -> AppPlan:
+def _plan_spec(
+    spec: AppSpec, stable: Member, canary: Member | None, observed: AppState | None
+) -> AppPlan:
     """Apply `spec` unless the gateway already routes exactly so."""
     statuses = _serving_statuses(spec, stable, canary)
     if observed is not None and observed.matches(spec):
         return AppPlan(spec.name, "noop", spec, [], [], statuses)
-    return AppPlan(spec.name, "apply", spec, [], _describe_change(observed, spec, stable, canary), statuses)
+    return AppPlan(
+        spec.name, "apply", spec, [], _describe_change(observed, spec, stable, canary), statuses
+    )
 
 
-def _plan_without_stable(app: str, canary: Member, observed: AppState | None,
-                         weight_override: int | None) -> AppPlan:
+def _plan_without_stable(
+    app: str, canary: Member, observed: AppState | None, weight_override: int | None
+) -> AppPlan:
     """Only a canary is left: promote it if it already (or is asked to) take everything, else hold."""
-    routed = observed is not None and observed.canary is not None \
+    routed = (
+        observed is not None
+        and observed.canary is not None
         and observed.canary.version == canary.upstream.version
+    )
     desired = weight_override if weight_override is not None else canary.percent
     if routed and (observed.weight == 100 or desired == 100):
         return _plan_spec(AppSpec(name=app, stable=canary.upstream), canary, None, observed)
     if routed:
-        message = (f"the stable of application {app} left while canary {canary.view.key} is at "
-                   f"{observed.weight} %; not shifting traffic: set {PERCENT}=100 to promote the canary, "
-                   f"or restore the stable")
+        message = (
+            f"the stable of application {app} left while canary {canary.view.key} is at "
+            f"{observed.weight} %; not shifting traffic: set {PERCENT}=100 to promote the canary, "
+            f"or restore the stable"
+        )
     else:
-        message = (f"canary {canary.view.key} has no stable: no Service publishes application {app} "
-                   f"without {CANARY}=true; publish the stable first, or remove the canary flag")
+        message = (
+            f"canary {canary.view.key} has no stable: no Service publishes application {app} "
+            f"without {CANARY}=true; publish the stable first, or remove the canary flag"
+        )
     status = StatusDoc("canary", app, None, "Holding", message)
-    return _hold(app, [Warning(canary.view.key, "StableMissing", message)], {canary.view.key: status})
+    return _hold(
+        app, [Warning(canary.view.key, "StableMissing", message)], {canary.view.key: status}
+    )
 
 
 def _plan_without_members(app: str, observed: AppState | None) -> AppPlan:
     """No Service publishes `app` any more: delete what canaryctl created, never anything else."""
     if observed is None or not observed.owned:
         return AppPlan(app, "noop", None, [], [], {})
-    notice = Notice("", "CleanedUp", f"application {app} has no member Services left; "
-                                     f"deleted it and everything canaryctl created for it from the gateway")
+    notice = Notice(
+        "",
+        "CleanedUp",
+        f"application {app} has no member Services left; "
+        f"deleted it and everything canaryctl created for it from the gateway",
+    )
     return AppPlan(app, "delete", None, [], [notice], {})
 
 
@@ -155,24 +183,41 @@ def _hold(app: str, warnings: list[Warning], statuses: dict[str, StatusDoc]) -> 
     return AppPlan(app, "hold", None, warnings, [], statuses)
 
 
-def _hold_bad_input(app: str, views: list[ServiceView], invalid: dict[str, list[Problem]],
-                    foreign: bool) -> AppPlan:
+def _hold_bad_input(
+    app: str, views: list[ServiceView], invalid: dict[str, list[Problem]], foreign: bool
+) -> AppPlan:
     """Warn about every invalid annotation and a foreign namesake; touch nothing in the gateway."""
     warnings: list[Warning] = []
     statuses: dict[str, StatusDoc] = {}
     for key, problems in invalid.items():
         warnings += [Warning(key, "InvalidAnnotation", problem.message) for problem in problems]
-        statuses[key] = StatusDoc("none", app, None, "Invalid", "; ".join(p.message for p in problems))
+        statuses[key] = StatusDoc(
+            "none", app, None, "Invalid", "; ".join(p.message for p in problems)
+        )
     if foreign:
-        message = (f"an application named {app} already exists in the gateway and is not managed "
-                   f"by canaryctl; leaving it alone")
+        message = (
+            f"an application named {app} already exists in the gateway and is not managed "
+            f"by canaryctl; leaving it alone"
+        )
         warnings += [Warning(view.key, "Conflict", message) for view in views]
-        statuses.update({view.key: StatusDoc("none", app, None, "Conflict", message)
-                         for view in views if view.key not in statuses})
-    waiting = (f"application {app} is on hold until {', '.join(invalid)} "
-               f"{'has' if len(invalid) == 1 else 'have'} valid annotations; the gateway keeps its last good state")
-    statuses.update({view.key: StatusDoc("none", app, None, "Holding", waiting)
-                     for view in views if view.key not in statuses})
+        statuses.update(
+            {
+                view.key: StatusDoc("none", app, None, "Conflict", message)
+                for view in views
+                if view.key not in statuses
+            }
+        )
+    waiting = (
+        f"application {app} is on hold until {', '.join(invalid)} "
+        f"{'has' if len(invalid) == 1 else 'have'} valid annotations; the gateway keeps its last good state"
+    )
+    statuses.update(
+        {
+            view.key: StatusDoc("none", app, None, "Holding", waiting)
+            for view in views
+            if view.key not in statuses
+        }
+    )
     return _hold(app, sorted(warnings, key=lambda w: w.service_key), statuses)
 
 
@@ -180,21 +225,33 @@ def _hold_conflict(app: str, valid: list[Member], culprits: list[Member], messag
     """Several members claim one role: warn each of them, hold the application."""
     culprit_keys = {member.view.key for member in culprits}
     waiting = f"application {app} is on hold: {message}"
-    statuses = {member.view.key: StatusDoc("none", app, None,
-                                           "Conflict" if member.view.key in culprit_keys else "Holding",
-                                           message if member.view.key in culprit_keys else waiting)
-                for member in valid}
-    return _hold(app, [Warning(member.view.key, "Conflict", message) for member in culprits], statuses)
+    statuses = {
+        member.view.key: StatusDoc(
+            "none",
+            app,
+            None,
+            "Conflict" if member.view.key in culprit_keys else "Holding",
+            message if member.view.key in culprit_keys else waiting,
+        )
+        for member in valid
+    }
+    return _hold(
+        app, [Warning(member.view.key, "Conflict", message) for member in culprits], statuses
+    )
 
 
 def _two_stables_message(app: str, stables: list[Member]) -> str:
-    return (f"Services {_names(stables)} all publish application {app} without the canary flag; "
-            f"an application has one stable: set {CANARY}=true on all but one, or remove their {APP}")
+    return (
+        f"Services {_names(stables)} all publish application {app} without the canary flag; "
+        f"an application has one stable: set {CANARY}=true on all but one, or remove their {APP}"
+    )
 
 
 def _two_canaries_message(app: str, canaries: list[Member]) -> str:
-    return (f"Services {_names(canaries)} are all canaries of application {app}; at most one canary "
-            f"runs at a time: remove {APP} or {CANARY} from all but one")
+    return (
+        f"Services {_names(canaries)} are all canaries of application {app}; at most one canary "
+        f"runs at a time: remove {APP} or {CANARY} from all but one"
+    )
 
 
 def _names(members: list[Member]) -> str:
@@ -207,32 +264,51 @@ def _serving_statuses(spec: AppSpec, stable: Member, canary: Member | None) -> d
     app = spec.name
     if canary is None:
         if stable.is_canary:
-            message = (f"promoted from canary to default upstream of application {app}; receives all "
-                       f"requests ({CANARY} may now be removed)")
+            message = (
+                f"promoted from canary to default upstream of application {app}; receives all "
+                f"requests ({CANARY} may now be removed)"
+            )
             return {stable.view.key: StatusDoc("stable", app, 100, "Promoted", message)}
         message = f"default upstream of application {app}; receives all requests"
         return {stable.view.key: StatusDoc("stable", app, 100, "Stable", message)}
-    stable_message = (f"default upstream of application {app}; receives {100 - spec.weight} % of requests, "
-                      f"canary {canary.view.key} the other {spec.weight} %")
-    canary_message = (f"canary of application {app}; receives {spec.weight} % of requests, "
-                      f"stable {stable.view.key} the rest")
-    return {stable.view.key: StatusDoc("stable", app, 100 - spec.weight, "Stable", stable_message),
-            canary.view.key: StatusDoc("canary", app, spec.weight, "Canary", canary_message)}
+    stable_message = (
+        f"default upstream of application {app}; receives {100 - spec.weight} % of requests, "
+        f"canary {canary.view.key} the other {spec.weight} %"
+    )
+    canary_message = (
+        f"canary of application {app}; receives {spec.weight} % of requests, "
+        f"stable {stable.view.key} the rest"
+    )
+    return {
+        stable.view.key: StatusDoc("stable", app, 100 - spec.weight, "Stable", stable_message),
+        canary.view.key: StatusDoc("canary", app, spec.weight, "Canary", canary_message),
+    }
 
 
-def _describe_change(observed: AppState | None, spec: AppSpec, stable: Member,
-                     canary: Member | None) -> list[Notice]:
+def _describe_change(
+    observed: AppState | None, spec: AppSpec, stable: Member, canary: Member | None
+) -> list[Notice]:
     """Normal events naming what applying `spec` over `observed` changes, one concept each."""
     if observed is None or observed.stable is None:
-        notices = [Notice(stable.view.key, "Published",
-                          f"published as application {spec.name} (host {spec.name}) with default "
-                          f"upstream {_target(spec.stable)}")]
+        notices = [
+            Notice(
+                stable.view.key,
+                "Published",
+                f"published as application {spec.name} (host {spec.name}) with default "
+                f"upstream {_target(spec.stable)}",
+            )
+        ]
         return notices + _canary_change(None, 0, spec, stable, canary)
     notices = _stable_change(observed, spec, stable)
     notices += _canary_change(observed.canary, observed.weight, spec, stable, canary)
-    return notices or [Notice(stable.view.key, "DriftCorrected",
-                              f"application {spec.name} had been changed in the gateway outside "
-                              f"canaryctl; restored it")]
+    return notices or [
+        Notice(
+            stable.view.key,
+            "DriftCorrected",
+            f"application {spec.name} had been changed in the gateway outside "
+            f"canaryctl; restored it",
+        )
+    ]
 
 
 def _stable_change(observed: AppState, spec: AppSpec, stable: Member) -> list[Notice]:
@@ -240,40 +316,82 @@ def _stable_change(observed: AppState, spec: AppSpec, stable: Member) -> list[No
     if before.version == after.version:
         if before == after:
             return []
-        return [Notice(stable.view.key, "UpstreamChanged",
-                       f"upstream {after.version} of application {spec.name} now targets {_target(after)}")]
+        return [
+            Notice(
+                stable.view.key,
+                "UpstreamChanged",
+                f"upstream {after.version} of application {spec.name} now targets {_target(after)}",
+            )
+        ]
     if observed.canary is not None and observed.canary.version == after.version:
-        return [Notice(stable.view.key, "Promoted",
-                       f"canary {after.version} promoted to default upstream of application {spec.name}, "
-                       f"replacing {before.version}; its canary rule has ended")]
-    return [Notice(stable.view.key, "StableChanged",
-                   f"{after.version} is now the default upstream of application {spec.name}, "
-                   f"replacing {before.version}")]
+        return [
+            Notice(
+                stable.view.key,
+                "Promoted",
+                f"canary {after.version} promoted to default upstream of application {spec.name}, "
+                f"replacing {before.version}; its canary rule has ended",
+            )
+        ]
+    return [
+        Notice(
+            stable.view.key,
+            "StableChanged",
+            f"{after.version} is now the default upstream of application {spec.name}, "
+            f"replacing {before.version}",
+        )
+    ]
 
 
-def _canary_change(before: Upstream | None, before_weight: int, spec: AppSpec, stable: Member,
-                   canary: Member | None) -> list[Notice]:
+def _canary_change(
+    before: Upstream | None,
+    before_weight: int,
+    spec: AppSpec,
+    stable: Member,
+    canary: Member | None,
+) -> list[Notice]:
     """Notices about the canary: added, removed, re-targeted or re-weighted."""
     after = spec.canary
     promoted = before is not None and before.version == spec.stable.version
     notices: list[Notice] = []
     if before is not None and not promoted and (after is None or after.version != before.version):
-        notices.append(Notice(stable.view.key, "CanaryRemoved",
-                              f"canary {before.version} removed from application {spec.name}; its rule "
-                              f"and upstream are deleted"))
+        notices.append(
+            Notice(
+                stable.view.key,
+                "CanaryRemoved",
+                f"canary {before.version} removed from application {spec.name}; its rule "
+                f"and upstream are deleted",
+            )
+        )
     if after is None:
         return notices
     key = canary.view.key
     if before is None or before.version != after.version:
-        return notices + [Notice(key, "CanaryAdded", f"canary of application {spec.name} at {spec.weight} % "
-                                                     f"of requests, upstream {_target(after)}")]
+        return [
+            *notices,
+            Notice(
+                key,
+                "CanaryAdded",
+                f"canary of application {spec.name} at {spec.weight} % "
+                f"of requests, upstream {_target(after)}",
+            ),
+        ]
     if before != after:
-        notices.append(Notice(key, "UpstreamChanged",
-                              f"upstream {after.version} of application {spec.name} now targets {_target(after)}"))
+        notices.append(
+            Notice(
+                key,
+                "UpstreamChanged",
+                f"upstream {after.version} of application {spec.name} now targets {_target(after)}",
+            )
+        )
     if before_weight != spec.weight:
-        notices.append(Notice(key, "CanaryWeightChanged",
-                              f"canary of application {spec.name}: {before_weight} % -> {spec.weight} % "
-                              f"of requests"))
+        notices.append(
+            Notice(
+                key,
+                "CanaryWeightChanged",
+                f"canary of application {spec.name}: {before_weight} % -> {spec.weight} % "
+                f"of requests",
+            )
+        )
     return notices
 
 

@@ -10,13 +10,15 @@ Outcomes (engineering.md "Reconcile"): success returns normally; a gateway failu
 so the work queue retries with backoff; bad input is a hold — warned once per Service
 version, not retried until the Service changes.
 """
+
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
-from typing import Callable, Iterable, Mapping, Protocol, Sequence
+from datetime import UTC, datetime
+from typing import Protocol
 
 from canaryctl import metrics
 from canaryctl.annotations import STATUS, app_of, relevant_fingerprint
@@ -47,7 +49,10 @@ def _status_index(view: ServiceView) -> list[str]:
     return [app] if isinstance(app, str) else []
 
 
-INDEXERS: dict[str, Callable[[ServiceView], Iterable[str]]] = {APP_INDEX: _app_index, STATUS_INDEX: _status_index}
+INDEXERS: dict[str, Callable[[ServiceView], Iterable[str]]] = {
+    APP_INDEX: _app_index,
+    STATUS_INDEX: _status_index,
+}
 
 
 class ServiceIndex(Protocol):
@@ -59,7 +64,9 @@ class Recorder(Protocol):
     def warning(self, view: ServiceView, reason: str, message: str) -> None: ...
 
 
-PatchAnnotations = Callable[[str, str, Mapping[str, str | None]], None]  # (namespace, name, changes)
+PatchAnnotations = Callable[
+    [str, str, Mapping[str, str | None]], None
+]  # (namespace, name, changes)
 
 
 @dataclass(frozen=True)
@@ -72,16 +79,29 @@ class Result:
 class Reconciler:
     """Brings one application at a time to its desired state."""
 
-    def __init__(self, store: ServiceIndex, view: GatewayView, gateway: Gateway, recorder: Recorder,
-                 patch_annotations: PatchAnnotations, cluster_domain: str = "cluster.local",
-                 dry_run: bool = False, now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
-                 releases: ReleaseRunner = ReleaseRunner(None), namespaces: Sequence[str] | None = None):
+    def __init__(
+        self,
+        store: ServiceIndex,
+        view: GatewayView,
+        gateway: Gateway,
+        recorder: Recorder,
+        patch_annotations: PatchAnnotations,
+        cluster_domain: str = "cluster.local",
+        dry_run: bool = False,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        releases: ReleaseRunner = ReleaseRunner(None),
+        namespaces: Sequence[str] | None = None,
+    ):
         self.store, self.view, self.gateway, self.recorder = store, view, gateway, recorder
-        self.namespaces = None if namespaces is None else frozenset(namespaces)  # None: every namespace
+        self.namespaces = (
+            None if namespaces is None else frozenset(namespaces)
+        )  # None: every namespace
         self.releases = releases
         self.patch_annotations = patch_annotations
         self.cluster_domain, self.dry_run, self.now = cluster_domain, dry_run, now
-        self._warned: dict[str, tuple[tuple, frozenset]] = {}  # service key -> (inputs, warnings) last warned
+        self._warned: dict[
+            str, tuple[tuple, frozenset]
+        ] = {}  # service key -> (inputs, warnings) last warned
 
     def reconcile(self, app: str) -> Result:
         """Make the gateway hold what application `app`'s member Services ask for."""
@@ -91,11 +111,17 @@ class Reconciler:
         plan = plan_app(app, list(members.values()), observed, self.cluster_domain)
         plan, release = self._automate(plan, members, observed, now)
         if plan.action == "delete" and not self._in_scope(observed):
-            log.info("not deleting %s: its Services are outside the watched namespaces", app, extra={"app": app})
+            log.info(
+                "not deleting %s: its Services are outside the watched namespaces",
+                app,
+                extra={"app": app},
+            )
             return Result()
         self._warn(plan, members)
         if self.dry_run:
-            log.info("dry-run plan", extra={"app": app, "action": plan.action, "spec": str(plan.spec)})
+            log.info(
+                "dry-run plan", extra={"app": app, "action": plan.action, "spec": str(plan.spec)}
+            )
             return Result()
         state = self._execute(plan, observed, members)
         if release is not None:
@@ -107,8 +133,13 @@ class Reconciler:
         self._export_weights(plan, state)
         return Result(requeue_after=release.requeue_after if release else None)
 
-    def _automate(self, plan: AppPlan, members: Mapping[str, ServiceView], observed: AppState | None,
-                  now: datetime) -> tuple[AppPlan, ReleaseStep | None]:
+    def _automate(
+        self,
+        plan: AppPlan,
+        members: Mapping[str, ServiceView],
+        observed: AppState | None,
+        now: datetime,
+    ) -> tuple[AppPlan, ReleaseStep | None]:
         """Let the canary's release automation (if it asks for one) choose the canary weight."""
         canary_key = next((key for key, doc in plan.statuses.items() if doc.role == "canary"), None)
         if plan.spec is None or plan.spec.canary is None or canary_key is None:
@@ -117,11 +148,19 @@ class Reconciler:
         if step is None:
             return plan, None
         if isinstance(step, list):  # invalid automation settings: nothing changes
-            warnings = [Warning(canary_key, "InvalidAnnotation", problem.message) for problem in step]
-            return replace(plan, action="hold", spec=None, notices=[], warnings=plan.warnings + warnings), None
-        return plan_app(plan.app, list(members.values()), observed, self.cluster_domain, step.weight), step
+            warnings = [
+                Warning(canary_key, "InvalidAnnotation", problem.message) for problem in step
+            ]
+            return replace(
+                plan, action="hold", spec=None, notices=[], warnings=plan.warnings + warnings
+            ), None
+        return plan_app(
+            plan.app, list(members.values()), observed, self.cluster_domain, step.weight
+        ), step
 
-    def _read_back(self, plan: AppPlan, state: AppState | None, canary: ServiceView) -> AppState | None:
+    def _read_back(
+        self, plan: AppPlan, state: AppState | None, canary: ServiceView
+    ) -> AppState | None:
         """After an automated weight write, ask the gateway what it applied (product.md §2)."""
         if plan.action != "apply" or plan.spec is None:
             return state
@@ -131,8 +170,12 @@ class Reconciler:
         applied_weight = applied.weight if applied and applied.canary else None
         if applied_weight != plan.spec.weight:
             metrics.weight_mismatches_total.inc()
-            self.recorder.warning(canary, "WeightMismatch", f"the gateway applied {applied_weight} % to the canary "
-                                  f"of {plan.app}, canaryctl asked for {plan.spec.weight} %")
+            self.recorder.warning(
+                canary,
+                "WeightMismatch",
+                f"the gateway applied {applied_weight} % to the canary "
+                f"of {plan.app}, canaryctl asked for {plan.spec.weight} %",
+            )
         return applied
 
     def _in_scope(self, state: AppState) -> bool:
@@ -143,8 +186,12 @@ class Reconciler:
         """
         if self.namespaces is None:
             return True
-        versions = [upstream.version for upstream in (state.stable, state.canary) if upstream is not None]
-        return bool(versions) and all(version.split("/", 1)[0] in self.namespaces for version in versions)
+        versions = [
+            upstream.version for upstream in (state.stable, state.canary) if upstream is not None
+        ]
+        return bool(versions) and all(
+            version.split("/", 1)[0] in self.namespaces for version in versions
+        )
 
     def _observed(self, app: str) -> AppState | None:
         """The gateway's state of `app`: the cached view, re-read only after a failed write."""
@@ -157,8 +204,9 @@ class Reconciler:
             self.view.put(state)
         return state
 
-    def _execute(self, plan: AppPlan, observed: AppState | None,
-                 members: Mapping[str, ServiceView]) -> AppState | None:
+    def _execute(
+        self, plan: AppPlan, observed: AppState | None, members: Mapping[str, ServiceView]
+    ) -> AppState | None:
         """Apply the plan to the gateway and to the view; return what the gateway now holds."""
         try:
             if plan.action == "apply":
@@ -197,20 +245,30 @@ class Reconciler:
     def _announce(self, plan: AppPlan, members: Mapping[str, ServiceView], app: str) -> None:
         """Normal Events for what changed; CleanedUp goes to the Services that used to be members."""
         for notice in plan.notices:
-            targets = [members[notice.service_key]] if notice.service_key in members else \
-                self._former_members(app, members)
+            targets = (
+                [members[notice.service_key]]
+                if notice.service_key in members
+                else self._former_members(app, members)
+            )
             log.info("%s: %s", notice.reason, notice.message, extra={"app": app})
             for view in targets:
                 self.recorder.normal(view, notice.reason, notice.message)
 
-    def _announce_release(self, release: ReleaseStep | None, members: Mapping[str, ServiceView]) -> None:
+    def _announce_release(
+        self, release: ReleaseStep | None, members: Mapping[str, ServiceView]
+    ) -> None:
         """The release's Events (StepAdvanced, AnalysisFailed, RolledBack, ...) on the canary."""
         for event in release.decision.events if release else ():
             record = self.recorder.warning if event.type == "Warning" else self.recorder.normal
             record(members[release.canary_key], event.reason, event.message)
 
-    def _write_statuses(self, plan: AppPlan, members: Mapping[str, ServiceView], state: AppState | None,
-                        release: ReleaseStep | None) -> None:
+    def _write_statuses(
+        self,
+        plan: AppPlan,
+        members: Mapping[str, ServiceView],
+        state: AppState | None,
+        release: ReleaseStep | None,
+    ) -> None:
         """Write each member's status annotation, only when its content (not its time) changed.
 
         An automated canary's release state lives in its status: written after the gateway
@@ -218,15 +276,29 @@ class Reconciler:
         """
         for key, doc in plan.statuses.items():
             view = members[key]
-            applied = applied_share(state, key) if plan.action != "hold" else applied_share(self.view.get(plan.app), key)
-            progress = release.decision.state.to_dict() if release and release.canary_key == key else \
-                _kept_release(view) if doc.role == "canary" else None
+            applied = (
+                applied_share(state, key)
+                if plan.action != "hold"
+                else applied_share(self.view.get(plan.app), key)
+            )
+            progress = (
+                release.decision.state.to_dict()
+                if release and release.canary_key == key
+                else _kept_release(view)
+                if doc.role == "canary"
+                else None
+            )
             if changed(view.annotations.get(STATUS), doc, applied, progress):
-                self.patch_annotations(view.namespace, view.name, {STATUS: render(doc, applied, self.now(), progress)})
+                self.patch_annotations(
+                    view.namespace, view.name, {STATUS: render(doc, applied, self.now(), progress)}
+                )
 
     def _former_members(self, app: str, members: Mapping[str, ServiceView]) -> list[ServiceView]:
-        return [view for view in self.store.by_index(STATUS_INDEX, app)
-                if view.key not in members and app_of(view) is None]
+        return [
+            view
+            for view in self.store.by_index(STATUS_INDEX, app)
+            if view.key not in members and app_of(view) is None
+        ]
 
     def _forget_former_members(self, app: str, members: Mapping[str, ServiceView]) -> None:
         """A Service that left every application loses its stale status annotation."""
@@ -239,8 +311,12 @@ class Reconciler:
             return
         canary = plan.spec.canary or plan.spec.stable
         namespace = canary.version.split("/", 1)[0]
-        metrics.canary_weight.labels(namespace, plan.app).set(plan.spec.weight if plan.spec.canary else 0)
-        metrics.canary_applied_weight.labels(namespace, plan.app).set(state.weight if state.canary else 0)
+        metrics.canary_weight.labels(namespace, plan.app).set(
+            plan.spec.weight if plan.spec.canary else 0
+        )
+        metrics.canary_applied_weight.labels(namespace, plan.app).set(
+            state.weight if state.canary else 0
+        )
 
 
 def _kept_release(view: ServiceView) -> dict | None:

@@ -3,11 +3,12 @@
 Stdlib `ThreadingHTTPServer` on daemon threads: nothing here may block the controller's
 shutdown. Readiness is a callable so the wiring decides what "synced" means.
 """
+
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
@@ -32,9 +33,11 @@ class Endpoint:
         routes = dict(routes)
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            def do_GET(self) -> None:
                 route = routes.get(self.path.split("?", 1)[0])
-                status, content_type, body = route() if route else (404, "text/plain", b"not found\n")
+                status, content_type, body = (
+                    route() if route else (404, "text/plain", b"not found\n")
+                )
                 self.send_response(status)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
@@ -45,13 +48,15 @@ class Endpoint:
                 pass
 
         self._server = _Server(parse_address(address), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, name=f"http-{address}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name=f"http-{address}", daemon=True
+        )
 
     @property
     def port(self) -> int:
         return self._server.server_address[1]
 
-    def start(self) -> "Endpoint":
+    def start(self) -> Endpoint:
         self._thread.start()
         return self
 
@@ -61,10 +66,15 @@ class Endpoint:
 
 
 def metrics_endpoint(address: str, registry: CollectorRegistry) -> Endpoint:
-    return Endpoint(address, {"/metrics": lambda: (200, CONTENT_TYPE_LATEST, generate_latest(registry))})
+    return Endpoint(
+        address, {"/metrics": lambda: (200, CONTENT_TYPE_LATEST, generate_latest(registry))}
+    )
 
 
 def health_endpoint(address: str, ready: Callable[[], bool]) -> Endpoint:
     def readyz() -> tuple[int, str, bytes]:
-        return (200, "text/plain", b"ok\n") if ready() else (503, "text/plain", b"caches not synced\n")
+        return (
+            (200, "text/plain", b"ok\n") if ready() else (503, "text/plain", b"caches not synced\n")
+        )
+
     return Endpoint(address, {"/healthz": lambda: (200, "text/plain", b"ok\n"), "/readyz": readyz})

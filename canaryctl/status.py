@@ -8,11 +8,12 @@ application never rewrites a status (no write storms on resync, no spurious watc
 Weights here are the member's own share of its application's requests: 90 on a stable whose
 canary takes 10, 10 on that canary. That is what a reader of one Service wants to know.
 """
+
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from canaryctl.gateway.model import AppState
@@ -26,7 +27,9 @@ class StatusDoc:
 
     role: Role
     app: str
-    desired_weight: int | None  # the member's desired share in percent; None when the app is on hold
+    desired_weight: (
+        int | None
+    )  # the member's desired share in percent; None when the app is on hold
     phase: str  # Stable, Canary, Promoted, Invalid, Conflict, Holding
     message: str
 
@@ -43,17 +46,23 @@ def applied_share(state: AppState | None, version: str) -> int | None:
     return 0
 
 
-def render(doc: StatusDoc, applied_weight: int | None, now: datetime, release: dict | None = None) -> str:
+def render(
+    doc: StatusDoc, applied_weight: int | None, now: datetime, release: dict | None = None
+) -> str:
     """The annotation value: compact JSON; `now` must be timezone-aware and is written in UTC."""
     if now.tzinfo is None:
         raise ValueError("render() needs a timezone-aware time")
     fields = _fields(doc, applied_weight, release)
-    fields["time"] = now.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    fields["time"] = now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return json.dumps(fields, separators=(",", ":"), ensure_ascii=False)
 
 
-def changed(previous_json: str | None, doc: StatusDoc, applied_weight: int | None,
-            release: dict | None = None) -> bool:
+def changed(
+    previous_json: str | None,
+    doc: StatusDoc,
+    applied_weight: int | None,
+    release: dict | None = None,
+) -> bool:
     """Whether writing `doc` would tell the user anything new compared with `previous_json`."""
     if previous_json is None:
         return True
@@ -67,10 +76,18 @@ def changed(previous_json: str | None, doc: StatusDoc, applied_weight: int | Non
     return previous != _fields(doc, applied_weight, release)
 
 
-def _fields(doc: StatusDoc, applied_weight: int | None, release: dict | None = None) -> dict[str, Any]:
+def _fields(
+    doc: StatusDoc, applied_weight: int | None, release: dict | None = None
+) -> dict[str, Any]:
     """`release` is an automated canary's persisted release state (release.state.ReleaseState.to_dict)."""
-    fields = {"role": doc.role, "app": doc.app, "desiredWeight": doc.desired_weight,
-              "appliedWeight": applied_weight, "phase": doc.phase, "message": doc.message}
+    fields = {
+        "role": doc.role,
+        "app": doc.app,
+        "desiredWeight": doc.desired_weight,
+        "appliedWeight": applied_weight,
+        "phase": doc.phase,
+        "message": doc.message,
+    }
     if release is not None:
         fields["release"] = release
     return fields

@@ -18,27 +18,37 @@ Decisions where the brief is silent:
   reacts to a change of the percentage only, so rewriting it would suggest an effect that
   never comes.
 """
+
 from __future__ import annotations
 
 import argparse
 import secrets
 import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Callable, Mapping
+from datetime import UTC, datetime
 
 import urllib3
 from kubernetes import client
 from kubernetes.config.config_exception import ConfigException
 
 from canaryctl.annotations import APP, CANARY, PERCENT, parse_percent
-from canaryctl.kube import REQUEST_TIMEOUT, describe_error, load_api_client, patch_service_annotations, read_json
+from canaryctl.kube import (
+    REQUEST_TIMEOUT,
+    describe_error,
+    load_api_client,
+    patch_service_annotations,
+    read_json,
+)
 from canaryctl.objects import ServiceView
 from canaryctl.release.config import ACTION, STEPS, Verb
 
 FAILED = 1  # the API server could not be reached or refused the call
 REFUSED = 2  # the request makes no sense for this Service; nothing was written
-_MANUAL_PERCENT: Mapping[str, int] = {"promote": 100, "abort": 0}  # the verbs' meaning without canary-steps
+_MANUAL_PERCENT: Mapping[str, int] = {
+    "promote": 100,
+    "abort": 0,
+}  # the verbs' meaning without canary-steps
 
 _EXIT_CODES = """\
 exit codes: 0 done, 1 the Kubernetes API failed, 2 refused (bad arguments, no such Service,
@@ -76,13 +86,15 @@ def percent_argument(text: str) -> int:
     """argparse type of a canary weight: the integers 0-100, as the percentage annotation accepts them."""
     percent = parse_percent(text)
     if percent is None:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a canary weight: accepted values are integers 0-100")
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a canary weight: accepted values are integers 0-100"
+        )
     return percent
 
 
 def new_action_value(verb: Verb, now: datetime) -> str:
     """`VERB@STAMP` with a stamp no other invocation uses: UTC time to the second and 48 random bits."""
-    return f"{verb}@{now.astimezone(timezone.utc):%Y%m%dT%H%M%SZ}-{secrets.token_hex(6)}"
+    return f"{verb}@{now.astimezone(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(6)}"
 
 
 def plan_action(view: ServiceView, verb: Verb, now: datetime) -> Request:
@@ -94,9 +106,13 @@ def plan_action(view: ServiceView, verb: Verb, now: datetime) -> Request:
     manual = f"{view.key} has no {STEPS}, so its release is manual"
     if verb in _MANUAL_PERCENT:
         percent = _MANUAL_PERCENT[verb]
-        return Request({PERCENT: str(percent)}, warnings, (f"{manual}: {verb} sets its weight to {percent} %",))
-    warning = f"{manual}: the controller ignores {ACTION} until {STEPS} is set, then acts on it once"
-    return Request({ACTION: new_action_value(verb, now)}, warnings + (warning,))
+        return Request(
+            {PERCENT: str(percent)}, warnings, (f"{manual}: {verb} sets its weight to {percent} %",)
+        )
+    warning = (
+        f"{manual}: the controller ignores {ACTION} until {STEPS} is set, then acts on it once"
+    )
+    return Request({ACTION: new_action_value(verb, now)}, (*warnings, warning))
 
 
 def plan_weight(view: ServiceView, percent: int) -> Request:
@@ -107,14 +123,18 @@ def plan_weight(view: ServiceView, percent: int) -> Request:
     if parse_percent(view.annotations.get(PERCENT, "")) == percent:
         note = f"{view.key} already has {PERCENT}={percent}; nothing written"
         if automated:
-            note += ("; the controller acts on a change of the percentage only, so its release goes on "
-                     "(use `canaryctl pause` to hold it)")
+            note += (
+                "; the controller acts on a change of the percentage only, so its release goes on "
+                "(use `canaryctl pause` to hold it)"
+            )
         return Request({}, warnings, (note,))
     if not automated:
         return Request({PERCENT: str(percent)}, warnings)
-    note = (f"{view.key} runs an automated release: the controller pauses it at {percent} %; "
-            f"`canaryctl resume {view.key}` analyses {percent} % for a full step interval, then continues "
-            "with the first step above it")
+    note = (
+        f"{view.key} runs an automated release: the controller pauses it at {percent} %; "
+        f"`canaryctl resume {view.key}` analyses {percent} % for a full step interval, then continues "
+        "with the first step above it"
+    )
     return Request({PERCENT: str(percent)}, warnings, (note,))
 
 
@@ -122,19 +142,27 @@ def _require_canary(view: ServiceView) -> None:
     flag = view.annotations.get(CANARY)
     if (flag or "").strip().lower() != "true":
         found = "is not set" if flag is None else f"is {flag!r}"
-        raise Refused(f"{view.key} is not a canary: {CANARY} {found}; these commands act on canary Services "
-                      f"({CANARY}=true)")
+        raise Refused(
+            f"{view.key} is not a canary: {CANARY} {found}; these commands act on canary Services "
+            f"({CANARY}=true)"
+        )
 
 
 def _unpublished(view: ServiceView) -> tuple[str, ...]:
     if APP in view.annotations:
         return ()
-    return (f"{view.key} has no {APP}: the controller ignores it until it publishes an application",)
+    return (
+        f"{view.key} has no {APP}: the controller ignores it until it publishes an application",
+    )
 
 
 def _configure_target(parser: argparse.ArgumentParser, epilog: str) -> None:
-    parser.add_argument("service", metavar="NAMESPACE/SERVICE", type=service_argument, help="the canary Service")
-    parser.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster config, then ~/.kube/config)")
+    parser.add_argument(
+        "service", metavar="NAMESPACE/SERVICE", type=service_argument, help="the canary Service"
+    )
+    parser.add_argument(
+        "--kubeconfig", help="kubeconfig file (default: in-cluster config, then ~/.kube/config)"
+    )
     parser.epilog = epilog
 
 
@@ -168,8 +196,9 @@ def _apply(args: argparse.Namespace, plan: Callable[[ServiceView], Request]) -> 
 
 
 def _read_service(api: client.ApiClient, namespace: str, name: str) -> ServiceView:
-    response = client.CoreV1Api(api).read_namespaced_service(name, namespace, _preload_content=False,
-                                                             _request_timeout=REQUEST_TIMEOUT)
+    response = client.CoreV1Api(api).read_namespaced_service(
+        name, namespace, _preload_content=False, _request_timeout=REQUEST_TIMEOUT
+    )
     return ServiceView.from_dict(read_json(response))
 
 
@@ -184,7 +213,7 @@ class _ActionCommand:
 
     @classmethod
     def run(cls, args: argparse.Namespace) -> int:
-        return _apply(args, lambda view: plan_action(view, cls.verb, datetime.now(timezone.utc)))
+        return _apply(args, lambda view: plan_action(view, cls.verb, datetime.now(UTC)))
 
 
 class Promote(_ActionCommand):
@@ -241,8 +270,12 @@ class Weight:
     @staticmethod
     def configure(parser: argparse.ArgumentParser) -> None:
         _configure_target(parser, _EXIT_CODES)
-        parser.add_argument("percent", metavar="PERCENT", type=percent_argument,
-                            help="the canary's share of requests, an integer 0-100")
+        parser.add_argument(
+            "percent",
+            metavar="PERCENT",
+            type=percent_argument,
+            help="the canary's share of requests, an integer 0-100",
+        )
 
     @staticmethod
     def run(args: argparse.Namespace) -> int:

@@ -7,6 +7,7 @@ sends 100 requests through the gateway and prints how many reached v1 and v2. Ex
 if every stage matched. With --auto, canaryctl makes the release decisions itself from
 Prometheus metrics (see canaryctl/demo/auto.py).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,15 +16,20 @@ import time
 
 from canaryctl.demo.auto import run_auto_demo
 from canaryctl.demo.environment import DemoEnvironment
-from canaryctl.testing.prometheus import PrometheusUnavailable
 from canaryctl.demo.walkthrough import SEED_STAGES, run_stage, table
+from canaryctl.testing.prometheus import PrometheusUnavailable
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--keep-going", action="store_true", help="run every stage even after a mismatch")
-    parser.add_argument("--auto", action="store_true",
-                        help="automated decisions: real Prometheus + load; v2 promoted step by step, "
-                             "a failing v3 rolled back (needs the `prometheus` binary)")
+    parser.add_argument(
+        "--keep-going", action="store_true", help="run every stage even after a mismatch"
+    )
+    parser.add_argument(
+        "--auto",
+        action="store_true",
+        help="automated decisions: real Prometheus + load; v2 promoted step by step, "
+        "a failing v3 rolled back (needs the `prometheus` binary)",
+    )
 
 
 def say(message: str) -> None:
@@ -41,7 +47,9 @@ def run(args: argparse.Namespace) -> int:
     results = []
     try:
         with DemoEnvironment(progress=progress) as env:
-            say(f"controller running (log: {env.controller_log}); gateway data plane at {env.emulator.dataplane_url}")
+            say(
+                f"controller running (log: {env.controller_log}); gateway data plane at {env.emulator.dataplane_url}"
+            )
             for stage in SEED_STAGES:
                 results.append(run_stage(env, stage, say))
                 if not results[-1].matched and not args.keep_going:
@@ -52,8 +60,10 @@ def run(args: argparse.Namespace) -> int:
         return 1
     say("\n" + table(results))
     ok = len(results) == len(SEED_STAGES) and all(r.matched for r in results) and exit_code == 0
-    say(f"\n{'every stage matched' if ok else 'demo FAILED'} in {time.monotonic() - started:.0f} s"
-        f" (controller exit code {exit_code})")
+    say(
+        f"\n{'every stage matched' if ok else 'demo FAILED'} in {time.monotonic() - started:.0f} s"
+        f" (controller exit code {exit_code})"
+    )
     return 0 if ok else 1
 
 
@@ -64,5 +74,7 @@ def _run_auto() -> int:
     except (RuntimeError, TimeoutError, PrometheusUnavailable) as error:
         say(f"demo failed: {error}")
         return 1
-    say(f"\n{'v2 promoted and v3 rolled back' if ok else 'demo FAILED'} in {time.monotonic() - started:.0f} s")
+    say(
+        f"\n{'v2 promoted and v3 rolled back' if ok else 'demo FAILED'} in {time.monotonic() - started:.0f} s"
+    )
     return 0 if ok else 1

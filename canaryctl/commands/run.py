@@ -5,6 +5,7 @@ address come from API7_CLOUD_TOKEN / API7_CLOUD_ADDR (the seed's Secret `api7-cl
 `token`); flags override. SIGTERM or Ctrl-C: stop taking work, finish in-flight reconciles,
 exit 0.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,40 +19,80 @@ from canaryctl.controller import Controller, Settings
 from canaryctl.gateway.api7 import DEFAULT_BASE_URL, Api7Client, Api7Gateway
 from canaryctl.gateway.base import GatewayError
 from canaryctl.kube import load_api_client
-from canaryctl.release.analysis import (DEFAULT_ERRORS, DEFAULT_LATENCY_P99, DEFAULT_REQUESTS, Analyzer,
-                                        QueryTemplates)
+from canaryctl.release.analysis import (
+    DEFAULT_ERRORS,
+    DEFAULT_LATENCY_P99,
+    DEFAULT_REQUESTS,
+    Analyzer,
+    QueryTemplates,
+)
 from canaryctl.release.prometheus import PrometheusClient
 
 log = logging.getLogger("canaryctl")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster config, then ~/.kube/config)")
-    parser.add_argument("--namespace", action="append", dest="namespaces", metavar="NS",
-                        help="watch only this namespace (repeatable; default: all namespaces)")
-    parser.add_argument("--api7-addr", default=os.environ.get("API7_CLOUD_ADDR") or DEFAULT_BASE_URL,
-                        help="API7 Cloud address (env API7_CLOUD_ADDR)")
-    parser.add_argument("--api7-token", default=None, help="API7 Cloud access token (env API7_CLOUD_TOKEN; "
-                        "prefer the environment: flags are visible in the process list)")
-    parser.add_argument("--api7-ca-bundle", default=None, help="CA bundle to verify API7 Cloud's certificate")
+    parser.add_argument(
+        "--kubeconfig", help="kubeconfig file (default: in-cluster config, then ~/.kube/config)"
+    )
+    parser.add_argument(
+        "--namespace",
+        action="append",
+        dest="namespaces",
+        metavar="NS",
+        help="watch only this namespace (repeatable; default: all namespaces)",
+    )
+    parser.add_argument(
+        "--api7-addr",
+        default=os.environ.get("API7_CLOUD_ADDR") or DEFAULT_BASE_URL,
+        help="API7 Cloud address (env API7_CLOUD_ADDR)",
+    )
+    parser.add_argument(
+        "--api7-token",
+        default=None,
+        help="API7 Cloud access token (env API7_CLOUD_TOKEN; "
+        "prefer the environment: flags are visible in the process list)",
+    )
+    parser.add_argument(
+        "--api7-ca-bundle", default=None, help="CA bundle to verify API7 Cloud's certificate"
+    )
     parser.add_argument("--api7-org", help="organization id or name (default: the only one)")
     parser.add_argument("--api7-cluster", help="cluster id or name (default: the only one)")
-    parser.add_argument("--cluster-domain", default="cluster.local", help="Kubernetes cluster DNS domain")
+    parser.add_argument(
+        "--cluster-domain", default="cluster.local", help="Kubernetes cluster DNS domain"
+    )
     parser.add_argument("--workers", type=int, default=2, help="concurrent reconciles")
-    parser.add_argument("--resync-period", type=float, default=600.0,
-                        help="seconds between full re-reads of the gateway")
+    parser.add_argument(
+        "--resync-period",
+        type=float,
+        default=600.0,
+        help="seconds between full re-reads of the gateway",
+    )
     parser.add_argument("--metrics-addr", default=":8080", help="address serving /metrics")
-    parser.add_argument("--health-addr", default=":8081", help="address serving /healthz and /readyz")
+    parser.add_argument(
+        "--health-addr", default=":8081", help="address serving /healthz and /readyz"
+    )
     parser.add_argument("--log-format", choices=("json", "text"), default="text")
-    parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
+    parser.add_argument(
+        "--log-level", choices=("debug", "info", "warning", "error"), default="info"
+    )
     parser.add_argument("--dry-run", action="store_true", help="log the plan, write nothing")
     analysis = parser.add_argument_group("release analysis (canaries with api7.cloud/canary-steps)")
-    analysis.add_argument("--prometheus-url", help="Prometheus HTTP API base URL, e.g. http://prometheus:9090")
-    for name, default in (("requests", DEFAULT_REQUESTS), ("errors", DEFAULT_ERRORS),
-                          ("latency-p99", DEFAULT_LATENCY_P99)):
-        analysis.add_argument(f"--query-{name}", default=default, metavar="PROMQL",
-                              help="query template; variables {namespace} {app} {service} {target} "
-                                   "{window} (default: %(default)s)")
+    analysis.add_argument(
+        "--prometheus-url", help="Prometheus HTTP API base URL, e.g. http://prometheus:9090"
+    )
+    for name, default in (
+        ("requests", DEFAULT_REQUESTS),
+        ("errors", DEFAULT_ERRORS),
+        ("latency-p99", DEFAULT_LATENCY_P99),
+    ):
+        analysis.add_argument(
+            f"--query-{name}",
+            default=default,
+            metavar="PROMQL",
+            help="query template; variables {namespace} {app} {service} {target} "
+            "{window} (default: %(default)s)",
+        )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -74,11 +115,21 @@ def run(args: argparse.Namespace) -> int:
     except GatewayError as error:
         log.error("cannot choose the API7 Cloud cluster: %s", error)
         return 1
-    log.info("using API7 Cloud cluster", extra={"org": cluster.org_name, "cluster": cluster.cluster_name,
-                                                "cluster_id": cluster.cluster_id})
-    controller = Controller(load_api_client(args.kubeconfig), Api7Gateway(client, cluster.cluster_id), settings)
+    log.info(
+        "using API7 Cloud cluster",
+        extra={
+            "org": cluster.org_name,
+            "cluster": cluster.cluster_name,
+            "cluster_id": cluster.cluster_id,
+        },
+    )
+    controller = Controller(
+        load_api_client(args.kubeconfig), Api7Gateway(client, cluster.cluster_id), settings
+    )
     failed = threading.Event()
-    threading.Thread(target=_start, args=(controller, stop, failed), name="start", daemon=True).start()
+    threading.Thread(
+        target=_start, args=(controller, stop, failed), name="start", daemon=True
+    ).start()
     stop.wait()
     log.info("shutting down" if not failed.is_set() else "giving up")
     controller.stop()
@@ -90,16 +141,23 @@ def _start(controller: Controller, stop: threading.Event, failed: threading.Even
     """Start in the background so a signal during start-up still stops the process promptly."""
     try:
         controller.start()
-    except Exception:  # noqa: BLE001 - cannot run without synced caches
+    except Exception:
         log.exception("controller failed to start")
         failed.set()
         stop.set()
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    return Settings(namespaces=args.namespaces, cluster_domain=args.cluster_domain, workers=args.workers,
-                    resync_period=args.resync_period, metrics_addr=args.metrics_addr,
-                    health_addr=args.health_addr, dry_run=args.dry_run, analyzer=_analyzer(args))
+    return Settings(
+        namespaces=args.namespaces,
+        cluster_domain=args.cluster_domain,
+        workers=args.workers,
+        resync_period=args.resync_period,
+        metrics_addr=args.metrics_addr,
+        health_addr=args.health_addr,
+        dry_run=args.dry_run,
+        analyzer=_analyzer(args),
+    )
 
 
 def _analyzer(args: argparse.Namespace) -> Analyzer | None:

@@ -15,14 +15,16 @@ metric's value against its threshold, and the check's age.
 
 Default namespace: the kubeconfig context's, else `default`.
 """
+
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 import urllib3
 from kubernetes import client, config
@@ -48,7 +50,9 @@ class Step:
     number: int  # 1-based
     count: int | None  # steps in the schedule; None when canary-steps is gone or unreadable
     weight: int  # the canary weight the release wants
-    scheduled: int | None  # the schedule's weight at this step; differs from `weight` when set by hand
+    scheduled: (
+        int | None
+    )  # the schedule's weight at this step; differs from `weight` when set by hand
 
 
 @dataclass(frozen=True)
@@ -88,8 +92,14 @@ def rows_from_views(views: Iterable[ServiceView]) -> list[Row]:
     for view in views:
         if STATUS in view.annotations:
             member = _read_member(view)
-            apps.setdefault(member.app or "/" + view.key, []).append(member)  # no app: a group of its own
-    rows = [row for members in apps.values() for row in _rows_of_app(sorted(members, key=lambda m: m.view.key))]
+            apps.setdefault(member.app or "/" + view.key, []).append(
+                member
+            )  # no app: a group of its own
+    rows = [
+        row
+        for members in apps.values()
+        for row in _rows_of_app(sorted(members, key=lambda m: m.view.key))
+    ]
     return sorted(rows, key=lambda row: (row.namespace, row.app, row.canary or ""))
 
 
@@ -97,31 +107,52 @@ def format_table(rows: Sequence[Row], now: datetime) -> str:
     """A kubectl-style table: left-aligned columns two spaces apart, ages relative to `now`."""
     cells = [COLUMNS] + [tuple(_printable(cell) for cell in _cells(row, now)) for row in rows]
     widths = [max(len(line[i]) for line in cells) for i in range(len(COLUMNS))]
-    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in cells)
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=False)).rstrip()
+        for line in cells
+    )
 
 
 def row_to_dict(row: Row) -> dict[str, Any]:
     """The row for `-o json`: full Service keys, times in UTC, the check's metrics."""
-    step = row.step and {"number": row.step.number, "count": row.step.count, "weight": row.step.weight,
-                         "scheduledWeight": row.step.scheduled}
-    return {"namespace": row.namespace, "app": row.app, "stable": list(row.stables), "canary": row.canary,
-            "desiredWeight": row.desired_weight, "appliedWeight": row.applied_weight, "phase": row.phase,
-            "message": row.message, "step": step, "lastCheck": _check_to_dict(row.last_check, row.last_check_at)}
+    step = row.step and {
+        "number": row.step.number,
+        "count": row.step.count,
+        "weight": row.step.weight,
+        "scheduledWeight": row.step.scheduled,
+    }
+    return {
+        "namespace": row.namespace,
+        "app": row.app,
+        "stable": list(row.stables),
+        "canary": row.canary,
+        "desiredWeight": row.desired_weight,
+        "appliedWeight": row.applied_weight,
+        "phase": row.phase,
+        "message": row.message,
+        "step": step,
+        "lastCheck": _check_to_dict(row.last_check, row.last_check_at),
+    }
 
 
 # --- reading status annotations -------------------------------------------------------------
+
 
 def _read_member(view: ServiceView) -> _Member:
     status = _status_json(view.annotations[STATUS])
     role = status.get("role")
     app = status.get("app") if isinstance(status.get("app"), str) else None
     return _Member(
-        view=view, app=(app or app_of(view) or "").strip(),
+        view=view,
+        app=(app or app_of(view) or "").strip(),
         is_canary=role == "canary" if role in ("stable", "canary") else _has_canary_flag(view),
         phase=_text(status.get("phase")) or UNKNOWN,
-        message=_text(status.get("message")) or ("" if status else f"the {STATUS} annotation is not a JSON object"),
-        desired=_percent(status.get("desiredWeight")), applied=_percent(status.get("appliedWeight")),
-        release=ReleaseState.from_dict(status.get("release")))
+        message=_text(status.get("message"))
+        or ("" if status else f"the {STATUS} annotation is not a JSON object"),
+        desired=_percent(status.get("desiredWeight")),
+        applied=_percent(status.get("appliedWeight")),
+        release=ReleaseState.from_dict(status.get("release")),
+    )
 
 
 def _status_json(text: str) -> dict[str, Any]:
@@ -146,6 +177,7 @@ def _percent(value: Any) -> int | None:
 
 # --- building rows ----------------------------------------------------------------------------
 
+
 def _rows_of_app(members: list[_Member]) -> list[Row]:
     canaries = [member for member in members if member.is_canary]
     stables = [member for member in members if not member.is_canary]
@@ -156,12 +188,19 @@ def _row(members: list[_Member], stables: list[_Member], canary: _Member | None)
     lead = canary or stables[0]
     release = canary.release if canary else None
     phase, message = _phase(members, lead, release)
-    return Row(namespace=lead.view.namespace, app=lead.app, stables=tuple(m.view.key for m in stables),
-               canary=canary.view.key if canary else None, desired_weight=canary.desired if canary else None,
-               applied_weight=canary.applied if canary else None, phase=phase, message=message,
-               step=_step(lead.view, release) if release else None,
-               last_check=release.last_check if release else None,
-               last_check_at=release.last_check_at if release else None)
+    return Row(
+        namespace=lead.view.namespace,
+        app=lead.app,
+        stables=tuple(m.view.key for m in stables),
+        canary=canary.view.key if canary else None,
+        desired_weight=canary.desired if canary else None,
+        applied_weight=canary.applied if canary else None,
+        phase=phase,
+        message=message,
+        step=_step(lead.view, release) if release else None,
+        last_check=release.last_check if release else None,
+        last_check_at=release.last_check_at if release else None,
+    )
 
 
 def _phase(members: list[_Member], lead: _Member, release: ReleaseState | None) -> tuple[str, str]:
@@ -183,11 +222,20 @@ def _step(view: ServiceView, release: ReleaseState) -> Step:
 
 # --- formatting -------------------------------------------------------------------------------
 
+
 def _cells(row: Row, now: datetime) -> tuple[str, ...]:
     stables = ",".join(_local_name(key, row.namespace) for key in row.stables) or "-"
     canary = _local_name(row.canary, row.namespace) if row.canary else "-"
-    return (row.namespace or "-", row.app or "-", stables, canary, _weight_cell(row), row.phase,
-            _step_cell(row.step), _check_cell(row.last_check, row.last_check_at, now))
+    return (
+        row.namespace or "-",
+        row.app or "-",
+        stables,
+        canary,
+        _weight_cell(row),
+        row.phase,
+        _step_cell(row.step),
+        _check_cell(row.last_check, row.last_check_at, now),
+    )
 
 
 def _printable(cell: str) -> str:
@@ -204,7 +252,10 @@ def _local_name(key: str, namespace: str) -> str:
 def _weight_cell(row: Row) -> str:
     if row.canary is None:
         return "-"
-    return "/".join("-" if weight is None else str(weight) for weight in (row.desired_weight, row.applied_weight))
+    return "/".join(
+        "-" if weight is None else str(weight)
+        for weight in (row.desired_weight, row.applied_weight)
+    )
 
 
 def _step_cell(step: Step | None) -> str:
@@ -241,24 +292,39 @@ def _age(seconds: float) -> str:
 def _check_to_dict(check: CheckResult | None, at: datetime | None) -> dict[str, Any] | None:
     if check is None:
         return None
-    return {"result": check.result, "at": None if at is None else at.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "message": check.message, "requests": check.requests,
-            "metrics": [{"name": m.name, "value": m.value, "threshold": m.threshold, "passed": m.passed}
-                        for m in check.metrics]}
+    return {
+        "result": check.result,
+        "at": None if at is None else at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "message": check.message,
+        "requests": check.requests,
+        "metrics": [
+            {"name": m.name, "value": m.value, "threshold": m.threshold, "passed": m.passed}
+            for m in check.metrics
+        ],
+    }
 
 
 # --- the command ------------------------------------------------------------------------------
 
+
 def configure(parser: argparse.ArgumentParser) -> None:
     where = parser.add_mutually_exclusive_group()
-    where.add_argument("-n", "--namespace", help="only this namespace (default: the kubeconfig context's)")
+    where.add_argument(
+        "-n", "--namespace", help="only this namespace (default: the kubeconfig context's)"
+    )
     where.add_argument("-A", "--all-namespaces", action="store_true", help="every namespace")
-    parser.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster config, then ~/.kube/config)")
-    parser.add_argument("-o", "--output", choices=("table", "json"), default="table", help="output format")
+    parser.add_argument(
+        "--kubeconfig", help="kubeconfig file (default: in-cluster config, then ~/.kube/config)"
+    )
+    parser.add_argument(
+        "-o", "--output", choices=("table", "json"), default="table", help="output format"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    namespace = None if args.all_namespaces else args.namespace or _context_namespace(args.kubeconfig)
+    namespace = (
+        None if args.all_namespaces else args.namespace or _context_namespace(args.kubeconfig)
+    )
     try:
         with load_api_client(args.kubeconfig) as api:
             rows = rows_from_views(list_services(api, namespace))
@@ -268,7 +334,7 @@ def run(args: argparse.Namespace) -> int:
     if args.output == "json":
         print(json.dumps([row_to_dict(row) for row in rows], indent=2))
     elif rows:
-        print(format_table(rows, datetime.now(timezone.utc)))
+        print(format_table(rows, datetime.now(UTC)))
     else:
         where = "any namespace" if namespace is None else f"namespace {namespace}"
         print(f"No Services with a {STATUS} annotation in {where}.", file=sys.stderr)
@@ -281,12 +347,18 @@ def list_services(api: client.ApiClient, namespace: str | None) -> list[ServiceV
     views: list[ServiceView] = []
     page_token = None
     while True:
-        options: dict[str, Any] = {"limit": _PAGE_SIZE, "_preload_content": False,
-                                   "_request_timeout": REQUEST_TIMEOUT}
+        options: dict[str, Any] = {
+            "limit": _PAGE_SIZE,
+            "_preload_content": False,
+            "_request_timeout": REQUEST_TIMEOUT,
+        }
         if page_token:
             options["_continue"] = page_token
-        response = core.list_service_for_all_namespaces(**options) if namespace is None \
+        response = (
+            core.list_service_for_all_namespaces(**options)
+            if namespace is None
             else core.list_namespaced_service(namespace, **options)
+        )
         page = read_json(response)
         views += [ServiceView.from_dict(item) for item in page.get("items") or ()]
         page_token = (page.get("metadata") or {}).get("continue")

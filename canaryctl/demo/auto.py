@@ -5,32 +5,39 @@ metric names) and a load generator sends steady traffic. A healthy v2 is then re
 by step and promoted; a v3 that fails 30 % of its requests is rolled back, and the failing
 value is printed. Exits 0 only if both happened.
 """
+
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from canaryctl.demo.environment import NAMESPACE, DemoEnvironment
 from canaryctl.demo.traffic import LoadGenerator
 
-SETTINGS = ('"api7.cloud/canary-steps=10,30,60" "api7.cloud/canary-step-interval=5s" '
-            '"api7.cloud/canary-min-requests=10" "api7.cloud/canary-max-error-rate=1" '
-            '"api7.cloud/canary-failure-limit=1"')
+SETTINGS = (
+    '"api7.cloud/canary-steps=10,30,60" "api7.cloud/canary-step-interval=5s" '
+    '"api7.cloud/canary-min-requests=10" "api7.cloud/canary-max-error-rate=1" '
+    '"api7.cloud/canary-failure-limit=1"'
+)
 ANNOTATE = f"kubectl annotate service -n {NAMESPACE}"
 FINAL_PHASES = ("Succeeded", "RolledBack", "Aborted", "Paused")
 
 
 def release(env: DemoEnvironment, version: str, say: Callable[[str], None]) -> dict:
     """Deploy error-page-`version` as an automated canary and follow it to its end; return the final state."""
-    for command in (f"kubectl apply -f error-page-{version}.yaml -n {NAMESPACE}",
-                    f'{ANNOTATE} error-page-{version} "api7.cloud/published-canary-service=true" {SETTINGS}',
-                    f'{ANNOTATE} error-page-{version} "api7.cloud/published-service=error-page"'):
+    for command in (
+        f"kubectl apply -f error-page-{version}.yaml -n {NAMESPACE}",
+        f'{ANNOTATE} error-page-{version} "api7.cloud/published-canary-service=true" {SETTINGS}',
+        f'{ANNOTATE} error-page-{version} "api7.cloud/published-service=error-page"',
+    ):
         say(f"$ {command}")
         env.shell(command)
     return follow(env, f"error-page-{version}", say)
 
 
-def follow(env: DemoEnvironment, service: str, say: Callable[[str], None], timeout: float = 180) -> dict:
+def follow(
+    env: DemoEnvironment, service: str, say: Callable[[str], None], timeout: float = 180
+) -> dict:
     """Print every change of the release (phase, weight, last check) until it ends."""
     deadline, last = time.monotonic() + timeout, None
     while time.monotonic() < deadline:
@@ -39,8 +46,10 @@ def follow(env: DemoEnvironment, service: str, say: Callable[[str], None], timeo
         shown = (state.get("phase"), state.get("weight"), check.get("message"))
         if state and shown != last:
             last = shown
-            say(f"  {state['phase']:<11} weight {state['weight']:>3} %"
-                + (f"   last check: {check.get('result')}: {check.get('message')}" if check else ""))
+            say(
+                f"  {state['phase']:<11} weight {state['weight']:>3} %"
+                + (f"   last check: {check.get('result')}: {check.get('message')}" if check else "")
+            )
         if state.get("phase") in FINAL_PHASES:
             return state
         time.sleep(0.5)
@@ -48,11 +57,15 @@ def follow(env: DemoEnvironment, service: str, say: Callable[[str], None], timeo
 
 
 def run_auto_demo(say: Callable[[str], None], progress: Callable[[str], None]) -> bool:
-    with DemoEnvironment(versions=("v1", "v2", "v3"), progress=progress, with_prometheus=True) as env:
+    with DemoEnvironment(
+        versions=("v1", "v2", "v3"), progress=progress, with_prometheus=True
+    ) as env:
         env.backends["v3"].fail_rate = 0.3
         say(f"Prometheus at {env.prometheus.url} scrapes the gateway's data plane every second")
-        for command in (f"kubectl apply -f error-page-v1.yaml -n {NAMESPACE}",
-                        f'{ANNOTATE} error-page-v1 "api7.cloud/published-service=error-page"'):
+        for command in (
+            f"kubectl apply -f error-page-v1.yaml -n {NAMESPACE}",
+            f'{ANNOTATE} error-page-v1 "api7.cloud/published-service=error-page"',
+        ):
             say(f"$ {command}")
             env.shell(command)
         env.wait_for_split((f"{NAMESPACE}/error-page-v1", None, 0))
@@ -68,8 +81,10 @@ def run_auto_demo(say: Callable[[str], None], progress: Callable[[str], None]) -
         say(f"\ntraffic sent: {sum(load.counts().values())} requests ({_summary(load.counts())})")
         promoted = v2.get("phase") == "Succeeded"
         rolled_back = v3.get("phase") == "RolledBack" and v3.get("weight") == 0
-        say(f"v2: {v2.get('phase')} | v3: {v3.get('phase')} at {v3.get('weight')} % "
-            f"({(v3.get('lastCheck') or {}).get('message', 'no check')})")
+        say(
+            f"v2: {v2.get('phase')} | v3: {v3.get('phase')} at {v3.get('weight')} % "
+            f"({(v3.get('lastCheck') or {}).get('message', 'no check')})"
+        )
         exit_code = env.stop_controller()
     return promoted and rolled_back and exit_code == 0
 

@@ -6,6 +6,7 @@ subprocess. Service DNS names do not resolve here, so the emulator's data plane 
 `error-page-vN.<namespace>.svc.cluster.local:80` to its local backend. Used by
 `canaryctl demo` and by the end-to-end tests.
 """
+
 from __future__ import annotations
 
 import collections
@@ -17,9 +18,9 @@ import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Callable, Sequence
 
 import requests
 
@@ -39,17 +40,25 @@ def examples_dir() -> Path:
     """`manifests/examples` of the source tree canaryctl runs from."""
     path = Path(canaryctl.__file__).resolve().parents[1] / "manifests" / "examples"
     if not path.is_dir():
-        raise FileNotFoundError(f"{path} not found: run the demo from a checkout (pip install -e .)")
+        raise FileNotFoundError(
+            f"{path} not found: run the demo from a checkout (pip install -e .)"
+        )
     return path
 
 
 class DemoEnvironment:
     """localkube + emulator + error-page backends + controller, torn down in reverse order."""
 
-    def __init__(self, versions: Sequence[str] = ("v1", "v2"), namespace: str = NAMESPACE,
-                 kube: LocalKube | None = None, progress: Callable[[str], None] = print,
-                 controller_args: Sequence[str] = (), with_prometheus: bool = False,
-                 serviceaccount_dir: Path | None = None):
+    def __init__(
+        self,
+        versions: Sequence[str] = ("v1", "v2"),
+        namespace: str = NAMESPACE,
+        kube: LocalKube | None = None,
+        progress: Callable[[str], None] = print,
+        controller_args: Sequence[str] = (),
+        with_prometheus: bool = False,
+        serviceaccount_dir: Path | None = None,
+    ):
         self.versions = list(versions)
         self.namespace = namespace
         self.progress = progress
@@ -66,7 +75,7 @@ class DemoEnvironment:
         self.workdir = Path(tempfile.mkdtemp(prefix="canaryctl-demo-"))
         self.health_port = self.metrics_port = 0
 
-    def __enter__(self) -> "DemoEnvironment":
+    def __enter__(self) -> DemoEnvironment:
         try:
             self._start()
         except BaseException:
@@ -94,14 +103,18 @@ class DemoEnvironment:
             self.add_backend(version)
         if self.kubectl("get", "namespace", self.namespace, check=False).returncode != 0:
             self.kubectl("create", "namespace", self.namespace)
-            self._stack.callback(self.kubectl, "delete", "namespace", self.namespace, "--wait=false", check=False)
+            self._stack.callback(
+                self.kubectl, "delete", "namespace", self.namespace, "--wait=false", check=False
+            )
         self.start_controller()
 
     def add_backend(self, version: str, fail_rate: float = 0.0) -> ErrorPage:
         """Start error-page `version` and route its Service's DNS name to it."""
         backend = self._stack.enter_context(ErrorPage(version=version, fail_rate=fail_rate))
         self.backends[version] = backend
-        self.emulator.add_resolve(f"error-page-{version}.{self.namespace}.svc.cluster.local:80", backend.address)
+        self.emulator.add_resolve(
+            f"error-page-{version}.{self.namespace}.svc.cluster.local:80", backend.address
+        )
         return backend
 
     # controller process ----------------------------------------------------------------------
@@ -114,14 +127,25 @@ class DemoEnvironment:
         """Run `canaryctl run` against this environment and wait until it is ready."""
         self.metrics_port, self.health_port = free_port(), free_port()
         access_args, access_env = self._kube_access()
-        command = [sys.executable, "-m", "canaryctl", "run", *access_args,
-                   f"--api7-addr={self.emulator.url}", f"--metrics-addr=127.0.0.1:{self.metrics_port}",
-                   f"--health-addr=127.0.0.1:{self.health_port}", f"--namespace={self.namespace}",
-                   "--log-format=json", *self._analysis_args(), *self.controller_args]
+        command = [
+            sys.executable,
+            "-m",
+            "canaryctl",
+            "run",
+            *access_args,
+            f"--api7-addr={self.emulator.url}",
+            f"--metrics-addr=127.0.0.1:{self.metrics_port}",
+            f"--health-addr=127.0.0.1:{self.health_port}",
+            f"--namespace={self.namespace}",
+            "--log-format=json",
+            *self._analysis_args(),
+            *self.controller_args,
+        ]
         env = {**os.environ, **access_env, "API7_CLOUD_TOKEN": self.token}
         with open(self.controller_log, "ab") as log:
-            self.controller = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                               stdin=subprocess.DEVNULL)
+            self.controller = subprocess.Popen(
+                command, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
         wait_until(self._controller_ready, 60, "the controller to become ready")
 
     def _analysis_args(self) -> list[str]:
@@ -132,15 +156,23 @@ class DemoEnvironment:
         `serviceaccount_dir` (token, ca.crt, namespace), the in-cluster config a pod would use."""
         if self.serviceaccount_dir is None:
             return [f"--kubeconfig={self.kube.kubeconfig}"], {}
-        return [], {SERVICEACCOUNT_DIR_ENV: str(self.serviceaccount_dir), "KUBERNETES_SERVICE_HOST": "127.0.0.1",
-                    "KUBERNETES_SERVICE_PORT": str(self.kube.apiserver_port)}
+        return [], {
+            SERVICEACCOUNT_DIR_ENV: str(self.serviceaccount_dir),
+            "KUBERNETES_SERVICE_HOST": "127.0.0.1",
+            "KUBERNETES_SERVICE_PORT": str(self.kube.apiserver_port),
+        }
 
     def _controller_ready(self) -> bool:
         if self.controller.poll() is not None:
-            raise RuntimeError(f"controller exited with {self.controller.returncode}; log:\n"
-                               + self.controller_log.read_text()[-3000:])
+            raise RuntimeError(
+                f"controller exited with {self.controller.returncode}; log:\n"
+                + self.controller_log.read_text()[-3000:]
+            )
         try:
-            return requests.get(f"http://127.0.0.1:{self.health_port}/readyz", timeout=2).status_code == 200
+            return (
+                requests.get(f"http://127.0.0.1:{self.health_port}/readyz", timeout=2).status_code
+                == 200
+            )
         except requests.RequestException:
             return False
 
@@ -176,22 +208,46 @@ class DemoEnvironment:
 
     def shell(self, command: str) -> subprocess.CompletedProcess:
         """Run a command line as a user would type it (`kubectl ...` uses the local control plane)."""
-        env = {**os.environ, "KUBECONFIG": str(self.kube.kubeconfig),
-               "PATH": f"{self.kube.kubectl_path.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-        return subprocess.run(shlex.split(command), env=env, capture_output=True, text=True, check=True,
-                              cwd=examples_dir())
+        env = {
+            **os.environ,
+            "KUBECONFIG": str(self.kube.kubeconfig),
+            "PATH": f"{self.kube.kubectl_path.parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        }
+        return subprocess.run(
+            shlex.split(command),
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=examples_dir(),
+        )
 
-    def apply_service(self, name: str, annotations: dict[str, str] | None = None, ports: list[dict] | None = None,
-                      kind: str = "ClusterIP") -> None:
+    def apply_service(
+        self,
+        name: str,
+        annotations: dict[str, str] | None = None,
+        ports: list[dict] | None = None,
+        kind: str = "ClusterIP",
+    ) -> None:
         """Create or update a Service `name` (kind ClusterIP, Headless or ExternalName) in the namespace."""
-        spec: dict = {"type": "ClusterIP", "ports": ports if ports is not None else [{"name": "http", "port": 80}]}
+        spec: dict = {
+            "type": "ClusterIP",
+            "ports": ports if ports is not None else [{"name": "http", "port": 80}],
+        }
         if kind == "Headless":  # the only kind of ClusterIP Service allowed without ports
             spec["clusterIP"] = "None"
         elif kind == "ExternalName":
             spec = {"type": kind, "externalName": "example.com"}
-        manifest = {"apiVersion": "v1", "kind": "Service",
-                    "metadata": {"name": name, "namespace": self.namespace, "annotations": annotations or {}},
-                    "spec": spec}
+        manifest = {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {
+                "name": name,
+                "namespace": self.namespace,
+                "annotations": annotations or {},
+            },
+            "spec": spec,
+        }
         self.kube.kubectl("apply", "-f", "-", input=json.dumps(manifest))
 
     def annotate(self, name: str, *pairs: str) -> None:
@@ -205,8 +261,15 @@ class DemoEnvironment:
 
     def events(self, name: str, reason: str) -> list[dict]:
         """canaryctl's Events with `reason` on Service `name`, oldest first."""
-        out = self.kubectl("get", "events", "-n", self.namespace, "-o", "json",
-                           f"--field-selector=involvedObject.name={name},reason={reason},source=canaryctl").stdout
+        out = self.kubectl(
+            "get",
+            "events",
+            "-n",
+            self.namespace,
+            "-o",
+            "json",
+            f"--field-selector=involvedObject.name={name},reason={reason},source=canaryctl",
+        ).stdout
         return sorted(json.loads(out)["items"], key=lambda e: e.get("lastTimestamp") or "")
 
     def gateway_writes(self) -> list:
@@ -218,23 +281,37 @@ class DemoEnvironment:
         answers: collections.Counter = collections.Counter()
         with requests.Session() as session:
             for _ in range(count):
-                response = session.get(f"{self.emulator.dataplane_url}/api/error_page",
-                                       headers={"Host": APP_HOST}, timeout=5)
+                response = session.get(
+                    f"{self.emulator.dataplane_url}/api/error_page",
+                    headers={"Host": APP_HOST},
+                    timeout=5,
+                )
                 answers[_version_of(response)] += 1
         return answers
 
     def split(self, app: str = APP_HOST) -> tuple[str | None, str | None, int]:
         """(default upstream version, in-progress canary version, percent) as the emulator holds them."""
         found = self.emulator.app_by_name(app)
-        if found is None or not self.emulator.apis(found["id"]):  # not routable before its API exists
+        if found is None or not self.emulator.apis(
+            found["id"]
+        ):  # not routable before its API exists
             return (None, None, 0)
         live = [c for c in self.emulator.canaries(found["id"]) if c.get("state") == "in_progress"]
         canary = live[0] if live else None
-        return (found.get("default_upstream_version"), canary and canary.get("canary_upstream_version"),
-                int(canary.get("percent") or 0) if canary else 0)
+        return (
+            found.get("default_upstream_version"),
+            canary and canary.get("canary_upstream_version"),
+            int(canary.get("percent") or 0) if canary else 0,
+        )
 
-    def wait_for_split(self, expected: tuple[str | None, str | None, int], timeout: float = 30) -> None:
-        wait_until(lambda: self.split() == expected, timeout, f"the gateway to hold {expected} (has {self.split()})")
+    def wait_for_split(
+        self, expected: tuple[str | None, str | None, int], timeout: float = 30
+    ) -> None:
+        wait_until(
+            lambda: self.split() == expected,
+            timeout,
+            f"the gateway to hold {expected} (has {self.split()})",
+        )
 
 
 def _version_of(response: requests.Response) -> str:

@@ -3,6 +3,7 @@
 A bounded load generator: one thread sends `rate` requests per second with `Host: <app>`
 until stopped or until `max_seconds` have passed, and counts answers by version.
 """
+
 from __future__ import annotations
 
 import collections
@@ -15,14 +16,16 @@ import requests
 class LoadGenerator:
     """Send GET /api/error_page at a fixed rate in the background; use as a context manager."""
 
-    def __init__(self, url: str, host: str = "error-page", rate: float = 50.0, max_seconds: float = 900.0):
+    def __init__(
+        self, url: str, host: str = "error-page", rate: float = 50.0, max_seconds: float = 900.0
+    ):
         self.url, self.host, self.rate, self.max_seconds = url, host, rate, max_seconds
         self.answers: collections.Counter = collections.Counter()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="load", daemon=True)
 
-    def __enter__(self) -> "LoadGenerator":
+    def __enter__(self) -> LoadGenerator:
         self._thread.start()
         return self
 
@@ -48,7 +51,9 @@ class LoadGenerator:
 
     def _send(self, session: requests.Session) -> None:
         try:
-            response = session.get(f"{self.url}/api/error_page", headers={"Host": self.host}, timeout=5)
+            response = session.get(
+                f"{self.url}/api/error_page", headers={"Host": self.host}, timeout=5
+            )
             answer = f"{response.json().get('version', '?')} {response.status_code}"
         except (requests.RequestException, ValueError):
             answer = "error"

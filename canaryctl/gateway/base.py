@@ -3,6 +3,7 @@
 Backends are thin I/O: `apply` turns the difference between an observed `AppState` and a
 desired `AppSpec` into the fewest writes, and returns the state as the gateway answered it.
 """
+
 from __future__ import annotations
 
 from typing import Protocol

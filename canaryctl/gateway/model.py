@@ -3,6 +3,7 @@
 The planner speaks only these types; each backend (API7 Cloud, APISIX Admin API) maps them
 to its own objects. Keeping them small and frozen makes "did anything change?" a plain `==`.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -49,6 +50,10 @@ class AppState:
 
     def matches(self, spec: AppSpec) -> bool:
         """True when this state already routes exactly as `spec` asks."""
-        return (self.owned and self.conforms and self.stable == spec.stable
-                and self.canary == spec.canary
-                and (spec.canary is None or self.weight == spec.weight))
+        return (
+            self.owned
+            and self.conforms
+            and self.stable == spec.stable
+            and self.canary == spec.canary
+            and (spec.canary is None or self.weight == spec.weight)
+        )

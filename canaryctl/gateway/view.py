@@ -4,6 +4,7 @@ Loaded once before workers start and re-read on the resync period; in between it
 current from the answers to canaryctl's own writes, so a steady-state change costs no
 gateway read. Thread-safe; values are immutable `AppState`s.
 """
+
 from __future__ import annotations
 
 import threading
@@ -81,4 +82,3 @@ class GatewayView:
     @property
     def loaded(self) -> bool:
         return self._loaded.is_set()
-

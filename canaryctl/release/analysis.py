@@ -15,6 +15,7 @@ compared with the estimate rounded to the nearest integer. Windows are not widen
 minimum length: that would mix in traffic from before the last weight change; the step
 interval should be at least twice the scrape interval.
 """
+
 from __future__ import annotations
 
 import math
@@ -30,8 +31,10 @@ from canaryctl.release.state import CheckResult, MetricCheck
 VARIABLES = ("namespace", "app", "service", "target", "window")
 DEFAULT_REQUESTS = 'sum(increase(apisix_http_status{node="{target}"}[{window}]))'
 DEFAULT_ERRORS = 'sum(increase(apisix_http_status{node="{target}",code=~"5.."}[{window}]))'
-DEFAULT_LATENCY_P99 = ('histogram_quantile(0.99, sum by (le) '
-                       '(rate(apisix_http_latency_bucket{type="request",node="{target}"}[{window}])))')
+DEFAULT_LATENCY_P99 = (
+    "histogram_quantile(0.99, sum by (le) "
+    '(rate(apisix_http_latency_bucket{type="request",node="{target}"}[{window}])))'
+)
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
 
 
@@ -57,12 +60,19 @@ class QueryTemplates:
         for name in ("requests", "errors", "latency_p99"):
             unknown = sorted(set(_PLACEHOLDER.findall(getattr(self, name))) - set(VARIABLES))
             if unknown:
-                raise ValueError(f"{name} query template: unknown variable(s) {', '.join(unknown)}; "
-                                 f"known are {', '.join(VARIABLES)}")
+                raise ValueError(
+                    f"{name} query template: unknown variable(s) {', '.join(unknown)}; "
+                    f"known are {', '.join(VARIABLES)}"
+                )
 
     def render(self, template: str, target: Target, window: str) -> str:
-        values = {"namespace": target.namespace, "app": target.app, "service": target.service,
-                  "target": target.target, "window": window}
+        values = {
+            "namespace": target.namespace,
+            "app": target.app,
+            "service": target.service,
+            "target": target.target,
+            "window": window,
+        }
         return _PLACEHOLDER.sub(lambda found: values.get(found.group(1), found.group(0)), template)
 
 
@@ -80,8 +90,14 @@ class Analyzer:
         self.client = client
         self.templates = templates
 
-    def check(self, config: ReleaseConfig, canary: Target, stable: Target | None, window_s: float,
-              now: datetime) -> CheckResult:
+    def check(
+        self,
+        config: ReleaseConfig,
+        canary: Target,
+        stable: Target | None,
+        window_s: float,
+        now: datetime,
+    ) -> CheckResult:
         """Classify the canary over the `window_s` seconds before `now`; counts the result in metrics."""
         window = max(1, int(window_s))
         try:
@@ -91,26 +107,56 @@ class Analyzer:
         metrics.analysis_checks_total.labels(result.result).inc()
         return result
 
-    def _classify(self, config: ReleaseConfig, canary: Target, stable: Target | None, window: int,
-                  now: datetime) -> CheckResult:
+    def _classify(
+        self,
+        config: ReleaseConfig,
+        canary: Target,
+        stable: Target | None,
+        window: int,
+        now: datetime,
+    ) -> CheckResult:
         over = f"over {window} s"
         requests = self._query(self.templates.requests, canary, window, now) or 0.0
         if _whole(requests) < config.min_requests:
-            return CheckResult("no_data", f"{_whole(requests)} requests to the canary {over}, fewer than the "
-                               f"minimum {config.min_requests}", requests, window)
+            return CheckResult(
+                "no_data",
+                f"{_whole(requests)} requests to the canary {over}, fewer than the "
+                f"minimum {config.min_requests}",
+                requests,
+                window,
+            )
         measured = self._measure(config, canary, window, now, requests)
         if config.max_latency_p99_ms is not None and measured.latency_p99_ms is None:
-            return CheckResult("no_data", f"no latency data for the canary {over} ({_whole(requests)} requests)",
-                               requests, window)
-        baseline = self._measure(config, stable, window, now) if config.compare == "stable" and stable else None
+            return CheckResult(
+                "no_data",
+                f"no latency data for the canary {over} ({_whole(requests)} requests)",
+                requests,
+                window,
+            )
+        baseline = (
+            self._measure(config, stable, window, now)
+            if config.compare == "stable" and stable
+            else None
+        )
         judged = tuple(_judge(config, measured, baseline))
         failed = [m for m in judged if not m.passed]
         shown = ", ".join(_describe(m) for m in (failed or judged))
-        return CheckResult("fail" if failed else "pass", f"{shown} {over} ({_whole(requests)} requests)",
-                           requests, window, judged)
+        return CheckResult(
+            "fail" if failed else "pass",
+            f"{shown} {over} ({_whole(requests)} requests)",
+            requests,
+            window,
+            judged,
+        )
 
-    def _measure(self, config: ReleaseConfig, target: Target, window: int, now: datetime,
-                 requests: float | None = None) -> _Measured | None:
+    def _measure(
+        self,
+        config: ReleaseConfig,
+        target: Target,
+        window: int,
+        now: datetime,
+        requests: float | None = None,
+    ) -> _Measured | None:
         """Error rate and p99 of one side; None when it served fewer than the minimum requests."""
         if requests is None:
             requests = self._query(self.templates.requests, target, window, now) or 0.0
@@ -137,19 +183,30 @@ def _judge(config: ReleaseConfig, canary: _Measured, stable: _Measured | None) -
     if stable is not None:
         rate_base = stable.error_rate
         rate_limit = rate_base + config.error_rate_margin
-    checks = [MetricCheck("error_rate", canary.error_rate, rate_limit, canary.error_rate <= rate_limit, rate_base)]
+    checks = [
+        MetricCheck(
+            "error_rate", canary.error_rate, rate_limit, canary.error_rate <= rate_limit, rate_base
+        )
+    ]
     if config.max_latency_p99_ms is not None:
         latency_limit, latency_base = config.max_latency_p99_ms, None
         if stable is not None and stable.latency_p99_ms is not None:
             latency_base = stable.latency_p99_ms
             latency_limit = latency_base * config.latency_ratio
-        checks.append(MetricCheck("latency_p99", canary.latency_p99_ms, latency_limit,
-                                  canary.latency_p99_ms <= latency_limit, latency_base))
+        checks.append(
+            MetricCheck(
+                "latency_p99",
+                canary.latency_p99_ms,
+                latency_limit,
+                canary.latency_p99_ms <= latency_limit,
+                latency_base,
+            )
+        )
     return checks
 
 
 def _describe(check: MetricCheck) -> str:
-    """"error rate 30.0 % > 1.0 %", with the stable's value when the threshold was derived from it."""
+    """ "error rate 30.0 % > 1.0 %", with the stable's value when the threshold was derived from it."""
     sign = "<=" if check.passed else ">"
     if check.name == "error_rate":
         base = f" (stable {check.stable:.1f} %)" if check.stable is not None else ""

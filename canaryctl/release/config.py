@@ -17,12 +17,14 @@ Decisions where the brief is silent:
 - An unknown `api7.cloud/canary-*` annotation is a problem even without `canary-steps`: a
   typo such as `canary-stpes` would otherwise silently leave the release manual.
 """
+
 from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Literal, TypeVar
+from typing import Literal, TypeVar
 
 from canaryctl.annotations import PREFIX, STATUS, Problem, parse_percent
 from canaryctl.objects import ServiceView
@@ -42,8 +44,21 @@ ON_FAILURE = PREFIX + "canary-on-failure"
 ACTION = PREFIX + "canary-action"
 
 # every release annotation; STATUS shares the `canary-` prefix but is canaryctl's output
-RELEASE_ANNOTATIONS = (STEPS, STEP_INTERVAL, MAX_ERROR_RATE, MAX_LATENCY_P99, COMPARE, ERROR_RATE_MARGIN,
-                       LATENCY_RATIO, MIN_REQUESTS, FAILURE_LIMIT, ERROR_LIMIT, NODATA_LIMIT, ON_FAILURE, ACTION)
+RELEASE_ANNOTATIONS = (
+    STEPS,
+    STEP_INTERVAL,
+    MAX_ERROR_RATE,
+    MAX_LATENCY_P99,
+    COMPARE,
+    ERROR_RATE_MARGIN,
+    LATENCY_RATIO,
+    MIN_REQUESTS,
+    FAILURE_LIMIT,
+    ERROR_LIMIT,
+    NODATA_LIMIT,
+    ON_FAILURE,
+    ACTION,
+)
 _CANARY_PREFIX = PREFIX + "canary-"
 
 VERBS = ("promote", "abort", "pause", "resume", "retry")
@@ -79,7 +94,9 @@ class ReleaseConfig:
     max_error_rate: float = 1.0  # percent of the canary's requests answered 5xx
     max_latency_p99_ms: float | None = 500.0  # None: latency is not judged
     compare: Compare = "absolute"
-    error_rate_margin: float = 1.0  # percentage points above the stable's error rate (compare=stable)
+    error_rate_margin: float = (
+        1.0  # percentage points above the stable's error rate (compare=stable)
+    )
     latency_ratio: float = 1.5  # times the stable's p99 (compare=stable)
     min_requests: int = 20
     failure_limit: int = 2
@@ -89,10 +106,12 @@ class ReleaseConfig:
     action: Action | None = None
 
 
-def parse_release(view: ServiceView) -> ReleaseConfig | None | list[Problem]:
+def parse_release(view: ServiceView) -> ReleaseConfig | list[Problem] | None:
     """The Service's release settings; None when it does not ask for automation; else all problems."""
     annotations = view.annotations
-    problems = [_unknown(name, annotations[name]) for name in sorted(annotations) if _is_unknown(name)]
+    problems = [
+        _unknown(name, annotations[name]) for name in sorted(annotations) if _is_unknown(name)
+    ]
     fields: dict[str, object] = {}
     for annotation, field, parse, accepted in _FIELDS:
         raw = annotations.get(annotation)
@@ -114,7 +133,11 @@ def _is_unknown(name: str) -> bool:
 
 def _unknown(name: str, value: str) -> Problem:
     guess = difflib.get_close_matches(name, RELEASE_ANNOTATIONS, n=1)
-    hint = f"did you mean {guess[0]}?" if guess else "the release annotations are " + ", ".join(RELEASE_ANNOTATIONS)
+    hint = (
+        f"did you mean {guess[0]}?"
+        if guess
+        else "the release annotations are " + ", ".join(RELEASE_ANNOTATIONS)
+    )
     return Problem(name, value, f"none ({hint})", reason="not a canaryctl annotation")
 
 
@@ -122,7 +145,7 @@ def _unknown(name: str, value: str) -> Problem:
 
 
 def parse_steps(text: str) -> tuple[int, ...] | None:
-    """"5,10,25" -> (5, 10, 25, 100): strictly increasing integers 1-100, 100 appended if missing."""
+    """ "5,10,25" -> (5, 10, 25, 100): strictly increasing integers 1-100, 100 appended if missing."""
     steps: list[int] = []
     for part in text.split(","):
         step = parse_percent(part)
@@ -145,6 +168,7 @@ def _within(parse: Callable[[str], T | None], low: float, high: float) -> Callab
     def parse_within(text: str) -> T | None:
         value = parse(text)
         return value if value is not None and low <= value <= high else None
+
     return parse_within
 
 
@@ -167,11 +191,12 @@ def _latency_ms(text: str) -> float | str | None:
 def _choice(*choices: str) -> Callable[[str], str | None]:
     def parse_choice(text: str) -> str | None:
         return text.lower() if text.lower() in choices else None
+
     return parse_choice
 
 
 def parse_action(text: str) -> Action | None:
-    """"pause" or "pause@STAMP" -> Action; None when the verb is unknown or the stamp malformed."""
+    """ "pause" or "pause@STAMP" -> Action; None when the verb is unknown or the stamp malformed."""
     verb, sep, stamp = text.partition("@")
     verb = verb.strip().lower()
     if verb not in VERBS or (sep and not _STAMP.fullmatch(stamp)):
@@ -182,18 +207,45 @@ def parse_action(text: str) -> Action | None:
 _INTERVAL = 'durations from 1s to 24h, e.g. "30s" or "1m30s"'
 _LATENCY = 'durations above 0 up to 1h, e.g. "500ms" or "1.5s", or "off"'
 _STEPS = 'strictly increasing integers 1-100 separated by commas, e.g. "5,10,25,50,100"'
-_FIELDS: tuple[tuple[str, str, Callable[[str], object], str], ...] = (  # annotation, field, parser, accepted
+_FIELDS: tuple[
+    tuple[str, str, Callable[[str], object], str], ...
+] = (  # annotation, field, parser, accepted
     (STEPS, "steps", parse_steps, _STEPS),
     (STEP_INTERVAL, "interval_s", _within(parse_duration_s, 1, _DAY_S), _INTERVAL),
-    (MAX_ERROR_RATE, "max_error_rate", _within(_decimal, 0, 100), 'percentages 0-100, e.g. "1" or "0.5"'),
+    (
+        MAX_ERROR_RATE,
+        "max_error_rate",
+        _within(_decimal, 0, 100),
+        'percentages 0-100, e.g. "1" or "0.5"',
+    ),
     (MAX_LATENCY_P99, "max_latency_p99_ms", _latency_ms, _LATENCY),
     (COMPARE, "compare", _choice("absolute", "stable"), "absolute or stable"),
-    (ERROR_RATE_MARGIN, "error_rate_margin", _within(_decimal, 0, 100), 'percentage points 0-100, e.g. "1"'),
-    (LATENCY_RATIO, "latency_ratio", _within(_decimal, 1, 100), 'numbers from 1 to 100, e.g. "1.5"'),
-    (MIN_REQUESTS, "min_requests", _within(_integer, 1, 1_000_000_000), "integers from 1 to 1000000000"),
+    (
+        ERROR_RATE_MARGIN,
+        "error_rate_margin",
+        _within(_decimal, 0, 100),
+        'percentage points 0-100, e.g. "1"',
+    ),
+    (
+        LATENCY_RATIO,
+        "latency_ratio",
+        _within(_decimal, 1, 100),
+        'numbers from 1 to 100, e.g. "1.5"',
+    ),
+    (
+        MIN_REQUESTS,
+        "min_requests",
+        _within(_integer, 1, 1_000_000_000),
+        "integers from 1 to 1000000000",
+    ),
     (FAILURE_LIMIT, "failure_limit", _within(_integer, 1, 1000), "integers 1-1000"),
     (ERROR_LIMIT, "error_limit", _within(_integer, 1, 1000), "integers 1-1000"),
     (NODATA_LIMIT, "nodata_limit", _within(_integer, 1, 1000), "integers 1-1000"),
     (ON_FAILURE, "on_failure", _choice("rollback", "pause"), "rollback or pause"),
-    (ACTION, "action", parse_action, "promote, abort, pause, resume or retry, optionally followed by @STAMP"),
+    (
+        ACTION,
+        "action",
+        parse_action,
+        "promote, abort, pause, resume or retry, optionally followed by @STAMP",
+    ),
 )

@@ -29,6 +29,7 @@ Rules (the README's decision table):
   skipped over unanalysed. Removing the annotation changes nothing.
 - Times are stored as whole seconds rounded up, so a step lasts at least its interval.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -60,17 +61,26 @@ class Decision:
 
     state: ReleaseState
     events: tuple[Event, ...] = ()
-    requeue_after: float | None = None  # seconds until the next check is due; None: nothing scheduled
-    outcome: str | None = None  # set when this decision ended the release: a metrics.RELEASE_RESULTS value
+    requeue_after: float | None = (
+        None  # seconds until the next check is due; None: nothing scheduled
+    )
+    outcome: str | None = (
+        None  # set when this decision ended the release: a metrics.RELEASE_RESULTS value
+    )
 
     @property
     def weight(self) -> int:
         """The canary weight to apply on the gateway."""
         return self.state.weight
 
-    def followed_by(self, later: "Decision") -> "Decision":
+    def followed_by(self, later: Decision) -> Decision:
         """This decision and then `later` (which was computed from this one's state), as one."""
-        return Decision(later.state, self.events + later.events, later.requeue_after, later.outcome or self.outcome)
+        return Decision(
+            later.state,
+            self.events + later.events,
+            later.requeue_after,
+            later.outcome or self.outcome,
+        )
 
 
 def start(config: ReleaseConfig, now: datetime, percent_seen: int | None = None) -> Decision:
@@ -78,8 +88,14 @@ def start(config: ReleaseConfig, now: datetime, percent_seen: int | None = None)
 
     A `canary-action` already on the Service predates the release: it is history, not a request.
     """
-    fresh = ReleaseState("Progressing", 0, 0, whole_seconds_up(now), percent_seen=percent_seen,
-                         last_action=config.action.value if config.action else None)
+    fresh = ReleaseState(
+        "Progressing",
+        0,
+        0,
+        whole_seconds_up(now),
+        percent_seen=percent_seen,
+        last_action=config.action.value if config.action else None,
+    )
     return _go_above(config, fresh, 0, now, "release started", "StepAdvanced")
 
 
@@ -99,19 +115,25 @@ def window_s(state: ReleaseState, now: datetime) -> float:
     return max(0.0, (now - state.step_started_at).total_seconds())
 
 
-def on_check(config: ReleaseConfig, state: ReleaseState, check: CheckResult, now: datetime) -> Decision:
+def on_check(
+    config: ReleaseConfig, state: ReleaseState, check: CheckResult, now: datetime
+) -> Decision:
     """Apply one analysis check; ignored unless the release is progressing and the check is due."""
     if check_due(config, state, now) != 0:
         return _unchanged(config, state, now)
     checked = replace(state, last_check=check, last_check_at=whole_seconds_up(now))
     if check.result == "pass":
-        return _go_above(config, checked, state.weight, now, f"analysis passed ({check.message})", "StepAdvanced")
+        return _go_above(
+            config, checked, state.weight, now, f"analysis passed ({check.message})", "StepAdvanced"
+        )
     if check.result == "fail":
         return _failed(config, checked, check, now)
     return _inconclusive(config, checked, check, now)
 
 
-def on_action(config: ReleaseConfig, state: ReleaseState, action: Action, now: datetime) -> Decision:
+def on_action(
+    config: ReleaseConfig, state: ReleaseState, action: Action, now: datetime
+) -> Decision:
     """Apply a manual command, once per distinct `canary-action` value."""
     if action.value == state.last_action:
         return _unchanged(config, state, now)
@@ -119,26 +141,41 @@ def on_action(config: ReleaseConfig, state: ReleaseState, action: Action, now: d
     allowed, act = _ACTIONS[action.verb]
     if state.phase not in allowed:
         hint = " (use retry to start over)" if action.verb == "resume" and state.finished else ""
-        event = Event("Normal", "ActionIgnored",
-                      f"{action.verb} ignored: the release is {state.phase} at {state.weight} %{hint}")
+        event = Event(
+            "Normal",
+            "ActionIgnored",
+            f"{action.verb} ignored: the release is {state.phase} at {state.weight} %{hint}",
+        )
         return _decided(config, handled, now, event)
     return act(config, handled, now)
 
 
-def on_manual_weight(config: ReleaseConfig, state: ReleaseState, percent: int | None, now: datetime) -> Decision:
+def on_manual_weight(
+    config: ReleaseConfig, state: ReleaseState, percent: int | None, now: datetime
+) -> Decision:
     """A changed percentage annotation: that weight, by hand, and the release paused there."""
     if percent == state.percent_seen:
         return _unchanged(config, state, now)
     if percent is None:
         return _unchanged(config, replace(state, percent_seen=None), now)
-    paused = replace(_at_weight(config, state, percent, now), phase="Paused", percent_seen=percent,
-                     reason=f"weight set by hand to {percent} %")
-    event = Event("Normal", "ManualWeight", f"canary weight set by hand to {percent} % (was {state.weight} %): "
-                  f"release paused; resume continues from {percent} %")
+    paused = replace(
+        _at_weight(config, state, percent, now),
+        phase="Paused",
+        percent_seen=percent,
+        reason=f"weight set by hand to {percent} %",
+    )
+    event = Event(
+        "Normal",
+        "ManualWeight",
+        f"canary weight set by hand to {percent} % (was {state.weight} %): "
+        f"release paused; resume continues from {percent} %",
+    )
     return _decided(config, paused, now, event)
 
 
-def on_annotations(config: ReleaseConfig, state: ReleaseState, percent: int | None, now: datetime) -> Decision:
+def on_annotations(
+    config: ReleaseConfig, state: ReleaseState, percent: int | None, now: datetime
+) -> Decision:
     """Everything the Service's annotations ask for: a hand-set weight first, then the action."""
     decision = on_manual_weight(config, state, percent, now)
     if config.action is None:
@@ -148,67 +185,123 @@ def on_annotations(config: ReleaseConfig, state: ReleaseState, percent: int | No
 
 # --- outcomes of checks ---------------------------------------------------------------------
 
-def _go_above(config: ReleaseConfig, state: ReleaseState, weight: int, now: datetime, why: str,
-              reason: str) -> Decision:
+
+def _go_above(
+    config: ReleaseConfig, state: ReleaseState, weight: int, now: datetime, why: str, reason: str
+) -> Decision:
     """Move to the first step above `weight`: the next step, or 100 % and Succeeded."""
     index = next(i for i, step in enumerate(config.steps) if step > weight or step == 100)
     moved = _at_weight(config, state, config.steps[index], now)
     change = f"canary weight {state.weight} % -> {moved.weight} %"
     if moved.weight == 100:
         succeeded = replace(moved, phase="Succeeded", reason="")
-        event = Event("Normal", "Succeeded", f"{why}: {change}; release succeeded (the canary becomes the "
-                      "default upstream when the stable Service leaves)")
+        event = Event(
+            "Normal",
+            "Succeeded",
+            f"{why}: {change}; release succeeded (the canary becomes the "
+            "default upstream when the stable Service leaves)",
+        )
         return _decided(config, succeeded, now, event, outcome="succeeded")
     progressing = replace(moved, phase="Progressing", reason="")
-    event = Event("Normal", reason, f"{why}: {change} ({_step_name(config, progressing)}); "
-                  f"next check in {config.interval_s:g} s")
+    event = Event(
+        "Normal",
+        reason,
+        f"{why}: {change} ({_step_name(config, progressing)}); "
+        f"next check in {config.interval_s:g} s",
+    )
     return _decided(config, progressing, now, event)
 
 
-def _failed(config: ReleaseConfig, state: ReleaseState, check: CheckResult, now: datetime) -> Decision:
+def _failed(
+    config: ReleaseConfig, state: ReleaseState, check: CheckResult, now: datetime
+) -> Decision:
     failures = state.failures + 1
     counted = replace(state, failures=failures)
-    analysis = Event("Warning", "AnalysisFailed", f"analysis failed: {check.message} "
-                     f"(failed check {failures} of {config.failure_limit} at {state.weight} %)")
+    analysis = Event(
+        "Warning",
+        "AnalysisFailed",
+        f"analysis failed: {check.message} "
+        f"(failed check {failures} of {config.failure_limit} at {state.weight} %)",
+    )
     if failures < config.failure_limit:
         return _decided(config, counted, now, analysis)
     why = f"{failures} failed checks at {state.weight} %, last: {check.message}"
     if config.on_failure == "pause":
         paused = replace(counted, phase="Paused", reason=f"paused after {why}")
-        return _decided(config, paused, now, analysis,
-                        Event("Warning", "Paused", f"release paused at {state.weight} % after {why}; "
-                              "resume, promote, abort or retry"))
-    rolled_back = replace(_at_weight(config, counted, 0, now), phase="RolledBack", failures=failures,
-                          reason=f"rolled back after {why}")
-    return _decided(config, rolled_back, now, analysis,
-                    Event("Warning", "RolledBack", f"canary weight {state.weight} % -> 0 % after {why}; "
-                          "retry starts the release again"), outcome="rolled_back")
+        return _decided(
+            config,
+            paused,
+            now,
+            analysis,
+            Event(
+                "Warning",
+                "Paused",
+                f"release paused at {state.weight} % after {why}; resume, promote, abort or retry",
+            ),
+        )
+    rolled_back = replace(
+        _at_weight(config, counted, 0, now),
+        phase="RolledBack",
+        failures=failures,
+        reason=f"rolled back after {why}",
+    )
+    return _decided(
+        config,
+        rolled_back,
+        now,
+        analysis,
+        Event(
+            "Warning",
+            "RolledBack",
+            f"canary weight {state.weight} % -> 0 % after {why}; retry starts the release again",
+        ),
+        outcome="rolled_back",
+    )
 
 
-def _inconclusive(config: ReleaseConfig, state: ReleaseState, check: CheckResult, now: datetime) -> Decision:
+def _inconclusive(
+    config: ReleaseConfig, state: ReleaseState, check: CheckResult, now: datetime
+) -> Decision:
     """no-data or error: hold the weight, count, and pause at the limit."""
     no_data = check.result == "no_data"
     count = (state.no_data if no_data else state.errors) + 1
     limit = config.nodata_limit if no_data else config.error_limit
     counted = replace(state, no_data=count) if no_data else replace(state, errors=count)
     what = "without enough data" if no_data else "in error"
-    analysis = Event("Warning", "AnalysisNoData" if no_data else "AnalysisError",
-                     f"{'no data' if no_data else 'analysis error'}: {check.message} "
-                     f"(check {count} of {limit} {what} at {state.weight} %; weight held)")
+    analysis = Event(
+        "Warning",
+        "AnalysisNoData" if no_data else "AnalysisError",
+        f"{'no data' if no_data else 'analysis error'}: {check.message} "
+        f"(check {count} of {limit} {what} at {state.weight} %; weight held)",
+    )
     if count < limit:
         return _decided(config, counted, now, analysis)
     why = f"{count} checks {what} at {state.weight} %, last: {check.message}"
     paused = replace(counted, phase="Paused", reason=f"paused after {why}")
-    return _decided(config, paused, now, analysis,
-                    Event("Warning", "Paused", f"release paused at {state.weight} % after {why}; "
-                          "resume once the metrics are back, or promote, abort or retry"))
+    return _decided(
+        config,
+        paused,
+        now,
+        analysis,
+        Event(
+            "Warning",
+            "Paused",
+            f"release paused at {state.weight} % after {why}; "
+            "resume once the metrics are back, or promote, abort or retry",
+        ),
+    )
 
 
 # --- manual actions -------------------------------------------------------------------------
 
+
 def _promote(config: ReleaseConfig, state: ReleaseState, now: datetime) -> Decision:
-    promoted = replace(_at_weight(config, state, 100, now), phase="Succeeded", reason="promoted by hand")
-    event = Event("Normal", "Succeeded", f"promoted by hand: canary weight {state.weight} % -> 100 %")
+    promoted = replace(
+        _at_weight(config, state, 100, now), phase="Succeeded", reason="promoted by hand"
+    )
+    event = Event(
+        "Normal", "Succeeded", f"promoted by hand: canary weight {state.weight} % -> 100 %"
+    )
     return _decided(config, promoted, now, event, outcome="promoted")
 
 
@@ -220,21 +313,36 @@ def _abort(config: ReleaseConfig, state: ReleaseState, now: datetime) -> Decisio
 
 def _pause(config: ReleaseConfig, state: ReleaseState, now: datetime) -> Decision:
     paused = replace(state, phase="Paused", reason="paused by hand")
-    return _decided(config, paused, now, Event("Normal", "Paused", f"release paused by hand at {state.weight} %"))
+    return _decided(
+        config,
+        paused,
+        now,
+        Event("Normal", "Paused", f"release paused by hand at {state.weight} %"),
+    )
 
 
 def _resume(config: ReleaseConfig, state: ReleaseState, now: datetime) -> Decision:
     if state.weight in (0, 100):  # nothing to analyse at 0 %, nothing left to do at 100 %
         return _go_above(config, state, state.weight, now, "resumed", "Resumed")
     resumed = replace(_at_weight(config, state, state.weight, now), phase="Progressing", reason="")
-    event = Event("Normal", "Resumed", f"resumed at {state.weight} % ({_step_name(config, resumed)}); "
-                  f"next check in {config.interval_s:g} s")
+    event = Event(
+        "Normal",
+        "Resumed",
+        f"resumed at {state.weight} % ({_step_name(config, resumed)}); "
+        f"next check in {config.interval_s:g} s",
+    )
     return _decided(config, resumed, now, event)
 
 
 def _retry(config: ReleaseConfig, state: ReleaseState, now: datetime) -> Decision:
-    fresh = ReleaseState("Progressing", 0, state.weight, whole_seconds_up(now), percent_seen=state.percent_seen,
-                         last_action=state.last_action)
+    fresh = ReleaseState(
+        "Progressing",
+        0,
+        state.weight,
+        whole_seconds_up(now),
+        percent_seen=state.percent_seen,
+        last_action=state.last_action,
+    )
     return _go_above(config, fresh, 0, now, "release restarted", "Retried")
 
 
@@ -249,11 +357,21 @@ _ACTIONS = {
 
 # --- helpers --------------------------------------------------------------------------------
 
-def _at_weight(config: ReleaseConfig, state: ReleaseState, weight: int, now: datetime) -> ReleaseState:
+
+def _at_weight(
+    config: ReleaseConfig, state: ReleaseState, weight: int, now: datetime
+) -> ReleaseState:
     """`state` with a new weight: the step clock restarts and the step's counts are cleared."""
     step = next((i for i, step in enumerate(config.steps) if step >= weight), len(config.steps) - 1)
-    return replace(state, weight=weight, step=step, step_started_at=whole_seconds_up(now), failures=0, errors=0,
-                   no_data=0)
+    return replace(
+        state,
+        weight=weight,
+        step=step,
+        step_started_at=whole_seconds_up(now),
+        failures=0,
+        errors=0,
+        no_data=0,
+    )
 
 
 def _step_name(config: ReleaseConfig, state: ReleaseState) -> str:
@@ -262,8 +380,13 @@ def _step_name(config: ReleaseConfig, state: ReleaseState) -> str:
     return f"hand-set, before step {state.step + 1} of {len(config.steps)}"
 
 
-def _decided(config: ReleaseConfig, state: ReleaseState, now: datetime, *events: Event,
-             outcome: str | None = None) -> Decision:
+def _decided(
+    config: ReleaseConfig,
+    state: ReleaseState,
+    now: datetime,
+    *events: Event,
+    outcome: str | None = None,
+) -> Decision:
     return Decision(state, events, check_due(config, state, now), outcome)
 
 

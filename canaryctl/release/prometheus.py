@@ -6,6 +6,7 @@ failure — connection refused, timeout, HTTP 4xx/5xx, `status: error`, a result
 one number — raises `AnalysisError` with a message fit for an Event. Messages show the
 Prometheus address without any credentials it may carry.
 """
+
 from __future__ import annotations
 
 import math
@@ -39,11 +40,15 @@ class PrometheusClient:
     def close(self) -> None:
         self._session.close()
 
-    def __enter__(self) -> "PrometheusClient":
+    def __enter__(self) -> PrometheusClient:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close()
 
     def query(self, expr: str, at: datetime) -> float | None:
@@ -60,11 +65,15 @@ class PrometheusClient:
             body = None
         where = redact(self.url)
         if not isinstance(body, dict) or "status" not in body:
-            raise AnalysisError(f"Prometheus at {where} answered HTTP {answer.status_code}: "
-                                f"{answer.text[:_BODY_EXCERPT]!r}")
+            raise AnalysisError(
+                f"Prometheus at {where} answered HTTP {answer.status_code}: "
+                f"{answer.text[:_BODY_EXCERPT]!r}"
+            )
         if body["status"] != "success":
-            raise AnalysisError(f"Prometheus at {where} answered HTTP {answer.status_code}: "
-                                f"{body.get('errorType', 'error')}: {body.get('error', '(no message)')}")
+            raise AnalysisError(
+                f"Prometheus at {where} answered HTTP {answer.status_code}: "
+                f"{body.get('errorType', 'error')}: {body.get('error', '(no message)')}"
+            )
         return body.get("data")
 
     def _send(self, path: str, params: dict[str, str]) -> requests.Response:
@@ -72,10 +81,13 @@ class PrometheusClient:
         try:
             return self._session.get(self.url + path, params=params, timeout=self.timeout)
         except requests.ConnectTimeout:
-            raise AnalysisError(f"cannot reach Prometheus at {where}: no connection within {self.timeout[0]:g} s") \
-                from None
+            raise AnalysisError(
+                f"cannot reach Prometheus at {where}: no connection within {self.timeout[0]:g} s"
+            ) from None
         except requests.Timeout:
-            raise AnalysisError(f"Prometheus at {where} did not answer within {self.timeout[1]:g} s") from None
+            raise AnalysisError(
+                f"Prometheus at {where} did not answer within {self.timeout[1]:g} s"
+            ) from None
         except requests.RequestException as error:
             raise AnalysisError(f"cannot reach Prometheus at {where}: {_reason(error)}") from None
 
@@ -105,11 +117,15 @@ def _single_value(data: Any, expr: str) -> float | None:
     if kind == "scalar":
         return _number(result, expr)
     if kind != "vector" or not isinstance(result, list):
-        raise AnalysisError(f"query {expr!r} returned a {kind}; expected a scalar or a single-series vector")
+        raise AnalysisError(
+            f"query {expr!r} returned a {kind}; expected a scalar or a single-series vector"
+        )
     if not result:
         return None
     if len(result) > 1:
-        raise AnalysisError(f"query {expr!r} returned {len(result)} series; expected one (aggregate with sum)")
+        raise AnalysisError(
+            f"query {expr!r} returned {len(result)} series; expected one (aggregate with sum)"
+        )
     sample = result[0]
     return _number(sample.get("value") if isinstance(sample, dict) else None, expr)
 

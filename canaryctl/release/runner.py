@@ -6,12 +6,13 @@ release annotations and its persisted state (inside the status annotation), feed
 one is due) and returns the weight to apply, the state to persist, the Events and when to
 look again. The only I/O here is the Prometheus query, made only when a check is due.
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Mapping
 
 from canaryctl import metrics
 from canaryctl.annotations import PERCENT, STATUS, Problem, parse_percent
@@ -44,15 +45,20 @@ class ReleaseRunner:
     def __init__(self, analyzer: Analyzer | None):
         self.analyzer = analyzer
 
-    def step(self, app: str, canary: ServiceView, spec: AppSpec, now: datetime) -> ReleaseStep | list[Problem] | None:
+    def step(
+        self, app: str, canary: ServiceView, spec: AppSpec, now: datetime
+    ) -> ReleaseStep | list[Problem] | None:
         """Advance the canary's release; None when it does not ask for automation."""
         config = parse_release(canary)
         if config is None or isinstance(config, list):
             return config
         previous = persisted_state(canary.annotations)
         percent = _percent_annotation(canary)
-        decision = decide.start(config, now, percent) if previous is None else \
-            decide.on_annotations(config, previous, percent, now)
+        decision = (
+            decide.start(config, now, percent)
+            if previous is None
+            else decide.on_annotations(config, previous, percent, now)
+        )
         if decide.check_due(config, decision.state, now) == 0:
             check = self._check(config, app, spec, decision.state, now)
             decision = decision.followed_by(decide.on_check(config, decision.state, check, now))
@@ -60,8 +66,9 @@ class ReleaseRunner:
             metrics.releases_total.labels(decision.outcome).inc()
         return ReleaseStep(canary.key, decision, decide.check_due(config, decision.state, now))
 
-    def _check(self, config: ReleaseConfig, app: str, spec: AppSpec, state: ReleaseState,
-               now: datetime) -> CheckResult:
+    def _check(
+        self, config: ReleaseConfig, app: str, spec: AppSpec, state: ReleaseState, now: datetime
+    ) -> CheckResult:
         if self.analyzer is None:
             metrics.analysis_checks_total.labels("error").inc()
             return CheckResult("error", NO_PROMETHEUS)

@@ -8,18 +8,25 @@ missing or malformed input reads as None ("no release yet"), never as an excepti
 Times are whole UTC seconds (`2024-06-01T12:00:05Z`); `canaryctl.release.decide` rounds
 them up before storing, so rounding never makes a step shorter.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Any, Literal, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
 
 Phase = Literal["Progressing", "Paused", "Succeeded", "RolledBack", "Aborted"]
 PHASES: tuple[Phase, ...] = ("Progressing", "Paused", "Succeeded", "RolledBack", "Aborted")
 FINISHED: tuple[Phase, ...] = ("Succeeded", "RolledBack", "Aborted")
 CheckOutcome = Literal["pass", "fail", "no_data", "error"]
-CHECK_OUTCOMES: tuple[CheckOutcome, ...] = ("pass", "fail", "no_data", "error")  # = metrics.CHECK_RESULTS
+CHECK_OUTCOMES: tuple[CheckOutcome, ...] = (
+    "pass",
+    "fail",
+    "no_data",
+    "error",
+)  # = metrics.CHECK_RESULTS
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
@@ -31,7 +38,9 @@ class MetricCheck:
     value: float
     threshold: float
     passed: bool
-    stable: float | None = None  # the stable's value the threshold was derived from (compare=stable)
+    stable: float | None = (
+        None  # the stable's value the threshold was derived from (compare=stable)
+    )
 
 
 @dataclass(frozen=True)
@@ -58,14 +67,20 @@ class ReleaseState:
     no_data: int = 0
     last_check: CheckResult | None = None
     last_check_at: datetime | None = None
-    reason: str = ""  # why the release is not progressing (paused, rolled back, ...); "" while progressing
-    percent_seen: int | None = None  # the percentage annotation as last seen: a change is a hand-set weight
+    reason: str = (
+        ""  # why the release is not progressing (paused, rolled back, ...); "" while progressing
+    )
+    percent_seen: int | None = (
+        None  # the percentage annotation as last seen: a change is a hand-set weight
+    )
     last_action: str | None = None  # the last `canary-action` value handled
 
     def __post_init__(self) -> None:
         for moment in (self.step_started_at, self.last_check_at):
             if moment is not None and (moment.tzinfo is None or moment.microsecond):
-                raise ValueError(f"release times must be timezone-aware whole seconds, got {moment!r}")
+                raise ValueError(
+                    f"release times must be timezone-aware whole seconds, got {moment!r}"
+                )
 
     @property
     def finished(self) -> bool:
@@ -74,15 +89,21 @@ class ReleaseState:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (compact keys as users read them in the status annotation)."""
         return {
-            "phase": self.phase, "step": self.step, "weight": self.weight,
+            "phase": self.phase,
+            "step": self.step,
+            "weight": self.weight,
             "stepStartedAt": _format_time(self.step_started_at),
             "counts": {"fail": self.failures, "error": self.errors, "noData": self.no_data},
-            "lastCheck": None if self.last_check is None else _check_to_dict(self.last_check, self.last_check_at),
-            "reason": self.reason, "percentSeen": self.percent_seen, "lastAction": self.last_action,
+            "lastCheck": None
+            if self.last_check is None
+            else _check_to_dict(self.last_check, self.last_check_at),
+            "reason": self.reason,
+            "percentSeen": self.percent_seen,
+            "lastAction": self.last_action,
         }
 
     @classmethod
-    def from_dict(cls, data: Any) -> "ReleaseState | None":
+    def from_dict(cls, data: Any) -> ReleaseState | None:
         """The state `to_dict` wrote, or None when `data` is missing or malformed in any way."""
         try:
             return _state_from_dict(data)
@@ -94,16 +115,16 @@ def whole_seconds_up(moment: datetime) -> datetime:
     """`moment` in UTC, rounded up to a whole second."""
     if moment.tzinfo is None:
         raise ValueError("release times must be timezone-aware")
-    utc = moment.astimezone(timezone.utc)
+    utc = moment.astimezone(UTC)
     return utc if not utc.microsecond else utc.replace(microsecond=0) + timedelta(seconds=1)
 
 
 def _format_time(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.astimezone(timezone.utc).strftime(_TIME_FORMAT)
+    return None if moment is None else moment.astimezone(UTC).strftime(_TIME_FORMAT)
 
 
 def _parse_time(text: Any) -> datetime:
-    return datetime.strptime(_typed(text, str), _TIME_FORMAT).replace(tzinfo=timezone.utc)
+    return datetime.strptime(_typed(text, str), _TIME_FORMAT).replace(tzinfo=UTC)
 
 
 def _typed(value: Any, kind: type) -> Any:
@@ -130,22 +151,46 @@ def _optional(value: Any, read) -> Any:
 
 
 def _check_to_dict(check: CheckResult, at: datetime | None) -> dict[str, Any]:
-    return {"result": check.result, "at": _format_time(at), "message": check.message, "requests": check.requests,
-            "windowSeconds": check.window_s,
-            "metrics": [{"name": m.name, "value": m.value, "threshold": m.threshold, "passed": m.passed,
-                         "stable": m.stable} for m in check.metrics]}
+    return {
+        "result": check.result,
+        "at": _format_time(at),
+        "message": check.message,
+        "requests": check.requests,
+        "windowSeconds": check.window_s,
+        "metrics": [
+            {
+                "name": m.name,
+                "value": m.value,
+                "threshold": m.threshold,
+                "passed": m.passed,
+                "stable": m.stable,
+            }
+            for m in check.metrics
+        ],
+    }
 
 
 def _check_from_dict(data: Mapping[str, Any]) -> CheckResult:
     result = _typed(data["result"], str)
     if result not in CHECK_OUTCOMES:
         raise ValueError(f"unknown check result {result!r}")
-    metrics = tuple(MetricCheck(name=_typed(m["name"], str), value=_number(m["value"]),
-                                threshold=_number(m["threshold"]), passed=_typed(m["passed"], bool),
-                                stable=_optional(m["stable"], _number))
-                    for m in _typed(data["metrics"], list))
-    return CheckResult(result=result, message=_typed(data["message"], str), requests=_number(data["requests"]),
-                       window_s=_count(data["windowSeconds"]), metrics=metrics)
+    metrics = tuple(
+        MetricCheck(
+            name=_typed(m["name"], str),
+            value=_number(m["value"]),
+            threshold=_number(m["threshold"]),
+            passed=_typed(m["passed"], bool),
+            stable=_optional(m["stable"], _number),
+        )
+        for m in _typed(data["metrics"], list)
+    )
+    return CheckResult(
+        result=result,
+        message=_typed(data["message"], str),
+        requests=_number(data["requests"]),
+        window_s=_count(data["windowSeconds"]),
+        metrics=metrics,
+    )
 
 
 def _state_from_dict(data: Mapping[str, Any]) -> ReleaseState:
@@ -156,16 +201,22 @@ def _state_from_dict(data: Mapping[str, Any]) -> ReleaseState:
     counts = _typed(data["counts"], dict)
     check = _optional(data["lastCheck"], lambda value: _typed(value, dict))
     return ReleaseState(
-        phase=phase, step=_count(data["step"]), weight=weight, step_started_at=_parse_time(data["stepStartedAt"]),
-        failures=_count(counts["fail"]), errors=_count(counts["error"]), no_data=_count(counts["noData"]),
+        phase=phase,
+        step=_count(data["step"]),
+        weight=weight,
+        step_started_at=_parse_time(data["stepStartedAt"]),
+        failures=_count(counts["fail"]),
+        errors=_count(counts["error"]),
+        no_data=_count(counts["noData"]),
         last_check=None if check is None else _check_from_dict(check),
         last_check_at=None if check is None else _optional(check["at"], _parse_time),
-        reason=_typed(data["reason"], str), percent_seen=_optional(data["percentSeen"], _percent),
-        last_action=_optional(data["lastAction"], lambda value: _typed(value, str)))
+        reason=_typed(data["reason"], str),
+        percent_seen=_optional(data["percentSeen"], _percent),
+        last_action=_optional(data["lastAction"], lambda value: _typed(value, str)),
+    )
 
 
 def _percent(value: Any) -> int:
     if _count(value) > 100:
         raise ValueError("percentages are 0-100")
     return value
-

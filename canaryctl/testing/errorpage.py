@@ -10,6 +10,7 @@ accumulator adds the rate (as an exact fraction) per request and fails whenever 
 reaches 1, so 0.3 fails exactly 3 of every 10 consecutive requests and analysis tests
 never flake. `latency_ms` delays every answer.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -77,8 +78,14 @@ class _ErrorPageHandler(QuietHandler):
 class ErrorPage:
     """One error-page backend on 127.0.0.1; `fail_rate` may be changed while it runs."""
 
-    def __init__(self, version: str = "v1", fail_rate: float = 0.0, latency_ms: int = 0, host: str = "127.0.0.1",
-                 port: int = 0):
+    def __init__(
+        self,
+        version: str = "v1",
+        fail_rate: float = 0.0,
+        latency_ms: int = 0,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ):
         self.version = version
         self.latency_ms = latency_ms
         self.failures = FailureAccumulator(fail_rate)
@@ -119,27 +126,38 @@ class ErrorPage:
         with self._count_lock:
             self._requests += 1
 
-    def start(self) -> "ErrorPage":
+    def start(self) -> ErrorPage:
         self._server.start()
         return self
 
     def stop(self) -> None:
         self._server.stop()
 
-    def __enter__(self) -> "ErrorPage":
+    def __enter__(self) -> ErrorPage:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--version", required=True, dest="page_version", metavar="VERSION",
-                        help="version reported in every answer")
+    parser.add_argument(
+        "--version",
+        required=True,
+        dest="page_version",
+        metavar="VERSION",
+        help="version reported in every answer",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="listen address (0.0.0.0 in a pod)")
     parser.add_argument("--port", type=int, default=8080)
-    parser.add_argument("--fail-rate", type=float, default=0.0, help="share of answers that are HTTP 500 (exact)")
+    parser.add_argument(
+        "--fail-rate", type=float, default=0.0, help="share of answers that are HTTP 500 (exact)"
+    )
     parser.add_argument("--latency-ms", type=int, default=0, help="delay before every answer")
 
 

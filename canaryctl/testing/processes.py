@@ -1,5 +1,6 @@
 """Child processes in tests and demos: free ports, polling with a deadline, dying with the parent,
 stopping politely then firmly, and reading output line by line."""
+
 from __future__ import annotations
 
 import ctypes
@@ -9,10 +10,10 @@ import socket
 import subprocess
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 
-def stdout_lines(process: subprocess.Popen) -> "queue.Queue[str | None]":
+def stdout_lines(process: subprocess.Popen) -> queue.Queue[str | None]:
     """The child's stdout lines as they come, then None when it closes."""
     lines: queue.Queue[str | None] = queue.Queue()
 
@@ -25,7 +26,9 @@ def stdout_lines(process: subprocess.Popen) -> "queue.Queue[str | None]":
     return lines
 
 
-def next_line(lines: "queue.Queue[str | None]", process: subprocess.Popen, timeout: float = 30) -> str:
+def next_line(
+    lines: queue.Queue[str | None], process: subprocess.Popen, timeout: float = 30
+) -> str:
     """The next line, or a failed assertion with the child's exit code and stderr once it closed."""
     line = lines.get(timeout=timeout)
     assert line is not None, f"exited with {process.wait()}: {process.stderr.read()}"
@@ -45,7 +48,9 @@ def die_with_parent() -> None:
     libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.1) -> None:
+def wait_until(
+    predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.1
+) -> None:
     """Poll `predicate` until it is true; raise with `what` after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while not predicate():

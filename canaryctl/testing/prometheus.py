@@ -6,6 +6,7 @@ Release analysis is tested against the real thing — PromQL evaluation, scrape 
 again keep the port and the data, so a test can simulate an outage and a recovery. The
 process dies with the thread that started it (PR_SET_PDEATHSIG), even if that is killed.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,8 +33,13 @@ class PrometheusUnavailable(RuntimeError):
 class PrometheusServer:
     """One Prometheus scraping `targets` (`host:port`) every `scrape_interval`; a context manager."""
 
-    def __init__(self, targets: list[str], scrape_interval: str = "1s",
-                 metrics_path: str = "/apisix/prometheus/metrics", ready_timeout: float = 30.0):
+    def __init__(
+        self,
+        targets: list[str],
+        scrape_interval: str = "1s",
+        metrics_path: str = "/apisix/prometheus/metrics",
+        ready_timeout: float = 30.0,
+    ):
         self.targets = list(targets)
         self.scrape_interval = scrape_interval
         self.metrics_path = metrics_path
@@ -58,20 +64,26 @@ class PrometheusServer:
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
-    def __enter__(self) -> "PrometheusServer":
+    def __enter__(self) -> PrometheusServer:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close()
 
-    def start(self) -> "PrometheusServer":
+    def start(self) -> PrometheusServer:
         """Start (or restart, on the same port and data) and wait until `/-/ready` answers 200."""
         if self.running:
             return self
         binary = shutil.which(BINARY)
         if binary is None:
-            raise PrometheusUnavailable(f"`{BINARY}` is not on PATH (Debian/Ubuntu: apt-get install prometheus)")
+            raise PrometheusUnavailable(
+                f"`{BINARY}` is not on PATH (Debian/Ubuntu: apt-get install prometheus)"
+            )
         if self.dir is None:
             self.dir = Path(tempfile.mkdtemp(prefix=DIR_PREFIX))
             self.port = free_port()
@@ -80,9 +92,18 @@ class PrometheusServer:
         log = open(self.dir / "prometheus.log", "ab")
         try:
             self._process = subprocess.Popen(
-                [binary, f"--config.file={self.dir / 'prometheus.yml'}", f"--storage.tsdb.path={self.dir / 'data'}",
-                 f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
+                [
+                    binary,
+                    f"--config.file={self.dir / 'prometheus.yml'}",
+                    f"--storage.tsdb.path={self.dir / 'data'}",
+                    f"--web.listen-address=127.0.0.1:{self.port}",
+                    "--log.level=warn",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=die_with_parent,
+            )
         finally:
             log.close()
         try:
@@ -110,20 +131,35 @@ class PrometheusServer:
         Prometheus 2.x hands new targets to its scrapers on a 5 s tick, so the first scrape
         after a start comes up to ~5 s later, whatever the scrape interval.
         """
-        wait_until(lambda: self._targets_scraped_since(self._started_at) >= len(self.targets), timeout,
-                   f"Prometheus to scrape {', '.join(self.targets)}")
+        wait_until(
+            lambda: self._targets_scraped_since(self._started_at) >= len(self.targets),
+            timeout,
+            f"Prometheus to scrape {', '.join(self.targets)}",
+        )
 
     def _config(self) -> dict:
         """prometheus.yml (JSON is YAML): one job scraping every target."""
-        return {"global": {"scrape_interval": self.scrape_interval, "scrape_timeout": self.scrape_interval,
-                           "evaluation_interval": self.scrape_interval},
-                "scrape_configs": [{"job_name": JOB, "metrics_path": self.metrics_path,
-                                    "static_configs": [{"targets": self.targets}]}]}
+        return {
+            "global": {
+                "scrape_interval": self.scrape_interval,
+                "scrape_timeout": self.scrape_interval,
+                "evaluation_interval": self.scrape_interval,
+            },
+            "scrape_configs": [
+                {
+                    "job_name": JOB,
+                    "metrics_path": self.metrics_path,
+                    "static_configs": [{"targets": self.targets}],
+                }
+            ],
+        }
 
     def _ready(self) -> bool:
         if self._process.poll() is not None:
             tail = (self.dir / "prometheus.log").read_text(errors="replace")[-3000:]
-            raise PrometheusUnavailable(f"prometheus exited with {self._process.returncode}:\n{tail}")
+            raise PrometheusUnavailable(
+                f"prometheus exited with {self._process.returncode}:\n{tail}"
+            )
         try:
             return requests.get(f"{self.url}/-/ready", timeout=2).status_code == 200
         except requests.RequestException:

@@ -4,11 +4,12 @@ Enable with `pytest_plugins = ["canaryctl.testing.pytest_plugin"]`. Without a Go
 the control-plane tests are skipped — unless CANARYCTL_REQUIRE_LOCALKUBE=1 (as in CI), in
 which case they fail loudly instead.
 """
+
 from __future__ import annotations
 
 import os
 import sys
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -31,7 +32,10 @@ def localkube() -> Iterator[LocalKube]:
         kube.start()
     except LocalKubeUnavailable as error:
         if os.environ.get(REQUIRE_ENV) == "1":
-            pytest.fail(f"local control plane required ({REQUIRE_ENV}=1) but unavailable: {error}", pytrace=False)
+            pytest.fail(
+                f"local control plane required ({REQUIRE_ENV}=1) but unavailable: {error}",
+                pytrace=False,
+            )
         pytest.skip(f"local control plane unavailable: {error}")
     try:
         yield kube
@@ -48,7 +52,9 @@ def namespace(localkube: LocalKube) -> Iterator[str]:
     """
     name = localkube.create_namespace()
     yield name
-    localkube.kubectl("delete", "services,deployments", "--all", "-n", name, "--wait=false", check=False)
+    localkube.kubectl(
+        "delete", "services,deployments", "--all", "-n", name, "--wait=false", check=False
+    )
     localkube.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
@@ -56,6 +62,7 @@ def namespace(localkube: LocalKube) -> Iterator[str]:
 def kube_api(localkube: LocalKube):
     """An admin kubernetes.client.ApiClient for the session's control plane (canaryctl's own loader)."""
     from canaryctl.kube import load_api_client
+
     with load_api_client(str(localkube.kubeconfig)) as api:
         yield api
 
@@ -64,6 +71,7 @@ def kube_api(localkube: LocalKube):
 def core_api(kube_api):
     """CoreV1Api on `kube_api`."""
     from kubernetes import client
+
     return client.CoreV1Api(kube_api)
 
 
@@ -83,9 +91,12 @@ def prometheus_server_factory():
             return server.start()
         except PrometheusUnavailable as error:
             if os.environ.get(PROMETHEUS_REQUIRE_ENV) == "1":
-                pytest.fail(f"Prometheus required ({PROMETHEUS_REQUIRE_ENV}=1) but unavailable: {error}",
-                            pytrace=False)
+                pytest.fail(
+                    f"Prometheus required ({PROMETHEUS_REQUIRE_ENV}=1) but unavailable: {error}",
+                    pytrace=False,
+                )
             pytest.skip(f"Prometheus unavailable: {error}")
+
     yield start
     for server in servers:
         server.close()

@@ -39,24 +39,44 @@ Usage in a worker::
     finally:
         queue.done(key)
 """
+
 from __future__ import annotations
 
 from canaryctl.workqueue.clock import Clock, FakeClock, RealClock
 from canaryctl.workqueue.delaying import DelayingQueue
 from canaryctl.workqueue.metrics import NoQueueMetrics, PrometheusQueueMetrics, QueueMetrics
 from canaryctl.workqueue.queue import Queue
-from canaryctl.workqueue.ratelimit import (BucketRateLimiter, ItemExponentialFailureRateLimiter, MaxOfRateLimiter,
-                                           RateLimiter, default_controller_rate_limiter)
+from canaryctl.workqueue.ratelimit import (
+    BucketRateLimiter,
+    ItemExponentialFailureRateLimiter,
+    MaxOfRateLimiter,
+    RateLimiter,
+    default_controller_rate_limiter,
+)
 from canaryctl.workqueue.ratelimiting import RateLimitingQueue
 
 __all__ = [
-    "BucketRateLimiter", "Clock", "DelayingQueue", "FakeClock", "ItemExponentialFailureRateLimiter",
-    "MaxOfRateLimiter", "NoQueueMetrics", "PrometheusQueueMetrics", "Queue", "QueueMetrics", "RateLimiter",
-    "RateLimitingQueue", "RealClock", "default_controller_rate_limiter", "new_controller_queue",
+    "BucketRateLimiter",
+    "Clock",
+    "DelayingQueue",
+    "FakeClock",
+    "ItemExponentialFailureRateLimiter",
+    "MaxOfRateLimiter",
+    "NoQueueMetrics",
+    "PrometheusQueueMetrics",
+    "Queue",
+    "QueueMetrics",
+    "RateLimiter",
+    "RateLimitingQueue",
+    "RealClock",
+    "default_controller_rate_limiter",
+    "new_controller_queue",
 ]
 
 
-def new_controller_queue(name: str, clock: Clock | None = None, metrics: bool = True) -> RateLimitingQueue:
+def new_controller_queue(
+    name: str, clock: Clock | None = None, metrics: bool = True
+) -> RateLimitingQueue:
     """The controller's queue: default rate limiter, and the `workqueue_*` metrics unless `metrics=False`."""
     clock = clock or RealClock()
     provider: QueueMetrics = PrometheusQueueMetrics(name, clock) if metrics else NoQueueMetrics()

@@ -5,6 +5,7 @@ through `Clock.wait_until`, never through `time.sleep` or a bare timeout. That l
 `FakeClock.step` wake exactly the threads whose deadline it crossed, so a test of a
 1000 s back-off runs in microseconds and never depends on the machine's speed.
 """
+
 from __future__ import annotations
 
 import threading

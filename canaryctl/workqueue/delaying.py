@@ -5,6 +5,7 @@ injected clock until the earliest is due and then `add`s it, so the stingy rules
 `Queue` still apply at that moment. Asking again for a key that is already waiting keeps
 the earliest ready time, as in client-go's `delaying_queue.go`.
 """
+
 from __future__ import annotations
 
 import heapq
@@ -20,11 +21,15 @@ from canaryctl.workqueue.queue import Queue
 class DelayingQueue(Queue):
     """A `Queue` that can also add an item once a delay on its clock has passed."""
 
-    def __init__(self, *, name: str = "", clock: Clock | None = None, metrics: QueueMetrics | None = None) -> None:
+    def __init__(
+        self, *, name: str = "", clock: Clock | None = None, metrics: QueueMetrics | None = None
+    ) -> None:
         super().__init__(name=name, clock=clock, metrics=metrics)
         self._waiting_changed = threading.Condition()
         self._waiting: list[tuple[float, int, Hashable]] = []  # heap of (ready_at, sequence, item)
-        self._entry_by_item: dict[Hashable, tuple[float, int]] = {}  # the live heap entry of each item
+        self._entry_by_item: dict[
+            Hashable, tuple[float, int]
+        ] = {}  # the live heap entry of each item
         self._sequence = itertools.count()
         self._stopped = False
         self._start_thread("delaying", self._add_items_when_due)
@@ -71,6 +76,9 @@ class DelayingQueue(Queue):
         now = self.clock.now()
         while self._waiting and self._waiting[0][0] <= now:
             ready_at, sequence, item = heapq.heappop(self._waiting)
-            if self._entry_by_item.get(item) == (ready_at, sequence):  # else superseded by an earlier time
+            if self._entry_by_item.get(item) == (
+                ready_at,
+                sequence,
+            ):  # else superseded by an earlier time
                 del self._entry_by_item[item]
                 self.add(item)

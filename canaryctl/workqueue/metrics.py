@@ -6,6 +6,7 @@ periodic tick; `PrometheusQueueMetrics` turns those calls into the client-go
 controller-runtime dashboards read them unchanged. `NoQueueMetrics` is the default so
 queues built in tests touch no global registry.
 """
+
 from __future__ import annotations
 
 from collections.abc import Hashable
@@ -73,7 +74,9 @@ class PrometheusQueueMetrics:
         self._work_duration = families.workqueue_work_duration_seconds.labels(name, controller)
         self._retries = families.workqueue_retries_total.labels(name, controller)
         self._unfinished_work = families.workqueue_unfinished_work_seconds.labels(name, controller)
-        self._longest_running = families.workqueue_longest_running_processor_seconds.labels(name, controller)
+        self._longest_running = families.workqueue_longest_running_processor_seconds.labels(
+            name, controller
+        )
         self._added_at: dict[Hashable, float] = {}
         self._started_at: dict[Hashable, float] = {}
 

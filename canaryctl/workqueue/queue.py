@@ -6,6 +6,7 @@ already waiting is not queued twice; a key re-added while a worker holds it is r
 in `dirty` and queued again only when that worker calls `done`, so two workers never
 reconcile the same Service at once and no change is lost.
 """
+
 from __future__ import annotations
 
 import threading
@@ -21,13 +22,17 @@ UNFINISHED_WORK_UPDATE_PERIOD = 0.5  # seconds; client-go's ticker period for th
 class Queue:
     """FIFO of distinct hashable items with dirty/processing bookkeeping; safe for many threads."""
 
-    def __init__(self, *, name: str = "", clock: Clock | None = None, metrics: QueueMetrics | None = None) -> None:
+    def __init__(
+        self, *, name: str = "", clock: Clock | None = None, metrics: QueueMetrics | None = None
+    ) -> None:
         self.name = name
         self.clock: Clock = clock or RealClock()
         self._metrics: QueueMetrics = metrics or NoQueueMetrics()
         self._lock = threading.Lock()
         self._item_ready = threading.Condition(self._lock)
-        self._state_changed = threading.Condition(self._lock)  # processing emptied, shutdown, metrics tick
+        self._state_changed = threading.Condition(
+            self._lock
+        )  # processing emptied, shutdown, metrics tick
         self._order: deque[Hashable] = deque()
         self._dirty: set[Hashable] = set()
         self._processing: set[Hashable] = set()
@@ -111,7 +116,9 @@ class Queue:
             self._state_changed.notify_all()
 
     def _start_thread(self, role: str, target: Callable[[], None]) -> None:
-        threading.Thread(target=target, name=f"workqueue-{self.name or 'unnamed'}-{role}", daemon=True).start()
+        threading.Thread(
+            target=target, name=f"workqueue-{self.name or 'unnamed'}-{role}", daemon=True
+        ).start()
 
     def _report_unfinished_work(self, next_tick: float) -> None:
         """Refresh the in-progress gauges every period of the injected clock until shutdown."""

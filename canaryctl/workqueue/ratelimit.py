@@ -4,6 +4,7 @@ A failing Service backs off exponentially on its own (5 ms, 10 ms, ... capped at
 while a global token bucket (10/s, burst 100) keeps a storm of failures from hammering
 the gateway; the controller uses the larger of the two delays.
 """
+
 from __future__ import annotations
 
 import math
@@ -107,5 +108,7 @@ class MaxOfRateLimiter:
 
 def default_controller_rate_limiter(clock: Clock | None = None) -> MaxOfRateLimiter:
     """client-go's DefaultControllerRateLimiter: per-item 5 ms·2^n up to 1000 s, and 10/s burst 100 overall."""
-    return MaxOfRateLimiter(ItemExponentialFailureRateLimiter(0.005, 1000.0),
-                            BucketRateLimiter(qps=10.0, burst=100, clock=clock))
+    return MaxOfRateLimiter(
+        ItemExponentialFailureRateLimiter(0.005, 1000.0),
+        BucketRateLimiter(qps=10.0, burst=100, clock=clock),
+    )

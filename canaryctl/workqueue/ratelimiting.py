@@ -4,6 +4,7 @@
 it with `add_after`; `forget(key)` after a success resets the key's back-off. Keeping the
 limiter behind the queue means workers never compute delays themselves.
 """
+
 from __future__ import annotations
 
 from collections.abc import Hashable
@@ -17,8 +18,14 @@ from canaryctl.workqueue.ratelimit import RateLimiter, default_controller_rate_l
 class RateLimitingQueue(DelayingQueue):
     """A `DelayingQueue` whose retries are spaced by a `RateLimiter` (client-go's default if none)."""
 
-    def __init__(self, *, name: str = "", clock: Clock | None = None, metrics: QueueMetrics | None = None,
-                 rate_limiter: RateLimiter | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        name: str = "",
+        clock: Clock | None = None,
+        metrics: QueueMetrics | None = None,
+        rate_limiter: RateLimiter | None = None,
+    ) -> None:
         super().__init__(name=name, clock=clock, metrics=metrics)
         self.rate_limiter: RateLimiter = rate_limiter or default_controller_rate_limiter(self.clock)
 

@@ -7,6 +7,7 @@ restart and a full resync when nothing changed (the bar is zero).
 
     python tests/bench/bench_scale.py [--services 10000 --published 1000]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,9 +28,12 @@ NS = "scale"
 def create_services(kube: LocalKube, total: int, published: int) -> None:
     def create(index: int) -> None:
         annotations = {APP: f"app-{index:05d}"} if index < published else {}
-        body = {"metadata": {"name": f"svc-{index:05d}", "annotations": annotations},
-                "spec": {"ports": [{"name": "http", "port": 80}]}}
+        body = {
+            "metadata": {"name": f"svc-{index:05d}", "annotations": annotations},
+            "spec": {"ports": [{"name": "http", "port": 80}]},
+        }
         core.create_namespaced_service(NS, body)
+
     with kube.api_client() as api:
         core = client.CoreV1Api(api)
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
@@ -45,8 +49,11 @@ def rss_mb(pid: int) -> float:
 
 def full_reads(env: DemoEnvironment) -> int:
     """How many times the controller listed the cluster's apps from the first page."""
-    return sum(1 for r in env.emulator.request_log()
-               if r.method == "GET" and r.path.endswith("/apps") and "page=1&" in r.query + "&")
+    return sum(
+        1
+        for r in env.emulator.request_log()
+        if r.method == "GET" and r.path.endswith("/apps") and "page=1&" in r.query + "&"
+    )
 
 
 def main() -> int:
@@ -59,24 +66,44 @@ def main() -> int:
         started = time.monotonic()
         create_services(kube, args.services, args.published)
         print(f"created {args.services} Services in {time.monotonic() - started:.1f} s")
-        env = DemoEnvironment(versions=(), namespace=NS, kube=kube, progress=lambda _: None,
-                              controller_args=["--resync-period=20", "--workers=4"])
+        env = DemoEnvironment(
+            versions=(),
+            namespace=NS,
+            kube=kube,
+            progress=lambda _: None,
+            controller_args=["--resync-period=20", "--workers=4"],
+        )
         started = time.monotonic()
         with env:
             ready = time.monotonic() - started
-            wait_until(lambda: len(env.emulator.apps()) == args.published, 600, "every app to be published", 0.5)
+            wait_until(
+                lambda: len(env.emulator.apps()) == args.published,
+                600,
+                "every app to be published",
+                0.5,
+            )
             published = time.monotonic() - started
-            wait_until(lambda: all(env.emulator.apis(a["id"]) for a in env.emulator.apps()), 120, "every API")
-            print(f"controller ready (caches synced) in {ready:.1f} s; {args.published} apps published "
-                  f"{published:.1f} s after start")
+            wait_until(
+                lambda: all(env.emulator.apis(a["id"]) for a in env.emulator.apps()),
+                120,
+                "every API",
+            )
+            print(
+                f"controller ready (caches synced) in {ready:.1f} s; {args.published} apps published "
+                f"{published:.1f} s after start"
+            )
             print(f"controller peak RSS after initial sync: {rss_mb(env.controller.pid):.0f} MB")
             env.emulator.clear_request_log()
             env.stop_controller()
             env.start_controller()
-            wait_until(lambda: full_reads(env) >= 2, 60, "the start-up read and one resync read", 0.5)
+            wait_until(
+                lambda: full_reads(env) >= 2, 60, "the start-up read and one resync read", 0.5
+            )
             writes = [r for r in env.emulator.request_log() if r.method != "GET"]
-            print(f"restart + resync with nothing changed: {len(writes)} gateway writes, "
-                  f"{len(env.emulator.request_log())} reads; peak RSS {rss_mb(env.controller.pid):.0f} MB")
+            print(
+                f"restart + resync with nothing changed: {len(writes)} gateway writes, "
+                f"{len(env.emulator.request_log())} reads; peak RSS {rss_mb(env.controller.pid):.0f} MB"
+            )
     return 0
 
 

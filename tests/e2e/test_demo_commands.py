@@ -1,4 +1,5 @@
 """The two demos a newcomer runs: `canaryctl demo` and `canaryctl demo --auto`, as processes."""
+
 from __future__ import annotations
 
 import subprocess
@@ -6,11 +7,17 @@ import sys
 
 
 def _demo(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "canaryctl", "demo", *args], capture_output=True, text=True,
-                          timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "canaryctl", "demo", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
-def test_demo_runs_the_seed_walkthrough_and_exits_0(localkube):  # localkube: binaries built (or skip/fail)
+def test_demo_runs_the_seed_walkthrough_and_exits_0(
+    localkube,
+):  # localkube: binaries built (or skip/fail)
     result = _demo()
     assert result.returncode == 0, result.stdout + result.stderr
     assert "every stage matched" in result.stdout

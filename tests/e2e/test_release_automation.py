@@ -1,5 +1,6 @@
 """Automated releases end to end: real Prometheus scraping the emulator's data plane, real
 apiserver, controller process, steady traffic. Step intervals are a few seconds."""
+
 from __future__ import annotations
 
 import time
@@ -19,18 +20,34 @@ ACTION = "api7.cloud/canary-action"
 
 @pytest.fixture
 def env(localkube, namespace, prometheus_server_factory):
-    prometheus_server_factory([])  # skips (or fails under CANARYCTL_REQUIRE_PROMETHEUS=1) without prometheus
-    with DemoEnvironment(versions=("v1", "v2"), kube=localkube, namespace=namespace, progress=lambda _: None,
-                         with_prometheus=True) as environment:
+    prometheus_server_factory(
+        []
+    )  # skips (or fails under CANARYCTL_REQUIRE_PROMETHEUS=1) without prometheus
+    with DemoEnvironment(
+        versions=("v1", "v2"),
+        kube=localkube,
+        namespace=namespace,
+        progress=lambda _: None,
+        with_prometheus=True,
+    ) as environment:
         environment.apply_service("error-page-v1", {APP: "error-page"})
         environment.wait_for_split((f"{namespace}/error-page-v1", None, 0))
         yield environment
 
 
-def release(env, service: str = "error-page-v2", steps: str = "20,50", interval: str = "4s", **settings: str):
-    annotations = {APP: "error-page", CANARY: "true", STEPS: steps, INTERVAL: interval,
-                   "api7.cloud/canary-min-requests": "10"}
-    annotations.update({f"api7.cloud/canary-{key.replace('_', '-')}": value for key, value in settings.items()})
+def release(
+    env, service: str = "error-page-v2", steps: str = "20,50", interval: str = "4s", **settings: str
+):
+    annotations = {
+        APP: "error-page",
+        CANARY: "true",
+        STEPS: steps,
+        INTERVAL: interval,
+        "api7.cloud/canary-min-requests": "10",
+    }
+    annotations.update(
+        {f"api7.cloud/canary-{key.replace('_', '-')}": value for key, value in settings.items()}
+    )
     env.apply_service(service, annotations)
 
 
@@ -85,7 +102,11 @@ def test_c_prometheus_outage_holds_the_weight_and_the_release_continues_after(en
         release(env, steps="20,50", interval="4s", error_limit="50")
         wait_until(lambda: progress(env).get("weight") == 20, 30, "the first step")
         env.prometheus.stop()
-        wait_until(lambda: (progress(env).get("lastCheck") or {}).get("result") == "error", 30, "an error check")
+        wait_until(
+            lambda: (progress(env).get("lastCheck") or {}).get("result") == "error",
+            30,
+            "an error check",
+        )
         state = progress(env)
         assert state["phase"] == "Progressing" and state["weight"] == 20  # held, not rolled back
         assert env.events("error-page-v2", "AnalysisError")
@@ -99,7 +120,11 @@ def test_d_no_traffic_is_no_data_then_a_clear_pause(env):
     wait_until(lambda: progress(env).get("phase") == "Paused", 60, "the pause")
     state = progress(env)
     assert state["weight"] == 20 and state["counts"]["noData"] == 2
-    assert "no-data" in state["reason"] or "no data" in state["reason"].lower() or "requests" in state["reason"]
+    assert (
+        "no-data" in state["reason"]
+        or "no data" in state["reason"].lower()
+        or "requests" in state["reason"]
+    )
     assert env.events("error-page-v2", "AnalysisNoData") and env.events("error-page-v2", "Paused")
     assert env.split()[2] == 20
 
@@ -112,12 +137,17 @@ def test_e_controller_killed_mid_step_resumes_the_same_step_on_time(env):
         env.kill_controller()
         env.start_controller()
         state = progress(env)
-        assert state["weight"] == 20 and state["stepStartedAt"] == started  # same step, not restarted
+        assert (
+            state["weight"] == 20 and state["stepStartedAt"] == started
+        )  # same step, not restarted
         wait_until(lambda: progress(env).get("weight") == 50, 40, "the second step")
         advanced_at = progress(env)["stepStartedAt"]
     from datetime import datetime
-    elapsed = (datetime.fromisoformat(advanced_at.replace("Z", "+00:00"))
-               - datetime.fromisoformat(started.replace("Z", "+00:00"))).total_seconds()
+
+    elapsed = (
+        datetime.fromisoformat(advanced_at.replace("Z", "+00:00"))
+        - datetime.fromisoformat(started.replace("Z", "+00:00"))
+    ).total_seconds()
     assert 8 <= elapsed <= 20, elapsed  # not shortened, and not restarted from scratch by the kill
 
 
@@ -132,7 +162,9 @@ def test_f_manual_pause_resume_promote_abort(env):
         wait_until(lambda: progress(env).get("phase") == "Progressing", 15, "resumed")
         env.annotate("error-page-v2", f"{ACTION}=promote@3")
         wait_until(lambda: progress(env).get("phase") == "Succeeded", 15, "promoted")
-        env.wait_for_split((f"{env.namespace}/error-page-v1", f"{env.namespace}/error-page-v2", 100))
+        env.wait_for_split(
+            (f"{env.namespace}/error-page-v1", f"{env.namespace}/error-page-v2", 100)
+        )
         env.annotate("error-page-v2", f"{ACTION}=abort@4")
         wait_until(lambda: progress(env).get("phase") == "Aborted", 15, "aborted")
         env.wait_for_split((f"{env.namespace}/error-page-v1", f"{env.namespace}/error-page-v2", 0))
@@ -140,5 +172,9 @@ def test_f_manual_pause_resume_promote_abort(env):
         env.annotate("error-page-v2", f"{ACTION}=retry@5")
         wait_until(lambda: progress(env).get("phase") == "Progressing", 15, "retried")
         env.annotate("error-page-v2", "api7.cloud/published-service-canary-percentage=35")
-        wait_until(lambda: progress(env).get("phase") == "Paused" and progress(env)["weight"] == 35, 15, "hand-set")
+        wait_until(
+            lambda: progress(env).get("phase") == "Paused" and progress(env)["weight"] == 35,
+            15,
+            "hand-set",
+        )
         env.wait_for_split((f"{env.namespace}/error-page-v1", f"{env.namespace}/error-page-v2", 35))

@@ -1,10 +1,11 @@
 """The API7 gateway backend against the emulator: the seed's walk-through call by call, ownership,
 recovery from half-applied writes, and the issue's acceptance run with 30 % of calls failing."""
+
 from __future__ import annotations
 
 import random
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -14,7 +15,9 @@ from canaryctl.gateway.model import AppSpec, AppState, Upstream
 from canaryctl.testing.api7cloud import Emulator
 
 TOKEN = "tok-5b8e-secret"
-FAST = RetryPolicy(attempts=4, deadline=3.0, backoff_initial=0.005, backoff_max=0.02, retry_after_cap=0.01)
+FAST = RetryPolicy(
+    attempts=4, deadline=3.0, backoff_initial=0.005, backoff_max=0.02, retry_after_cap=0.01
+)
 V1 = Upstream("demo/error-page-v1", "error-page-v1.demo.svc.cluster.local", 80)
 V2 = Upstream("demo/error-page-v2", "error-page-v2.demo.svc.cluster.local", 80)
 V3 = Upstream("demo/error-page-v3", "error-page-v3.demo.svc.cluster.local", 8080)
@@ -42,8 +45,10 @@ def wait_until(predicate, timeout: float = 5.0) -> None:
 def settle(emu: Emulator, gateway: Api7Gateway) -> None:
     """Wait until every request sent so far is in the log, which the emulator writes after answering:
     a marker request on the same keep-alive connection is logged after all earlier ones."""
+
     def markers() -> int:
         return sum(r.path.endswith("/user/me") for r in emu.request_log())
+
     before = markers()
     gateway.client.me()
     wait_until(lambda: markers() > before)
@@ -57,10 +62,14 @@ def clear_log(emu: Emulator, gateway: Api7Gateway) -> None:
 def sent_since_clear(emu: Emulator, gateway: Api7Gateway) -> list[tuple[str, str]]:
     """(method, resource) of the requests since `clear_log`, in order."""
     settle(emu, gateway)
-    return [(r.method, _resource(r.path)) for r in emu.request_log() if not r.path.endswith("/user/me")]
+    return [
+        (r.method, _resource(r.path)) for r in emu.request_log() if not r.path.endswith("/user/me")
+    ]
 
 
-def calls_during(emu: Emulator, gateway: Api7Gateway, action) -> tuple[object, list[tuple[str, str]]]:
+def calls_during(
+    emu: Emulator, gateway: Api7Gateway, action
+) -> tuple[object, list[tuple[str, str]]]:
     """Run `action`; its result and the (method, resource) it sent, in order."""
     clear_log(emu, gateway)
     result = action()
@@ -103,7 +112,9 @@ def test_the_seed_walkthrough_writes_the_fewest_calls(emu, gateway):
     assert sent == [("PUT", "app"), ("DELETE", "canary")]
     assert_read_back_agrees(gateway, state, promoted)
     app = emu.app_by_name("error-page")
-    assert app["default_upstream_version"] == V2.version and [u["version"] for u in app["upstreams"]] == [V2.version]
+    assert app["default_upstream_version"] == V2.version and [
+        u["version"] for u in app["upstreams"]
+    ] == [V2.version]
     assert emu.canaries(app["id"]) == []
 
 
@@ -138,13 +149,18 @@ def test_a_foreign_app_is_never_modified_or_deleted(emu, gateway):
     emu.create_foreign_app("legacy")
     foreign = gateway.read_app("legacy")
     clear_log(emu, gateway)
-    for action in (lambda: gateway.apply(foreign, AppSpec("legacy", V1)), lambda: gateway.delete(foreign)):
+    for action in (
+        lambda: gateway.apply(foreign, AppSpec("legacy", V1)),
+        lambda: gateway.delete(foreign),
+    ):
         with pytest.raises(TerminalGatewayError, match="not created by canaryctl"):
             action()
     assert sent_since_clear(emu, gateway) == []
     assert emu.app_by_name("legacy")["hosts"] == ["legacy"]
     with pytest.raises(TerminalGatewayError) as caught:
-        gateway.apply(None, AppSpec("legacy", V1))  # a stale view: the server refuses the duplicate name
+        gateway.apply(
+            None, AppSpec("legacy", V1)
+        )  # a stale view: the server refuses the duplicate name
     assert caught.value.status == 400 and emu.apis(emu.app_by_name("legacy")["id"]) == []
 
 
@@ -162,9 +178,13 @@ def test_a_half_applied_create_is_finished_by_the_next_attempt_without_duplicate
     with pytest.raises(TransientGatewayError):
         gateway.apply(None, spec)
     emu.remove_fault(fault)
-    state = gateway.apply(None, spec)  # the caller's view is outdated: the app and API exist already
+    state = gateway.apply(
+        None, spec
+    )  # the caller's view is outdated: the app and API exist already
     app = emu.app_by_name("shop")
-    assert len(emu.apps()) == 1 and len(emu.apis(app["id"])) == 1 and len(emu.canaries(app["id"])) == 1
+    assert (
+        len(emu.apps()) == 1 and len(emu.apis(app["id"])) == 1 and len(emu.canaries(app["id"])) == 1
+    )
     assert_read_back_agrees(gateway, state, spec)
 
 
@@ -192,7 +212,9 @@ def random_operation(rng: random.Random) -> tuple[str, AppSpec | None]:
     if rng.random() < 0.3:
         return name, AppSpec(name, stable)
     canary = rng.choice([v for v in VERSIONS if v != stable])
-    return name, AppSpec(name, stable, canary, rng.choice([0, 5, 10, 25, 50, 100, rng.randint(0, 100)]))
+    return name, AppSpec(
+        name, stable, canary, rng.choice([0, 5, 10, 25, 50, 100, rng.randint(0, 100)])
+    )
 
 
 def until_done(operation, limit: int = 50):
@@ -206,8 +228,12 @@ def until_done(operation, limit: int = 50):
 
 
 def test_two_hundred_operations_converge_with_thirty_percent_of_calls_failing(emu, gateway):
-    for fault in (dict(kind="status", status=500), dict(kind="status", status=503),
-                  dict(kind="retry_after", retry_after=1), dict(kind="drop")):
+    for fault in (
+        {"kind": "status", "status": 500},
+        {"kind": "status", "status": 503},
+        {"kind": "retry_after", "retry_after": 1},
+        {"kind": "drop"},
+    ):
         emu.inject_fault(probability=0.085, **fault)  # 1 - 0.915**4 = 30 % of calls fail
     rng = random.Random(2024)
     known: dict[str, AppState | None] = dict.fromkeys(APPS)
@@ -224,10 +250,14 @@ def test_two_hundred_operations_converge_with_thirty_percent_of_calls_failing(em
     assert 0.2 < len(failed) / len(emu.request_log()) < 0.4
     emu.clear_faults()
 
-    assert sorted(app["name"] for app in emu.apps()) == sorted(n for n, s in desired.items() if s is not None)
+    assert sorted(app["name"] for app in emu.apps()) == sorted(
+        n for n, s in desired.items() if s is not None
+    )
     for name, spec in desired.items():
         if spec is None:
             continue
         app = emu.app_by_name(name)
-        assert len(emu.apis(app["id"])) == 1 and len(emu.canaries(app["id"])) == (spec.canary is not None)
+        assert len(emu.apis(app["id"])) == 1 and len(emu.canaries(app["id"])) == (
+            spec.canary is not None
+        )
         assert_read_back_agrees(gateway, known[name], spec)

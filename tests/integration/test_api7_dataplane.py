@@ -4,6 +4,7 @@ Upstream targets use the in-cluster names canaryctl writes (`<svc>.<ns>.svc.clus
 and reach the local backends through the emulator's resolve map, so the metrics' `node`
 label is checked against exactly what analysis queries will use.
 """
+
 from __future__ import annotations
 
 import collections
@@ -14,7 +15,8 @@ import signal
 import socket
 import subprocess
 import sys
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -52,43 +54,85 @@ class Gateway:
         self.api = requests.Session()
         self.api.headers["Authorization"] = f"Bearer {TOKEN}"
         self.traffic = requests.Session()
-        self.app = self.ok("POST", f"/clusters/{emulator.cluster_id}/apps", {
-            "name": "error-page", "hosts": ["error-page"], "path_prefix": "/", "active": 0,
-            "default_upstream_version": "demo/error-page-v1", "labels": ["managed-by:canaryctl"],
-            "upstreams": [self.upstream("demo/error-page-v1", V1_NODE), self.upstream("demo/error-page-v2", V2_NODE)],
-            **app_fields})
-        self.route = self.ok("POST", f"/apps/{self.app['id']}/apis", {
-            "name": "all", "paths": [{"path": "/", "path_type": "Prefix"}], "active": 0, "type": "Rest"})
+        self.app = self.ok(
+            "POST",
+            f"/clusters/{emulator.cluster_id}/apps",
+            {
+                "name": "error-page",
+                "hosts": ["error-page"],
+                "path_prefix": "/",
+                "active": 0,
+                "default_upstream_version": "demo/error-page-v1",
+                "labels": ["managed-by:canaryctl"],
+                "upstreams": [
+                    self.upstream("demo/error-page-v1", V1_NODE),
+                    self.upstream("demo/error-page-v2", V2_NODE),
+                ],
+                **app_fields,
+            },
+        )
+        self.route = self.ok(
+            "POST",
+            f"/apps/{self.app['id']}/apis",
+            {
+                "name": "all",
+                "paths": [{"path": "/", "path_type": "Prefix"}],
+                "active": 0,
+                "type": "Rest",
+            },
+        )
 
     @staticmethod
     def upstream(version: str, node: str) -> dict:
         host, port = node.rsplit(":", 1)
-        return {"version": version, "upstream": {"scheme": "http", "lb_type": "roundrobin",
-                                                 "targets": [{"host": host, "port": int(port), "weight": 100}]}}
+        return {
+            "version": version,
+            "upstream": {
+                "scheme": "http",
+                "lb_type": "roundrobin",
+                "targets": [{"host": host, "port": int(port), "weight": 100}],
+            },
+        }
 
     def ok(self, method: str, path: str, body: Any = None) -> dict:
-        response = self.api.request(method, f"{self.emulator.url}/api/v1{path}", json=body, timeout=10)
+        response = self.api.request(
+            method, f"{self.emulator.url}/api/v1{path}", json=body, timeout=10
+        )
         assert response.status_code == 200, response.text
         return response.json()["payload"]
 
     def canary(self, percent: int = 10, state: str = "in_progress", **fields: Any) -> dict:
-        body = {"name": "canary", "state": state, "type": "percent", "percent": percent,
-                "canary_upstream_version": "demo/error-page-v2", **fields}
+        body = {
+            "name": "canary",
+            "state": state,
+            "type": "percent",
+            "percent": percent,
+            "canary_upstream_version": "demo/error-page-v2",
+            **fields,
+        }
         return self.ok("POST", f"/apps/{self.app['id']}/canary_releases", body)
 
     def update_canary(self, canary: dict, **changes: Any) -> dict:
-        return self.ok("PUT", f"/apps/{self.app['id']}/canary_releases/{canary['id']}", {**canary, **changes})
+        return self.ok(
+            "PUT", f"/apps/{self.app['id']}/canary_releases/{canary['id']}", {**canary, **changes}
+        )
 
-    def get(self, path: str = "/api/error_page", host: str = "error-page", **kwargs: Any) -> requests.Response:
+    def get(
+        self, path: str = "/api/error_page", host: str = "error-page", **kwargs: Any
+    ) -> requests.Response:
         headers = {"Host": host, **kwargs.pop("headers", {})}
-        return self.traffic.get(self.emulator.dataplane_url + path, headers=headers, timeout=10, **kwargs)
+        return self.traffic.get(
+            self.emulator.dataplane_url + path, headers=headers, timeout=10, **kwargs
+        )
 
     def versions(self, count: int = 100, **kwargs: Any) -> collections.Counter:
         """Like the seed's curl loop: which version answered each of `count` requests."""
         return collections.Counter(self.get(**kwargs).json()["version"] for _ in range(count))
 
     def metrics(self) -> dict[str, list]:
-        text = requests.get(self.emulator.dataplane_url + self.emulator.metrics_path, timeout=10).text
+        text = requests.get(
+            self.emulator.dataplane_url + self.emulator.metrics_path, timeout=10
+        ).text
         return {family.name: family.samples for family in text_string_to_metric_families(text)}
 
 
@@ -98,7 +142,9 @@ def test_proxied_answer_is_the_backends(emulator: Emulator):
     assert response.status_code == 200 and response.content == SEED_BODY % b"v1"
     assert response.headers["Content-Type"] == "application/json"
     backend_404 = gateway.get("/elsewhere", params={"q": "1"})
-    assert backend_404.status_code == 404 and backend_404.json() == {"error": "not found"}  # the backend's 404
+    assert backend_404.status_code == 404 and backend_404.json() == {
+        "error": "not found"
+    }  # the backend's 404
 
 
 @pytest.mark.parametrize("percent,expected_v2", [(10, 10), (0, 0), (100, 100), (50, 50)])
@@ -136,8 +182,11 @@ def test_finished_canary_switches_the_default(emulator: Emulator):
 
 def test_header_rule_canary_sends_only_matching_requests(emulator: Emulator):
     gateway = Gateway(emulator)
-    gateway.canary(0, type="rule", rules=[{"position": "header", "key": "X-Debug", "operator": "equal",
-                                           "value": "true"}])
+    gateway.canary(
+        0,
+        type="rule",
+        rules=[{"position": "header", "key": "X-Debug", "operator": "equal", "value": "true"}],
+    )
     assert gateway.versions(20, headers={"X-Debug": "true"}) == {"v2": 20}
     assert gateway.versions(20, headers={"X-Debug": "false"}) == {"v1": 20}
     assert gateway.versions(20) == {"v1": 20}
@@ -145,9 +194,14 @@ def test_header_rule_canary_sends_only_matching_requests(emulator: Emulator):
 
 def test_cookie_and_query_rules(emulator: Emulator):
     gateway = Gateway(emulator)
-    gateway.canary(0, type="rule", rules=[{"position": "query", "key": "beta", "operator": "present"},
-                                          {"position": "cookie", "key": "tier", "operator": "in",
-                                           "value": ["gold"]}])
+    gateway.canary(
+        0,
+        type="rule",
+        rules=[
+            {"position": "query", "key": "beta", "operator": "present"},
+            {"position": "cookie", "key": "tier", "operator": "in", "value": ["gold"]},
+        ],
+    )
     assert gateway.versions(5, params={"beta": "1"}, cookies={"tier": "gold"}) == {"v2": 5}
     assert gateway.versions(5, params={"beta": "1"}, cookies={"tier": "tin"}) == {"v1": 5}
 
@@ -155,22 +209,36 @@ def test_cookie_and_query_rules(emulator: Emulator):
 def test_unknown_host_path_or_unpublished_app_is_404(emulator: Emulator):
     gateway = Gateway(emulator)
     for response in (gateway.get(host="other"), gateway.get(host="error-page.evil")):
-        assert response.status_code == 404 and response.json() == {"error_msg": "404 Route Not Found"}
+        assert response.status_code == 404 and response.json() == {
+            "error_msg": "404 Route Not Found"
+        }
     assert gateway.get(host="Error-Page:8080").status_code == 200  # port stripped, case-insensitive
-    gateway.ok("PUT", f"/apps/{gateway.app['id']}/apis/{gateway.route['id']}",
-               {**gateway.route, "paths": [{"path": "/api/error_page", "path_type": "Exact"}]})
+    gateway.ok(
+        "PUT",
+        f"/apps/{gateway.app['id']}/apis/{gateway.route['id']}",
+        {**gateway.route, "paths": [{"path": "/api/error_page", "path_type": "Exact"}]},
+    )
     assert gateway.get("/api/error_page/x").status_code == 404
     assert gateway.get().status_code == 200
-    gateway.ok("PUT", f"/clusters/{emulator.cluster_id}/apps/{gateway.app['id']}", {**gateway.app, "active": 1})
+    gateway.ok(
+        "PUT",
+        f"/clusters/{emulator.cluster_id}/apps/{gateway.app['id']}",
+        {**gateway.app, "active": 1},
+    )
     assert gateway.get().status_code == 404
 
 
 def test_strip_path_prefix_removes_the_app_prefix(emulator: Emulator):
     gateway = Gateway(emulator, path_prefix="/shop")
     assert gateway.get().status_code == 404  # outside the app's prefix
-    assert gateway.get("/shop/api/error_page").status_code == 404  # forwarded as is: the backend's 404
-    gateway.ok("PUT", f"/apps/{gateway.app['id']}/apis/{gateway.route['id']}",
-               {**gateway.route, "strip_path_prefix": True})
+    assert (
+        gateway.get("/shop/api/error_page").status_code == 404
+    )  # forwarded as is: the backend's 404
+    gateway.ok(
+        "PUT",
+        f"/apps/{gateway.app['id']}/apis/{gateway.route['id']}",
+        {**gateway.route, "strip_path_prefix": True},
+    )
     assert gateway.get("/shop/api/error_page").content == SEED_BODY % b"v1"
 
 
@@ -196,16 +264,31 @@ def test_metrics_count_requests_per_node_with_apisix_labels(emulator: Emulator):
     families = gateway.metrics()
     by_node = {s.labels["node"]: s for s in families["apisix_http_status"]}
     assert {node: s.value for node, s in by_node.items()} == {V1_NODE: 90, V2_NODE: 10}
-    assert by_node[V2_NODE].labels == {"code": "200", "route": gateway.route["id"], "matched_uri": "/*",
-                                       "matched_host": "error-page", "service": gateway.app["id"],
-                                       "consumer": "", "node": V2_NODE}
-    buckets = [s for s in families["apisix_http_latency"]
-               if s.name == "apisix_http_latency_bucket" and s.labels["type"] == "request"
-               and s.labels["node"] == V2_NODE]
-    assert [float(b.labels["le"]) for b in buckets] == [float(bound) for bound in LATENCY_BUCKETS_MS] + [math.inf]
+    assert by_node[V2_NODE].labels == {
+        "code": "200",
+        "route": gateway.route["id"],
+        "matched_uri": "/*",
+        "matched_host": "error-page",
+        "service": gateway.app["id"],
+        "consumer": "",
+        "node": V2_NODE,
+    }
+    buckets = [
+        s
+        for s in families["apisix_http_latency"]
+        if s.name == "apisix_http_latency_bucket"
+        and s.labels["type"] == "request"
+        and s.labels["node"] == V2_NODE
+    ]
+    assert [float(b.labels["le"]) for b in buckets] == [
+        float(bound) for bound in LATENCY_BUCKETS_MS
+    ] + [math.inf]
     assert buckets[-1].value == 10
-    counts = {s.labels["type"]: s.value for s in families["apisix_http_latency"]
-              if s.name == "apisix_http_latency_count" and s.labels["node"] == V1_NODE}
+    counts = {
+        s.labels["type"]: s.value
+        for s in families["apisix_http_latency"]
+        if s.name == "apisix_http_latency_count" and s.labels["node"] == V1_NODE
+    }
     assert counts == {"request": 90, "upstream": 90, "apisix": 90}
 
 
@@ -216,7 +299,9 @@ def test_metrics_path_is_reserved_for_any_host(emulator: Emulator):
     assert response.headers["Content-Type"].startswith("text/plain")
 
 
-def test_backend_failures_are_proxied_and_counted_per_node(emulator: Emulator, backends: dict[str, ErrorPage]):
+def test_backend_failures_are_proxied_and_counted_per_node(
+    emulator: Emulator, backends: dict[str, ErrorPage]
+):
     gateway = Gateway(emulator)
     gateway.canary(100)
     backends["v2"].fail_rate = 0.3
@@ -225,8 +310,11 @@ def test_backend_failures_are_proxied_and_counted_per_node(emulator: Emulator, b
     finally:
         backends["v2"].fail_rate = 0.0
     assert statuses == {200: 70, 500: 30}
-    codes = {s.labels["code"]: s.value for s in gateway.metrics()["apisix_http_status"]
-             if s.labels["node"] == V2_NODE}
+    codes = {
+        s.labels["code"]: s.value
+        for s in gateway.metrics()["apisix_http_status"]
+        if s.labels["node"] == V2_NODE
+    }
     assert codes == {"200": 70, "500": 30}
 
 
@@ -235,8 +323,11 @@ def test_two_emulators_have_separate_metrics(emulator: Emulator, backends: dict[
     with Emulator(token=TOKEN, resolve={V1_NODE: backends["v1"].address}) as other:
         Gateway(other).versions(3)
         other_text = requests.get(other.dataplane_url + other.metrics_path, timeout=10).text
-        [sample] = next(f for f in text_string_to_metric_families(other_text) if f.name == "apisix_http_status").samples
+        [sample] = next(
+            f for f in text_string_to_metric_families(other_text) if f.name == "apisix_http_status"
+        ).samples
         assert sample.value == 3
+
 
 # --- the error-page backend itself ------------------------------------------------------------
 
@@ -245,7 +336,10 @@ def test_error_page_answers_the_seed_body_and_404_elsewhere():
     with ErrorPage("v7") as page:
         response = requests.get(page.url + "/api/error_page", timeout=5)
         assert response.status_code == 200 and response.content == SEED_BODY % b"v7"
-        assert json.loads(response.content) == {"error": "injected by error_page service", "version": "v7"}
+        assert json.loads(response.content) == {
+            "error": "injected by error_page service",
+            "version": "v7",
+        }
         assert response.headers["Content-Type"] == "application/json"
         assert requests.get(page.url + "/", timeout=5).status_code == 404
         assert page.request_count == 1 and page.address == f"127.0.0.1:{page.port}"
@@ -254,16 +348,34 @@ def test_error_page_answers_the_seed_body_and_404_elsewhere():
 def test_error_page_fail_rate_is_exact_and_settable():
     with ErrorPage("v1", fail_rate=0.3) as page:
         session = requests.Session()
-        statuses = [session.get(page.url + "/api/error_page", timeout=5).status_code for _ in range(20)]
+        statuses = [
+            session.get(page.url + "/api/error_page", timeout=5).status_code for _ in range(20)
+        ]
         assert statuses.count(500) == 6
         page.fail_rate = 0.0
-        assert all(session.get(page.url + "/api/error_page", timeout=5).status_code == 200 for _ in range(10))
+        assert all(
+            session.get(page.url + "/api/error_page", timeout=5).status_code == 200
+            for _ in range(10)
+        )
 
 
 def test_error_page_cli_serves_until_sigterm():
-    command = [sys.executable, "-m", "canaryctl", "dev", "error-page", "--version", "v2", "--port", "0",
-               "--fail-rate", "0.5"]
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
+    command = [
+        sys.executable,
+        "-m",
+        "canaryctl",
+        "dev",
+        "error-page",
+        "--version",
+        "v2",
+        "--port",
+        "0",
+        "--fail-rate",
+        "0.5",
+    ]
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as process:
         url = re.search(r"http://\S+", next_line(stdout_lines(process), process)).group(0)
         statuses = [requests.get(url, timeout=5) for _ in range(4)]
         assert [r.status_code for r in statuses].count(500) == 2

@@ -1,9 +1,10 @@
 """EventRecorder against a real kube-apiserver: fields, aggregation of repeats, expiry, overflow."""
+
 from __future__ import annotations
 
 import json
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 from kubernetes import client
@@ -16,8 +17,9 @@ from canaryctl.objects import ServiceView
 @pytest.fixture
 def service(core_api, namespace) -> ServiceView:
     body = {"metadata": {"name": "error-page-v2"}, "spec": {"ports": [{"port": 80}]}}
-    return ServiceView.from_dict(json.loads(core_api.create_namespaced_service(namespace, body,
-                                                                           _preload_content=False).data))
+    return ServiceView.from_dict(
+        json.loads(core_api.create_namespaced_service(namespace, body, _preload_content=False).data)
+    )
 
 
 @pytest.fixture
@@ -34,14 +36,20 @@ def recorder_for(kube_api, recorders):
         recorder = EventRecorder(kube_api, host="canaryctl-7d9f-abcde", **options)
         recorders.append(recorder)
         return recorder
+
     return make
 
 
 def events_of(core_api: client.CoreV1Api, service: ServiceView) -> list[dict]:
     """Our Events on `service` (kube-apiserver's ClusterIP repair loop may add its own)."""
-    answer = core_api.list_namespaced_event(service.namespace, _preload_content=False,
-                                        field_selector=f"involvedObject.uid={service.uid},source=canaryctl")
-    return sorted(json.loads(answer.data)["items"], key=lambda event: event["metadata"]["creationTimestamp"])
+    answer = core_api.list_namespaced_event(
+        service.namespace,
+        _preload_content=False,
+        field_selector=f"involvedObject.uid={service.uid},source=canaryctl",
+    )
+    return sorted(
+        json.loads(answer.data)["items"], key=lambda event: event["metadata"]["creationTimestamp"]
+    )
 
 
 def test_event_carries_the_service_reference_and_reporter(recorder_for, core_api, service):
@@ -54,11 +62,19 @@ def test_event_carries_the_service_reference_and_reporter(recorder_for, core_api
     (event,) = events_of(core_api, service)
     assert event["type"] == "Normal" and event["reason"] == "Published"
     assert event["message"] == "published as error-page on API7 Cloud"
-    assert event["involvedObject"] == {"kind": "Service", "apiVersion": "v1", "name": "error-page-v2",
-                                       "namespace": service.namespace, "uid": service.uid,
-                                       "resourceVersion": service.resource_version}
+    assert event["involvedObject"] == {
+        "kind": "Service",
+        "apiVersion": "v1",
+        "name": "error-page-v2",
+        "namespace": service.namespace,
+        "uid": service.uid,
+        "resourceVersion": service.resource_version,
+    }
     assert event["source"] == {"component": "canaryctl", "host": "canaryctl-7d9f-abcde"}
-    assert event["reportingComponent"] == "canaryctl" and event["reportingInstance"] == "canaryctl-7d9f-abcde"
+    assert (
+        event["reportingComponent"] == "canaryctl"
+        and event["reportingInstance"] == "canaryctl-7d9f-abcde"
+    )
     assert event["count"] == 1 and event["firstTimestamp"] == event["lastTimestamp"]
     assert event["metadata"]["name"].startswith("error-page-v2.")
     assert metrics.events_total.labels("Published")._value.get() == before + 1
@@ -85,12 +101,19 @@ def test_different_messages_reasons_or_types_are_different_events(recorder_for, 
     assert recorder.flush(10)
 
     events = events_of(core_api, service)
-    assert sorted((e["type"], e["reason"], e["message"].split()[1], e["count"]) for e in events) == [
-        ("Normal", "Conflict", "'150'", 1), ("Warning", "Conflict", "'150'", 1),
-        ("Warning", "InvalidAnnotation", "'150'", 1), ("Warning", "InvalidAnnotation", "'abc'", 2)]
+    assert sorted(
+        (e["type"], e["reason"], e["message"].split()[1], e["count"]) for e in events
+    ) == [
+        ("Normal", "Conflict", "'150'", 1),
+        ("Warning", "Conflict", "'150'", 1),
+        ("Warning", "InvalidAnnotation", "'150'", 1),
+        ("Warning", "InvalidAnnotation", "'abc'", 2),
+    ]
 
 
-def test_a_repeat_after_the_window_or_after_expiry_creates_a_new_event(recorder_for, core_api, service):
+def test_a_repeat_after_the_window_or_after_expiry_creates_a_new_event(
+    recorder_for, core_api, service
+):
     no_window = recorder_for(window=0.0)
     no_window.warning(service, "GatewayError", "HTTP 503 from the gateway")
     no_window.warning(service, "GatewayError", "HTTP 503 from the gateway")
@@ -101,7 +124,9 @@ def test_a_repeat_after_the_window_or_after_expiry_creates_a_new_event(recorder_
     recorder.normal(service, "Promoted", "v2 is the stable upstream")
     assert recorder.flush(10)
     (promoted,) = [e for e in events_of(core_api, service) if e["reason"] == "Promoted"]
-    core_api.delete_namespaced_event(promoted["metadata"]["name"], service.namespace)  # as if it had expired
+    core_api.delete_namespaced_event(
+        promoted["metadata"]["name"], service.namespace
+    )  # as if it had expired
     recorder.normal(service, "Promoted", "v2 is the stable upstream")
     assert recorder.flush(10)
     (again,) = [e for e in events_of(core_api, service) if e["reason"] == "Promoted"]

@@ -7,20 +7,21 @@ The controller gets no kubeconfig (no flag, no KUBECONFIG, an empty HOME), and t
 walk-through must still converge — every list, watch, status patch and Event going through
 RBAC — without a single refusal and without the token ever reaching the log.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import json
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from kubernetes import client
 
 from canaryctl.demo.environment import DemoEnvironment
-from canaryctl.kube import SERVICEACCOUNT_DIR_ENV, load_api_client
 from canaryctl.demo.walkthrough import NAMESPACE, SEED_STAGES, Stage, run_stage
+from canaryctl.kube import SERVICEACCOUNT_DIR_ENV, load_api_client
 
 pytestmark = pytest.mark.localkube
 
@@ -32,10 +33,18 @@ STATUS_JSONPATH = r"jsonpath={.metadata.annotations.api7\.cloud/canary-status}"
 def seed_stages_in(namespace: str) -> list[Stage]:
     """The seed's stages verbatim but for the namespace: the seed's own may already be in use
     (or terminating, forever: the local control plane runs no namespace controller)."""
+
     def move(value: str | int | None) -> str | int | None:
         return value.replace(NAMESPACE, namespace) if isinstance(value, str) else value
-    return [dataclasses.replace(stage, commands=[move(c) for c in stage.commands],
-                                split=tuple(move(v) for v in stage.split)) for stage in SEED_STAGES]
+
+    return [
+        dataclasses.replace(
+            stage,
+            commands=[move(c) for c in stage.commands],
+            split=tuple(move(v) for v in stage.split),
+        )
+        for stage in SEED_STAGES
+    ]
 
 
 @pytest.fixture
@@ -61,8 +70,12 @@ def demo(localkube, serviceaccount_dir, tmp_path, monkeypatch) -> Iterator[DemoE
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))  # no ~/.kube/config to fall back to
     monkeypatch.delenv("KUBECONFIG", raising=False)
-    with DemoEnvironment(kube=localkube, namespace=f"incluster-{uuid.uuid4().hex[:8]}", progress=lambda _: None,
-                         serviceaccount_dir=serviceaccount_dir) as env:
+    with DemoEnvironment(
+        kube=localkube,
+        namespace=f"incluster-{uuid.uuid4().hex[:8]}",
+        progress=lambda _: None,
+        serviceaccount_dir=serviceaccount_dir,
+    ) as env:
         yield env
 
 
@@ -78,13 +91,19 @@ def test_seed_walkthrough_converges_as_the_shipped_serviceaccount(demo, pod_toke
     assert pod_token not in log and demo.token not in log
 
     # status patches and Events went through RBAC too
-    status = demo.kubectl("get", "service", "error-page-v2", "-n", demo.namespace, "-o", STATUS_JSONPATH).stdout
+    status = demo.kubectl(
+        "get", "service", "error-page-v2", "-n", demo.namespace, "-o", STATUS_JSONPATH
+    ).stdout
     assert json.loads(status)["app"] == "error-page"
-    events = demo.kubectl("get", "events", "-n", demo.namespace, "-o", "jsonpath={.items[*].reason}").stdout.split()
+    events = demo.kubectl(
+        "get", "events", "-n", demo.namespace, "-o", "jsonpath={.items[*].reason}"
+    ).stdout.split()
     assert {"Published", "Promoted"} <= set(events), events
 
 
-def test_incluster_client_reads_services_cluster_wide_and_no_secrets(localkube, serviceaccount_dir, monkeypatch):
+def test_incluster_client_reads_services_cluster_wide_and_no_secrets(
+    localkube, serviceaccount_dir, monkeypatch
+):
     """What the Deployment does and the walk-through above (one namespace, to stay apart from other
     tests) does not: list and watch Services in every namespace, from the pod's files alone."""
     monkeypatch.setenv(SERVICEACCOUNT_DIR_ENV, str(serviceaccount_dir))
@@ -93,8 +112,12 @@ def test_incluster_client_reads_services_cluster_wide_and_no_secrets(localkube, 
     with load_api_client(None) as api:
         core = client.CoreV1Api(api)
         listed = core.list_service_for_all_namespaces(limit=1)
-        watch = core.list_service_for_all_namespaces(watch=True, timeout_seconds=1, _preload_content=False,
-                                                    resource_version=listed.metadata.resource_version)
+        watch = core.list_service_for_all_namespaces(
+            watch=True,
+            timeout_seconds=1,
+            _preload_content=False,
+            resource_version=listed.metadata.resource_version,
+        )
         assert watch.status == 200
         watch.release_conn()
         with pytest.raises(client.ApiException) as refused:

@@ -1,11 +1,13 @@
 """ServiceInformer against a real kube-apiserver: list, watch, bookmarks, 410 after compaction,
 apiserver restarts, namespace scoping, resync and a prompt stop. Plus the pure Backoff."""
+
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 from kubernetes import client
@@ -61,7 +63,10 @@ def counter(family, label: str) -> float:
 
 
 def service_body(name: str, **annotations: str) -> dict:
-    return {"metadata": {"name": name, "annotations": annotations}, "spec": {"ports": [{"port": 80}]}}
+    return {
+        "metadata": {"name": name, "annotations": annotations},
+        "spec": {"ports": [{"port": 80}]},
+    }
 
 
 @pytest.fixture
@@ -87,6 +92,7 @@ def run(kube_api, informers):
         informers.append(informer.start())
         assert informer.wait_for_sync(20), "informer did not sync"
         return informer
+
     return start
 
 
@@ -95,7 +101,9 @@ def stored(informer: ServiceInformer) -> dict[str, str]:
 
 
 def server_state(core_api: client.CoreV1Api, namespace: str) -> dict[str, str]:
-    items = json.loads(core_api.list_namespaced_service(namespace, _preload_content=False).data)["items"]
+    items = json.loads(core_api.list_namespaced_service(namespace, _preload_content=False).data)[
+        "items"
+    ]
     return {f"{namespace}/{s['metadata']['name']}": s["metadata"]["resourceVersion"] for s in items}
 
 
@@ -112,7 +120,9 @@ def test_initial_list_pages_through_existing_services(run, core_api, namespace):
 
     assert informer.has_synced()
     assert stored(informer) == server_state(core_api, namespace)
-    assert sorted(new.key for old, new in calls.all() if old is None) == [f"{namespace}/{n}" for n in "abc"]
+    assert sorted(new.key for old, new in calls.all() if old is None) == [
+        f"{namespace}/{n}" for n in "abc"
+    ]
     assert informer.store.get(f"{namespace}/b").annotations == {"team": "b"}
     assert counter(metrics.relists_total, "initial") == before + 1
 
@@ -124,7 +134,9 @@ def test_added_modified_deleted_reach_the_handler_with_old_and_new(run, core_api
 
     core_api.create_namespaced_service(namespace, service_body("web"))
     wait_until(lambda: len(calls.of(key)) == 1, 10, "ADDED")
-    core_api.patch_namespaced_service("web", namespace, {"metadata": {"annotations": {"stage": "canary"}}})
+    core_api.patch_namespaced_service(
+        "web", namespace, {"metadata": {"annotations": {"stage": "canary"}}}
+    )
     wait_until(lambda: len(calls.of(key)) == 2, 10, "MODIFIED")
     core_api.delete_namespaced_service("web", namespace)
     wait_until(lambda: len(calls.of(key)) == 3, 10, "DELETED")
@@ -132,13 +144,19 @@ def test_added_modified_deleted_reach_the_handler_with_old_and_new(run, core_api
     (none, added), (before, after), (deleted, gone) = calls.of(key)
     assert none is None and gone is None
     assert added == before and "stage" not in before.annotations
-    assert after.annotations["stage"] == "canary" and after.resource_version != before.resource_version
+    assert (
+        after.annotations["stage"] == "canary" and after.resource_version != before.resource_version
+    )
     assert deleted.key == key and deleted.annotations["stage"] == "canary"
     assert informer.store.get(key) is None and len(informer.store) == 0
-    assert int(informer.last_sync_resource_version(namespace)) > int(after.resource_version)  # the deletion's
+    assert int(informer.last_sync_resource_version(namespace)) > int(
+        after.resource_version
+    )  # the deletion's
 
 
-def test_all_namespaces_or_only_the_given_ones(run, core_api, namespace, other_namespace, localkube):
+def test_all_namespaces_or_only_the_given_ones(
+    run, core_api, namespace, other_namespace, localkube
+):
     third = localkube.create_namespace()
     try:
         scoped, everything = HandlerCalls(), HandlerCalls()
@@ -148,59 +166,89 @@ def test_all_namespaces_or_only_the_given_ones(run, core_api, namespace, other_n
             core_api.create_namespaced_service(ns, service_body("svc"))
         wanted = {f"{ns}/svc" for ns in (namespace, other_namespace, third)}
 
-        wait_until(lambda: wanted <= set(cluster.store.keys()), 10, "all three in the cluster-wide informer")
+        wait_until(
+            lambda: wanted <= set(cluster.store.keys()),
+            10,
+            "all three in the cluster-wide informer",
+        )
         wait_until(lambda: len(two.store) == 2, 10, "two in the scoped informer")
         assert set(two.store.keys()) == {f"{namespace}/svc", f"{other_namespace}/svc"}
-        assert all((new or old).namespace in (namespace, other_namespace) for old, new in scoped.all())
+        assert all(
+            (new or old).namespace in (namespace, other_namespace) for old, new in scoped.all()
+        )
     finally:
         localkube.kubectl("delete", "namespace", third, "--wait=false", check=False)
 
 
 def test_watch_that_times_out_resumes_from_the_bookmarked_version_without_relisting(
-        run, core_api, namespace, other_namespace):
+    run, core_api, namespace, other_namespace
+):
     calls = HandlerCalls()
     relists = counter(metrics.relists_total, "initial") + counter(metrics.relists_total, "expired")
     closed = counter(metrics.watch_restarts_total, "closed")
     informer = run(calls, [namespace], watch_timeout=(3, 3))
     listed = int(informer.last_sync_resource_version(namespace))
 
-    core_api.create_namespaced_service(other_namespace, service_body("elsewhere"))  # moves the global version
+    core_api.create_namespaced_service(
+        other_namespace, service_body("elsewhere")
+    )  # moves the global version
     # only a BOOKMARK can tell an idle watch of `namespace` about a newer version
-    wait_until(lambda: int(informer.last_sync_resource_version(namespace)) > listed, 15, "a bookmark")
-    wait_until(lambda: counter(metrics.watch_restarts_total, "closed") >= closed + 2, 15, "two re-watches")
+    wait_until(
+        lambda: int(informer.last_sync_resource_version(namespace)) > listed, 15, "a bookmark"
+    )
+    wait_until(
+        lambda: counter(metrics.watch_restarts_total, "closed") >= closed + 2, 15, "two re-watches"
+    )
 
     core_api.create_namespaced_service(namespace, service_body("later"))
     wait_until(lambda: calls.of(f"{namespace}/later"), 10, "an event after the re-watches")
-    assert counter(metrics.relists_total, "initial") + counter(metrics.relists_total, "expired") == relists + 1
+    assert (
+        counter(metrics.relists_total, "initial") + counter(metrics.relists_total, "expired")
+        == relists + 1
+    )
     assert calls.all() == calls.of(f"{namespace}/later")
 
 
 # outages -----------------------------------------------------------------------------------------------
 
 
-def test_compaction_while_disconnected_relists_and_loses_no_change(run, core_api, namespace, other_namespace, localkube):
+def test_compaction_while_disconnected_relists_and_loses_no_change(
+    run, core_api, namespace, other_namespace, localkube
+):
     for name in ("kept", "deleted", "changed"):
         core_api.create_namespaced_service(namespace, service_body(name))
     calls, gate = HandlerCalls(), GatedSleep()
     expired = counter(metrics.relists_total, "expired")
     try:
         informer = run(calls, [namespace], sleep=gate)
-        core_api.patch_namespaced_service("kept", namespace, {"metadata": {"annotations": {"before": "1"}}})
-        wait_until(lambda: "before" in informer.store.get(f"{namespace}/kept").annotations, 10, "the patch")
-        core_api.create_namespaced_service(other_namespace, service_body("x"))  # a version the informer never sees
+        core_api.patch_namespaced_service(
+            "kept", namespace, {"metadata": {"annotations": {"before": "1"}}}
+        )
+        wait_until(
+            lambda: "before" in informer.store.get(f"{namespace}/kept").annotations, 10, "the patch"
+        )
+        core_api.create_namespaced_service(
+            other_namespace, service_body("x")
+        )  # a version the informer never sees
 
         localkube.compact()  # etcd compacted, apiserver restarted: the informer's version is gone
         wait_until(lambda: gate.delays, 30, "the informer to back off")
         core_api.delete_namespaced_service("deleted", namespace)
-        core_api.patch_namespaced_service("changed", namespace, {"metadata": {"annotations": {"after": "1"}}})
+        core_api.patch_namespaced_service(
+            "changed", namespace, {"metadata": {"annotations": {"after": "1"}}}
+        )
         core_api.create_namespaced_service(namespace, service_body("added"))
         gate.opened.set()
 
-        wait_until(lambda: stored(informer) == server_state(core_api, namespace), 30, "the store to catch up")
+        wait_until(
+            lambda: stored(informer) == server_state(core_api, namespace),
+            30,
+            "the store to catch up",
+        )
     finally:
         gate.close()
     assert counter(metrics.relists_total, "expired") >= expired + 1
-    (old, gone), = [pair for pair in calls.of(f"{namespace}/deleted") if pair[1] is None]
+    ((old, gone),) = [pair for pair in calls.of(f"{namespace}/deleted") if pair[1] is None]
     assert gone is None and old.name == "deleted"
     old, new = calls.of(f"{namespace}/changed")[-1]
     assert "after" not in old.annotations and new.annotations["after"] == "1"
@@ -215,15 +263,22 @@ def test_apiserver_restart_backs_off_then_resumes(run, core_api, namespace, loca
     def sleep(seconds: float) -> None:
         delays.append(seconds)
         done.wait(seconds)
+
     try:
-        informer = run(calls, [namespace], sleep=sleep, backoff=lambda: Backoff(initial=0.2, cap=1.0))
+        informer = run(
+            calls, [namespace], sleep=sleep, backoff=lambda: Backoff(initial=0.2, cap=1.0)
+        )
         localkube.restart_apiserver()
         core_api.create_namespaced_service(namespace, service_body("after-restart"))
-        wait_until(lambda: informer.store.get(f"{namespace}/after-restart"), 30, "the informer to resume")
+        wait_until(
+            lambda: informer.store.get(f"{namespace}/after-restart"), 30, "the informer to resume"
+        )
     finally:
         done.set()
     assert delays and delays[0] <= 0.2
-    assert all(later >= min(0.8 * earlier * 2, 0.8) for earlier, later in zip(delays, delays[1:]))  # doubling
+    assert all(
+        later >= min(0.8 * earlier * 2, 0.8) for earlier, later in itertools.pairwise(delays)
+    )  # doubling
     assert counter(metrics.watch_restarts_total, "error") > errors
     assert calls.of(f"{namespace}/after-restart")[0][0] is None
 
@@ -238,6 +293,7 @@ def test_failing_handler_does_not_stop_the_watch(run, core_api, namespace):
         seen.append(new.name)
         if new.name == "first":
             raise RuntimeError("handler bug")
+
     run(handler, [namespace])
     core_api.create_namespaced_service(namespace, service_body("first"))
     core_api.create_namespaced_service(namespace, service_body("second"))
@@ -255,7 +311,9 @@ def test_resync_hands_every_cached_service_to_the_handler_again(run, core_api, n
 
 def test_stop_returns_promptly_from_an_idle_watch(kube_api, namespace):
     others = set(threading.enumerate())
-    informer = ServiceInformer(kube_api, ServiceStore({}), HandlerCalls(), [namespace, "default"], resync_period=60)
+    informer = ServiceInformer(
+        kube_api, ServiceStore({}), HandlerCalls(), [namespace, "default"], resync_period=60
+    )
     informer.start()
     assert informer.wait_for_sync(20)
     threads = set(threading.enumerate()) - others
@@ -268,7 +326,9 @@ def test_stop_returns_promptly_from_an_idle_watch(kube_api, namespace):
 
 
 def test_wait_for_sync_times_out_when_the_apiserver_is_unreachable():
-    configuration = client.Configuration(host="https://127.0.0.1:9")  # nothing listens on the discard port
+    configuration = client.Configuration(
+        host="https://127.0.0.1:9"
+    )  # nothing listens on the discard port
     informer = ServiceInformer(client.ApiClient(configuration), ServiceStore({}), HandlerCalls())
     informer.start()
     try:

@@ -1,8 +1,9 @@
 """load_api_client's three sources of credentials, and annotation merge patches, on a real apiserver."""
+
 from __future__ import annotations
 
 import shutil
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 from kubernetes import client
@@ -15,8 +16,9 @@ ADMIN = "localkube-admin"  # the common name of localkube's admin client certifi
 
 
 def whoami(api: client.ApiClient) -> str:
-    review = client.AuthenticationV1Api(api).create_self_subject_review({"apiVersion": "authentication.k8s.io/v1",
-                                                                         "kind": "SelfSubjectReview"})
+    review = client.AuthenticationV1Api(api).create_self_subject_review(
+        {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
+    )
     return review.status.user_info.username
 
 
@@ -59,15 +61,26 @@ def test_outside_a_pod_falls_back_to_the_default_kubeconfig(localkube, monkeypat
 
 def test_patch_sets_and_removes_only_the_named_annotations(kube_api, namespace):
     core = client.CoreV1Api(kube_api)
-    core.create_namespaced_service(namespace, {"metadata": {"name": "web", "annotations": {"owner": "team-a"}},
-                                               "spec": {"ports": [{"port": 80}]}})
+    core.create_namespaced_service(
+        namespace,
+        {
+            "metadata": {"name": "web", "annotations": {"owner": "team-a"}},
+            "spec": {"ports": [{"port": 80}]},
+        },
+    )
 
-    view = patch_service_annotations(kube_api, namespace, "web", {"api7.cloud/canary-status": '{"phase":"Ready"}'})
+    view = patch_service_annotations(
+        kube_api, namespace, "web", {"api7.cloud/canary-status": '{"phase":"Ready"}'}
+    )
     assert view.annotations == {"owner": "team-a", "api7.cloud/canary-status": '{"phase":"Ready"}'}
 
-    view = patch_service_annotations(kube_api, namespace, "web", {"api7.cloud/canary-status": None, "absent": None})
+    view = patch_service_annotations(
+        kube_api, namespace, "web", {"api7.cloud/canary-status": None, "absent": None}
+    )
     assert view.annotations == {"owner": "team-a"}
-    assert core.read_namespaced_service("web", namespace).metadata.annotations == {"owner": "team-a"}
+    assert core.read_namespaced_service("web", namespace).metadata.annotations == {
+        "owner": "team-a"
+    }
 
 
 def test_patching_a_missing_service_is_a_404(kube_api, namespace):

@@ -1,4 +1,5 @@
 """The local control plane is the real thing: watches, 410 after compaction, RBAC, restarts."""
+
 from __future__ import annotations
 
 import json
@@ -19,9 +20,14 @@ def _service(name: str) -> dict:
 
 
 def _watch_lines(api: client.CoreV1Api, namespace: str, resource_version: str, seconds: int = 5):
-    response = api.list_namespaced_service(namespace, watch=True, resource_version=resource_version,
-                                           timeout_seconds=seconds, _preload_content=False,
-                                           _request_timeout=(5, seconds + 10))
+    response = api.list_namespaced_service(
+        namespace,
+        watch=True,
+        resource_version=resource_version,
+        timeout_seconds=seconds,
+        _preload_content=False,
+        _request_timeout=(5, seconds + 10),
+    )
     try:
         for line in response:
             yield json.loads(line)
@@ -69,11 +75,23 @@ def test_service_account_token_needs_rbac(localkube, kube_api, namespace):
     headers = {"Authorization": f"Bearer {token}"}
 
     assert requests.get(url, headers=headers, verify=ca, timeout=10).status_code == 403
-    localkube.kubectl("create", "role", "svc-reader", "--verb=list", "--resource=services", "-n", namespace)
-    localkube.kubectl("create", "rolebinding", "reader", "--role=svc-reader",
-                      f"--serviceaccount={namespace}:reader", "-n", namespace)
-    wait_until(lambda: requests.get(url, headers=headers, verify=ca, timeout=10).status_code == 200,
-               timeout=10, what="the RoleBinding to take effect")
+    localkube.kubectl(
+        "create", "role", "svc-reader", "--verb=list", "--resource=services", "-n", namespace
+    )
+    localkube.kubectl(
+        "create",
+        "rolebinding",
+        "reader",
+        "--role=svc-reader",
+        f"--serviceaccount={namespace}:reader",
+        "-n",
+        namespace,
+    )
+    wait_until(
+        lambda: requests.get(url, headers=headers, verify=ca, timeout=10).status_code == 200,
+        timeout=10,
+        what="the RoleBinding to take effect",
+    )
     # the binding grants list on services only
     secrets = f"{localkube.server}/api/v1/namespaces/{namespace}/secrets"
     assert requests.get(secrets, headers=headers, verify=ca, timeout=10).status_code == 403
@@ -90,6 +108,7 @@ def test_watch_survives_apiserver_restart_by_rewatching(localkube, namespace):
             outcome["events"] = list(stream)
         except Exception as error:  # a cut connection surfaces as some urllib3/http error
             outcome["error"] = error
+
     reader = threading.Thread(target=consume, daemon=True)
     reader.start()
     localkube.restart_apiserver()
@@ -98,13 +117,17 @@ def test_watch_survives_apiserver_restart_by_rewatching(localkube, namespace):
 
     # re-watch: from the last version if the new apiserver still has it, else relist (410)
     api = client.CoreV1Api(localkube.api_client())
-    api.patch_namespaced_service("survivor", namespace, {"metadata": {"annotations": {"after": "restart"}}})
+    api.patch_namespaced_service(
+        "survivor", namespace, {"metadata": {"annotations": {"after": "restart"}}}
+    )
     event = next(_watch_lines(api, namespace, last))
     if event["type"] == "ERROR":
         assert event["object"]["code"] == 410
         listed = api.list_namespaced_service(namespace)
         assert listed.items[0].metadata.annotations == {"after": "restart"}
-        api.patch_namespaced_service("survivor", namespace, {"metadata": {"annotations": {"again": "1"}}})
+        api.patch_namespaced_service(
+            "survivor", namespace, {"metadata": {"annotations": {"again": "1"}}}
+        )
         event = next(_watch_lines(api, namespace, listed.metadata.resource_version))
     assert event["type"] == "MODIFIED"
     assert event["object"]["metadata"]["annotations"]["after"] == "restart"
@@ -112,15 +135,25 @@ def test_watch_survives_apiserver_restart_by_rewatching(localkube, namespace):
 
 
 def test_cli_serves_a_kubeconfig_and_stops_cleanly_on_ctrl_c(localkube, tmp_path):
-    process = subprocess.Popen([sys.executable, "-m", "canaryctl", "dev", "localkube", "--dir", str(tmp_path)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "canaryctl", "dev", "localkube", "--dir", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     kubeconfig = tmp_path / "kubeconfig"
     try:
         wait_until(lambda: kubeconfig.exists() or process.poll() is not None, 60, "DIR/kubeconfig")
         kubectl = [str(localkube.kubectl_path), f"--kubeconfig={kubeconfig}"]
-        assert subprocess.run([*kubectl, "get", "--raw", "/readyz"], capture_output=True,
-                              text=True, timeout=30).stdout.strip() == "ok"
-        version = subprocess.run([*kubectl, "version", "-o", "json"], capture_output=True, text=True, timeout=30)
+        assert (
+            subprocess.run(
+                [*kubectl, "get", "--raw", "/readyz"], capture_output=True, text=True, timeout=30
+            ).stdout.strip()
+            == "ok"
+        )
+        version = subprocess.run(
+            [*kubectl, "version", "-o", "json"], capture_output=True, text=True, timeout=30
+        )
         assert json.loads(version.stdout)["serverVersion"]["gitVersion"] == KUBERNETES_VERSION
         children = _children(process.pid)
         assert len(children) == 2
@@ -133,5 +166,7 @@ def test_cli_serves_a_kubeconfig_and_stops_cleanly_on_ctrl_c(localkube, tmp_path
 
 
 def _children(pid: int) -> list[int]:
-    result = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True)
+    result = subprocess.run(
+        ["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True
+    )
     return [int(p) for p in result.stdout.split()]

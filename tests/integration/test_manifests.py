@@ -5,14 +5,15 @@ admission, Pod Security), dry-run again, moved to another namespace by an overla
 then the controller's ServiceAccount is asked, verb by verb, what it may do: everything
 `canaryctl run` calls is allowed, everything else — Secrets above all — is denied.
 """
+
 from __future__ import annotations
 
 import copy
 import os
 import subprocess
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import yaml
@@ -40,12 +41,15 @@ def of_kind(objects: list[dict], kind: str) -> list[dict]:
 def overlay(tmp_path: Path, base: Path, namespace: str) -> Path:
     """A kustomization in tmp_path that moves `base` into `namespace` (kustomize wants a relative base)."""
     (tmp_path / "kustomization.yaml").write_text(
-        f"namespace: {namespace}\nresources:\n  - {os.path.relpath(base, tmp_path)}\n")
+        f"namespace: {namespace}\nresources:\n  - {os.path.relpath(base, tmp_path)}\n"
+    )
     return tmp_path
 
 
 def dry_run_lines(localkube, directory: Path) -> list[str]:
-    result = localkube.kubectl("apply", "-k", str(directory), "--dry-run=server", "--validate=strict")
+    result = localkube.kubectl(
+        "apply", "-k", str(directory), "--dry-run=server", "--validate=strict"
+    )
     assert "Warning" not in result.stderr, result.stderr
     return result.stdout.splitlines()
 
@@ -67,17 +71,28 @@ def installed(localkube) -> subprocess.CompletedProcess:
 
 # applying -----------------------------------------------------------------------------------------
 
+
 def test_kustomization_lists_every_manifest():
     listed = yaml.safe_load((MANIFESTS / "kustomization.yaml").read_text())["resources"]
-    assert sorted(listed) == sorted(p.name for p in MANIFESTS.glob("*.yaml") if p.name != "kustomization.yaml")
+    assert sorted(listed) == sorted(
+        p.name for p in MANIFESTS.glob("*.yaml") if p.name != "kustomization.yaml"
+    )
 
 
 def test_apply_creates_every_object_without_warnings(localkube, installed):
     kinds = {f"{o['kind'].lower()}/{o['metadata']['name']}" for o in render(localkube, MANIFESTS)}
-    assert kinds == {"namespace/canaryctl-system", "serviceaccount/canaryctl", "clusterrole/canaryctl",
-                     "clusterrolebinding/canaryctl", "deployment/canaryctl", "service/canaryctl-metrics"}
-    reported = {line.split()[0].replace(".rbac.authorization.k8s.io", "").replace(".apps", "")
-                for line in installed.stdout.splitlines()}
+    assert kinds == {
+        "namespace/canaryctl-system",
+        "serviceaccount/canaryctl",
+        "clusterrole/canaryctl",
+        "clusterrolebinding/canaryctl",
+        "deployment/canaryctl",
+        "service/canaryctl-metrics",
+    }
+    reported = {
+        line.split()[0].replace(".rbac.authorization.k8s.io", "").replace(".apps", "")
+        for line in installed.stdout.splitlines()
+    }
     assert reported == kinds
     assert "Warning" not in installed.stderr, installed.stderr  # e.g. Pod Security or deprecations
 
@@ -95,35 +110,63 @@ def test_namespace_is_overridable_by_an_overlay(localkube, declared_namespace, t
     namespaced = [o for o in objects if o["kind"] in ("ServiceAccount", "Deployment", "Service")]
     assert {o["metadata"]["namespace"] for o in namespaced} == {namespace}
     [binding] = of_kind(objects, "ClusterRoleBinding")
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "canaryctl", "namespace": namespace}]
-    created = [line for line in dry_run_lines(localkube, directory) if "created (server dry run)" in line]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "canaryctl", "namespace": namespace}
+    ]
+    created = [
+        line for line in dry_run_lines(localkube, directory) if "created (server dry run)" in line
+    ]
     assert sorted(line.split()[0] for line in created) == [
-        "deployment.apps/canaryctl", "service/canaryctl-metrics", "serviceaccount/canaryctl"]
+        "deployment.apps/canaryctl",
+        "service/canaryctl-metrics",
+        "serviceaccount/canaryctl",
+    ]
 
 
 def test_examples_pass_server_dry_run_in_a_namespace(localkube, declared_namespace, tmp_path):
     # warn mode: a Deployment whose pods would break the restricted standard makes apply warn
-    localkube.kubectl("label", "namespace", declared_namespace, "pod-security.kubernetes.io/warn=restricted")
+    localkube.kubectl(
+        "label", "namespace", declared_namespace, "pod-security.kubernetes.io/warn=restricted"
+    )
     lines = dry_run_lines(localkube, overlay(tmp_path, EXAMPLES, declared_namespace))
     assert sorted(line.split()[0] for line in lines if "created (server dry run)" in line) == [
-        "deployment.apps/error-page-v1", "deployment.apps/error-page-v2",
-        "service/error-page-v1", "service/error-page-v2"]
+        "deployment.apps/error-page-v1",
+        "deployment.apps/error-page-v2",
+        "service/error-page-v1",
+        "service/error-page-v2",
+    ]
 
 
 # the controller's pod -------------------------------------------------------------------------------
+
 
 def controller_pod(localkube) -> dict:
     """A Pod with the Deployment's template, in the controller's namespace."""
     [deployment] = of_kind(render(localkube, MANIFESTS), "Deployment")
     template = deployment["spec"]["template"]
-    return {"apiVersion": "v1", "kind": "Pod", "spec": template["spec"],
-            "metadata": {"name": "canaryctl-template-check", "namespace": SYSTEM_NAMESPACE,
-                         "labels": template["metadata"]["labels"]}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "spec": template["spec"],
+        "metadata": {
+            "name": "canaryctl-template-check",
+            "namespace": SYSTEM_NAMESPACE,
+            "labels": template["metadata"]["labels"],
+        },
+    }
 
 
 def create_dry_run(localkube, pod: dict) -> subprocess.CompletedProcess:
-    return localkube.kubectl("create", "-f", "-", "--dry-run=server", "-o", "name",
-                             input=yaml.safe_dump(pod), check=False)
+    return localkube.kubectl(
+        "create",
+        "-f",
+        "-",
+        "--dry-run=server",
+        "-o",
+        "name",
+        input=yaml.safe_dump(pod),
+        check=False,
+    )
 
 
 def test_controller_pod_is_admitted_under_restricted_pod_security(localkube, installed):
@@ -146,18 +189,28 @@ def test_deployment_matches_the_controller_contract(localkube):
     assert container["image"] == f"ghcr.io/canaryctl/canaryctl:{canaryctl.__version__}"
     assert container["args"] == ["run", "--log-format=json"]
     env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"]}
-    assert env == {"API7_CLOUD_TOKEN": {"name": "api7-cloud", "key": "token"},
-                   "API7_CLOUD_ADDR": {"name": "api7-cloud", "key": "addr", "optional": True}}
+    assert env == {
+        "API7_CLOUD_TOKEN": {"name": "api7-cloud", "key": "token"},
+        "API7_CLOUD_ADDR": {"name": "api7-cloud", "key": "addr", "optional": True},
+    }
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports == {"metrics": 8080, "health": 8081}
     assert (container["livenessProbe"]["httpGet"], container["readinessProbe"]["httpGet"]) == (
-        {"path": "/healthz", "port": "health"}, {"path": "/readyz", "port": "health"})
+        {"path": "/healthz", "port": "health"},
+        {"path": "/readyz", "port": "health"},
+    )
     assert pod["serviceAccountName"] == "canaryctl" and pod["automountServiceAccountToken"] is True
     assert pod["securityContext"]["runAsUser"] == pod["securityContext"]["runAsGroup"] == 10001
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
-    assert metrics["metadata"]["annotations"] == {"prometheus.io/scrape": "true", "prometheus.io/port": "8080",
-                                                  "prometheus.io/path": "/metrics"}
-    assert metrics["spec"]["selector"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+    assert metrics["metadata"]["annotations"] == {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": "8080",
+        "prometheus.io/path": "/metrics",
+    }
+    assert (
+        metrics["spec"]["selector"].items()
+        <= deployment["spec"]["template"]["metadata"]["labels"].items()
+    )
     assert metrics["spec"]["ports"] == [{"name": "metrics", "port": 8080, "targetPort": "metrics"}]
 
 
@@ -201,7 +254,9 @@ DENIED = [
 
 def can_i(localkube, user: str, verb: str, resource: str, scope: tuple[str, ...]) -> str:
     result = localkube.kubectl("auth", "can-i", verb, resource, *scope, f"--as={user}", check=False)
-    assert result.stderr == "", result.stderr  # e.g. "Warning: the server doesn't have a resource type"
+    assert result.stderr == "", (
+        result.stderr
+    )  # e.g. "Warning: the server doesn't have a resource type"
     return result.stdout.strip()
 
 
@@ -210,7 +265,9 @@ def test_controller_may(localkube, installed, verb, resource, scope):
     assert can_i(localkube, CONTROLLER, verb, resource, scope) == "yes"
 
 
-@pytest.mark.parametrize("verb, resource, scope", DENIED, ids=[f"{v}-{r}{''.join(s[2:])}" for v, r, s in DENIED])
+@pytest.mark.parametrize(
+    "verb, resource, scope", DENIED, ids=[f"{v}-{r}{''.join(s[2:])}" for v, r, s in DENIED]
+)
 def test_controller_may_not(localkube, installed, verb, resource, scope):
     assert can_i(localkube, CONTROLLER, verb, resource, scope) == "no"
 
@@ -225,5 +282,7 @@ def test_controller_has_nothing_beyond_its_two_rules(localkube, installed):
     """Everything the ServiceAccount may do, minus what any unbound ServiceAccount may do."""
     unbound = f"system:serviceaccount:{SYSTEM_NAMESPACE}:no-bindings"
     extra = granted_rules(localkube, CONTROLLER) - granted_rules(localkube, unbound)
-    assert extra == {("events", "[]", "[]", "[create", "patch]"),
-                     ("services", "[]", "[]", "[get", "list", "watch", "patch]")}
+    assert extra == {
+        ("events", "[]", "[]", "[create", "patch]"),
+        ("services", "[]", "[]", "[get", "list", "watch", "patch]"),
+    }

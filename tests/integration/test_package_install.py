@@ -5,6 +5,7 @@ real from PyPI with no access to this environment's packages, so a dependency mi
 setup.cfg, a test-only import on the command path, or a file missing from the context
 fails here instead of in the image.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,7 +33,11 @@ def build_context(destination: Path) -> Path:
         if line.startswith("!"):
             source = REPO / line[1:]
             if source.is_dir():
-                shutil.copytree(source, destination / line[1:], ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+                shutil.copytree(
+                    source,
+                    destination / line[1:],
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+                )
             else:
                 shutil.copy2(source, destination / line[1:])
     return destination
@@ -43,19 +48,43 @@ def venv(tmp_path_factory) -> Path:
     """A fresh virtualenv with canaryctl installed from the build context."""
     root = tmp_path_factory.mktemp("package-install")
     source = build_context(root / "src")
-    subprocess.run([sys.executable, "-m", "venv", str(root / "venv")], check=True, capture_output=True)
-    install = subprocess.run([str(root / "venv" / "bin" / "python"), "-m", "pip", "install", "--quiet",
-                              "--disable-pip-version-check", str(source)],
-                             capture_output=True, text=True, timeout=240, cwd=root)
+    subprocess.run(
+        [sys.executable, "-m", "venv", str(root / "venv")], check=True, capture_output=True
+    )
+    install = subprocess.run(
+        [
+            str(root / "venv" / "bin" / "python"),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=root,
+    )
     assert install.returncode == 0, install.stderr[-3000:]
     return root / "venv"
 
 
 def run_in(venv: Path, *command: str) -> subprocess.CompletedProcess:
     """Run a command of the venv with a bare environment, away from the source tree."""
-    env = {"PATH": f"{venv / 'bin'}{os.pathsep}/usr/bin:/bin", "HOME": str(venv.parent), "LANG": "C.UTF-8"}
-    return subprocess.run([str(venv / "bin" / command[0]), *command[1:]], env=env, cwd=venv.parent,
-                          capture_output=True, text=True, timeout=60)
+    env = {
+        "PATH": f"{venv / 'bin'}{os.pathsep}/usr/bin:/bin",
+        "HOME": str(venv.parent),
+        "LANG": "C.UTF-8",
+    }
+    return subprocess.run(
+        [str(venv / "bin" / command[0]), *command[1:]],
+        env=env,
+        cwd=venv.parent,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_canaryctl_help_runs_from_the_entry_point(venv):
@@ -64,8 +93,11 @@ def test_canaryctl_help_runs_from_the_entry_point(venv):
     assert "run" in result.stdout and "demo" in result.stdout
 
 
-@pytest.mark.parametrize("command", [("run", "--help"), ("dev", "error-page", "--help")],
-                         ids=["controller", "example-backend"])
+@pytest.mark.parametrize(
+    "command",
+    [("run", "--help"), ("dev", "error-page", "--help")],
+    ids=["controller", "example-backend"],
+)
 def test_commands_the_manifests_use_parse(venv, command):
     """The Deployment runs `canaryctl run ...`, the examples `canaryctl dev error-page ...`."""
     result = run_in(venv, "canaryctl", *command)
@@ -79,10 +111,16 @@ def test_installed_version_is_the_one_the_manifests_deploy(venv):
 
 
 def test_metadata_declares_exactly_the_runtime_dependencies(venv):
-    script = ("import importlib.metadata as m, importlib.util as u, json; "
-              "print(json.dumps([m.requires('canaryctl'), u.find_spec('pytest') is None]))")
+    script = (
+        "import importlib.metadata as m, importlib.util as u, json; "
+        "print(json.dumps([m.requires('canaryctl'), u.find_spec('pytest') is None]))"
+    )
     requires, no_pytest = json.loads(run_in(venv, "python", "-c", script).stdout)
-    names = {re.split(r"[\s;~<>=!\[(]", requirement)[0] for requirement in requires if "extra ==" not in requirement}
+    names = {
+        re.split(r"[\s;~<>=!\[(]", requirement)[0]
+        for requirement in requires
+        if "extra ==" not in requirement
+    }
     assert names == RUNTIME_DEPENDENCIES
     assert no_pytest  # test extras stay out of a plain install
     check = run_in(venv, "python", "-m", "pip", "check")

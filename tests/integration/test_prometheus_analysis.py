@@ -6,6 +6,7 @@ steady traffic to all of them; once Prometheus holds every series, a window of a
 is recorded and each test classifies its own canary over that same window. Two more cases
 need no traffic: an application nobody calls (no-data) and a stopped Prometheus (error).
 """
+
 from __future__ import annotations
 
 import shutil
@@ -13,10 +14,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import requests
@@ -47,7 +48,9 @@ class App:
     name: str
     stable_page: ErrorPage
     canary_page: ErrorPage
-    expected_codes: dict[str, int] = field(default_factory=dict)  # node -> distinct status codes to wait for
+    expected_codes: dict[str, int] = field(
+        default_factory=dict
+    )  # node -> distinct status codes to wait for
 
     def target(self, version: str) -> Target:
         service = f"{self.name}-{version}"
@@ -78,13 +81,20 @@ class Load:
 
     THREADS = 4
 
-    def __init__(self, dataplane_url: str, hosts: list[str], per_host_rate: float, max_requests: int = 5000):
+    def __init__(
+        self, dataplane_url: str, hosts: list[str], per_host_rate: float, max_requests: int = 5000
+    ):
         self._stop = threading.Event()
         period = self.THREADS / per_host_rate
-        self._threads = [threading.Thread(target=self._send, args=(dataplane_url, host, period, max_requests),
-                                          daemon=True) for host in hosts for _ in range(self.THREADS)]
+        self._threads = [
+            threading.Thread(
+                target=self._send, args=(dataplane_url, host, period, max_requests), daemon=True
+            )
+            for host in hosts
+            for _ in range(self.THREADS)
+        ]
 
-    def __enter__(self) -> "Load":
+    def __enter__(self) -> Load:
         for thread in self._threads:
             thread.start()
         return self
@@ -115,7 +125,7 @@ class Window:
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def series_count(client: PrometheusClient, node: str) -> int:
@@ -129,6 +139,7 @@ def samples_since(client: PrometheusClient, node: str, start: datetime) -> int:
 
 
 # --- fixtures -------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def emu() -> Iterator[Emulator]:
@@ -157,12 +168,14 @@ def client(prometheus: PrometheusServer) -> Iterator[PrometheusClient]:
 
 @pytest.fixture(scope="module")
 def apps(emu: Emulator, gateway: Api7Gateway) -> Iterator[dict[str, App]]:
-    pages = {"healthy": (ErrorPage("v1"), ErrorPage("v2")),
-             "failing": (ErrorPage("v1"), ErrorPage("v2", fail_rate=0.3)),
-             "slow": (ErrorPage("v1"), ErrorPage("v2", latency_ms=150)),
-             "as-bad-as-stable": (ErrorPage("v1", fail_rate=0.3), ErrorPage("v2", fail_rate=0.3)),
-             "worse-than-stable": (ErrorPage("v1", fail_rate=0.3), ErrorPage("v2", fail_rate=0.7)),
-             "idle": (ErrorPage("v1"), ErrorPage("v2"))}
+    pages = {
+        "healthy": (ErrorPage("v1"), ErrorPage("v2")),
+        "failing": (ErrorPage("v1"), ErrorPage("v2", fail_rate=0.3)),
+        "slow": (ErrorPage("v1"), ErrorPage("v2", latency_ms=150)),
+        "as-bad-as-stable": (ErrorPage("v1", fail_rate=0.3), ErrorPage("v2", fail_rate=0.3)),
+        "worse-than-stable": (ErrorPage("v1", fail_rate=0.3), ErrorPage("v2", fail_rate=0.7)),
+        "idle": (ErrorPage("v1"), ErrorPage("v2")),
+    }
     for stable_page, canary_page in pages.values():
         stable_page.start()
         canary_page.start()
@@ -184,21 +197,34 @@ def window(emu: Emulator, client: PrometheusClient, apps: dict[str, App]) -> Win
     busy = [app for name, app in apps.items() if name != "idle"]
     nodes = {node: codes for app in busy for node, codes in app.expected_codes.items()}
     with Load(emu.dataplane_url, [app.name for app in busy], REQUESTS_PER_SECOND):
-        wait_until(lambda: all(series_count(client, node) >= codes for node, codes in nodes.items()), 30,
-                   "Prometheus to hold every application's series")
+        wait_until(
+            lambda: all(series_count(client, node) >= codes for node, codes in nodes.items()),
+            30,
+            "Prometheus to hold every application's series",
+        )
         start = utc_now()
-        wait_until(lambda: all(samples_since(client, node, start) >= WINDOW_SAMPLES for node in nodes), 30,
-                   f"{WINDOW_SAMPLES} scrapes after the window started")
+        wait_until(
+            lambda: all(samples_since(client, node, start) >= WINDOW_SAMPLES for node in nodes),
+            30,
+            f"{WINDOW_SAMPLES} scrapes after the window started",
+        )
         return Window(start, utc_now())
 
 
-def check(client: PrometheusClient, app: App, window: Window, config: ReleaseConfig = CONFIG,
-          with_stable: bool = False):
-    return Analyzer(client).check(config, app.canary, app.stable if with_stable else None, window.seconds,
-                                  window.end)
+def check(
+    client: PrometheusClient,
+    app: App,
+    window: Window,
+    config: ReleaseConfig = CONFIG,
+    with_stable: bool = False,
+):
+    return Analyzer(client).check(
+        config, app.canary, app.stable if with_stable else None, window.seconds, window.end
+    )
 
 
 # --- tests ----------------------------------------------------------------------------------
+
 
 def test_a_healthy_canary_passes(client, apps, window):
     result = check(client, apps["healthy"], window)
@@ -222,7 +248,9 @@ def test_a_slow_canary_fails_on_p99_latency(client, apps, window):
     result = check(client, apps["slow"], window, replace(CONFIG, max_latency_p99_ms=100.0))
     assert result.result == "fail", result.message
     latency = result.metrics[1]
-    assert latency.name == "latency_p99" and latency.value >= 150 and not latency.passed, result.message
+    assert latency.name == "latency_p99" and latency.value >= 150 and not latency.passed, (
+        result.message
+    )
     assert result.message.startswith(f"p99 latency {latency.value:.0f} ms > 100 ms")
 
 
@@ -251,7 +279,10 @@ def test_relative_mode_fails_a_canary_worse_than_its_stable(client, apps, window
 def test_an_application_without_traffic_is_no_data(client, apps, window):
     result = check(client, apps["idle"], window)
     assert (result.result, result.requests) == ("no_data", 0.0)
-    assert result.message == f"0 requests to the canary over {int(window.seconds)} s, fewer than the minimum 20"
+    assert (
+        result.message
+        == f"0 requests to the canary over {int(window.seconds)} s, fewer than the minimum 20"
+    )
 
 
 def test_a_stopped_prometheus_is_an_error_and_recovers(emu, apps, prometheus_server_factory):
@@ -260,7 +291,9 @@ def test_a_stopped_prometheus_is_an_error_and_recovers(emu, apps, prometheus_ser
         outage.stop()
         during = Analyzer(outage_client).check(CONFIG, apps["idle"].canary, None, 30, utc_now())
         assert during.result == "error"
-        assert during.message.startswith(f"metrics query failed: cannot reach Prometheus at {outage.url}")
+        assert during.message.startswith(
+            f"metrics query failed: cannot reach Prometheus at {outage.url}"
+        )
         outage.start()
         after = Analyzer(outage_client).check(CONFIG, apps["idle"].canary, None, 30, utc_now())
         assert after.result == "no_data", after.message
@@ -284,12 +317,16 @@ sys.stdin.read()
 
 def test_prometheus_dies_with_the_process_that_started_it(prometheus_server_factory):
     prometheus_server_factory([])  # skips unless the binary is there
-    child = subprocess.Popen([sys.executable, "-c", CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     pid, directory = child.stdout.readline().split()
     try:
         child.kill()
         child.wait()
-        wait_until(lambda: not Path(f"/proc/{pid}").exists() or _is_zombie(pid), 10, "Prometheus to exit")
+        wait_until(
+            lambda: not Path(f"/proc/{pid}").exists() or _is_zombie(pid), 10, "Prometheus to exit"
+        )
     finally:
         child.kill()
         shutil.rmtree(directory, ignore_errors=True)

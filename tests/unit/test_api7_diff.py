@@ -3,6 +3,7 @@
 A tiny in-memory model of the API7 server (`Held`) applies the planned calls one by one, so
 the tests can check what routes after each call, not only the final result.
 """
+
 from __future__ import annotations
 
 import copy
@@ -58,7 +59,9 @@ class Held:
             self.objects = Api7Objects({**body, "id": "1"})
         else:
             assert call.object_id == self.objects.app["id"]
-            self.objects = Api7Objects({**body, "id": call.object_id}, self.objects.apis, self.objects.canaries)
+            self.objects = Api7Objects(
+                {**body, "id": call.object_id}, self.objects.apis, self.objects.canaries
+            )
         self._check_canaries()
 
     def _children(self, field: str, children: list[dict]) -> tuple[tuple, tuple]:
@@ -69,8 +72,12 @@ class Held:
     def _check_canaries(self) -> None:
         versions = {u["version"] for u in self.objects.app["upstreams"]}
         live = [c for c in self.objects.canaries if c["state"] in ("in_progress", "paused")]
-        assert all(c["canary_upstream_version"] in versions for c in live), "canary without its upstream"
-        assert len([c for c in live if c["state"] == "in_progress"]) <= 1, "two canaries in progress"
+        assert all(c["canary_upstream_version"] in versions for c in live), (
+            "canary without its upstream"
+        )
+        assert len([c for c in live if c["state"] == "in_progress"]) <= 1, (
+            "two canaries in progress"
+        )
 
     def shares(self) -> dict[str, int]:
         """Percent of requests each upstream version receives now."""
@@ -81,7 +88,9 @@ class Held:
         percent = live[0].get("percent", 0) if live else 0
         result = {app["default_upstream_version"]: 100 - percent}
         if live:
-            result[live[0]["canary_upstream_version"]] = result.get(live[0]["canary_upstream_version"], 0) + percent
+            result[live[0]["canary_upstream_version"]] = (
+                result.get(live[0]["canary_upstream_version"], 0) + percent
+            )
         return {version: share for version, share in result.items() if share}
 
 
@@ -101,25 +110,47 @@ def test_create_from_nothing_writes_app_api_then_canary():
     assert verbs(calls) == [(POST, APP), (POST, API), (POST, CANARY)]
     app, api, canary = (call.body for call in calls)
     assert app["name"] == "error-page" and app["hosts"] == ["error-page"]
-    assert OWNER_LABEL in app["labels"] and app["protocols"] == ["HTTP"] and app["path_prefix"] == "/"
+    assert (
+        OWNER_LABEL in app["labels"] and app["protocols"] == ["HTTP"] and app["path_prefix"] == "/"
+    )
     assert app["default_upstream_version"] == V1.version and app["active"] == 0
     assert app["upstreams"] == [
-        {"version": V1.version, "upstream": {"scheme": "http", "lb_type": "roundrobin",
-                                             "targets": [{"host": V1.host, "port": 80, "weight": 100}]}},
-        {"version": V2.version, "upstream": {"scheme": "http", "lb_type": "roundrobin",
-                                             "targets": [{"host": V2.host, "port": 8080, "weight": 100}]}}]
+        {
+            "version": V1.version,
+            "upstream": {
+                "scheme": "http",
+                "lb_type": "roundrobin",
+                "targets": [{"host": V1.host, "port": 80, "weight": 100}],
+            },
+        },
+        {
+            "version": V2.version,
+            "upstream": {
+                "scheme": "http",
+                "lb_type": "roundrobin",
+                "targets": [{"host": V2.host, "port": 8080, "weight": 100}],
+            },
+        },
+    ]
     assert api["paths"] == [{"path": "/", "path_type": "Prefix"}] and api["methods"] == []
     assert api["type"] == "Rest" and api["active"] == 0 and api["strip_path_prefix"] is False
     assert OWNER_LABEL in api["labels"]
-    assert canary == {"name": "canaryctl", "type": "percent", "state": "in_progress",
-                      "canary_upstream_version": V2.version, "percent": 10}
+    assert canary == {
+        "name": "canaryctl",
+        "type": "percent",
+        "state": "in_progress",
+        "canary_upstream_version": V2.version,
+        "percent": 10,
+    }
 
 
 def test_create_without_canary_has_no_canary_call():
     assert verbs(plan(None, AppSpec("error-page", V1))) == [(POST, APP), (POST, API)]
 
 
-@pytest.mark.parametrize("spec", [AppSpec("a", V1), AppSpec("a", V1, V2, 0), AppSpec("a", V1, V2, 100)])
+@pytest.mark.parametrize(
+    "spec", [AppSpec("a", V1), AppSpec("a", V1, V2, 0), AppSpec("a", V1, V2, 100)]
+)
 def test_what_canaryctl_wrote_conforms_and_needs_no_call(spec):
     state = held_for(spec).state()
     assert state.owned and state.conforms and state.matches(spec)
@@ -132,8 +163,13 @@ def test_weight_change_is_one_put_of_the_full_canary():
     [call] = plan(state, AppSpec("a", V1, V2, 50))
     old = state.raw.canaries[0]
     assert (call.verb, call.kind, call.object_id) == (PUT, CANARY, old["id"])
-    assert call.body == {"name": "canaryctl", "type": "percent", "state": "in_progress",
-                         "canary_upstream_version": V2.version, "percent": 50}
+    assert call.body == {
+        "name": "canaryctl",
+        "type": "percent",
+        "state": "in_progress",
+        "canary_upstream_version": V2.version,
+        "percent": 50,
+    }
 
 
 @pytest.mark.parametrize("weight", [0, 100])
@@ -168,7 +204,11 @@ def test_promotion_switches_the_default_before_ending_the_canary():
 
 def test_replacing_the_canary_service_ends_the_old_rule_first():
     state = held_for(AppSpec("a", V1, V2, 30)).state()
-    assert verbs(plan(state, AppSpec("a", V1, V3, 30))) == [(DELETE, CANARY), (PUT, APP), (POST, CANARY)]
+    assert verbs(plan(state, AppSpec("a", V1, V3, 30))) == [
+        (DELETE, CANARY),
+        (PUT, APP),
+        (POST, CANARY),
+    ]
 
 
 def test_new_stable_while_the_canary_routes_everything_bridges_over_the_old_canary_upstream():
@@ -181,7 +221,9 @@ def test_new_stable_while_the_canary_routes_everything_bridges_over_the_old_cana
 
 
 def test_foreign_app_is_never_planned_for():
-    foreign = AppState("a", owned=False, stable=V1, canary=None, weight=0, raw=Api7Objects({"id": "9"}))
+    foreign = AppState(
+        "a", owned=False, stable=V1, canary=None, weight=0, raw=Api7Objects({"id": "9"})
+    )
     with pytest.raises(TerminalGatewayError, match="not created by canaryctl"):
         plan(foreign, AppSpec("a", V1))
 
@@ -196,6 +238,7 @@ def test_drift_in_hosts_is_corrected_with_one_put_keeping_foreign_fields():
     def edit(objects):
         objects.app.update(hosts=["other"], labels=["team:web", OWNER_LABEL], plugins={"cors": {}})
         objects.app["upstreams"][0]["upstream"]["timeout"] = {"connect": 5}
+
     state = drifted(AppSpec("a", V1), edit)
     assert not state.conforms and not state.matches(AppSpec("a", V1))
     [call] = plan(state, AppSpec("a", V1))
@@ -207,7 +250,10 @@ def test_drift_in_hosts_is_corrected_with_one_put_keeping_foreign_fields():
 
 def test_unknown_extra_upstream_is_dropped():
     def edit(objects):
-        objects.app["upstreams"].append({"version": "x", "upstream": {"targets": [{"host": "h", "port": 1}]}})
+        objects.app["upstreams"].append(
+            {"version": "x", "upstream": {"targets": [{"host": "h", "port": 1}]}}
+        )
+
     state = drifted(AppSpec("a", V1), edit)
     assert not state.conforms
     [call] = plan(state, AppSpec("a", V1))
@@ -217,15 +263,22 @@ def test_unknown_extra_upstream_is_dropped():
 def test_missing_api_is_recreated_and_changed_api_replaced():
     state = drifted(AppSpec("a", V1), lambda o: dataclasses.replace(o, apis=()))
     assert not state.conforms and verbs(plan(state, AppSpec("a", V1))) == [(POST, API)]
-    state = drifted(AppSpec("a", V1), lambda o: o.apis[0].update(paths=[{"path": "/x", "path_type": "Exact"}]))
+    state = drifted(
+        AppSpec("a", V1), lambda o: o.apis[0].update(paths=[{"path": "/x", "path_type": "Exact"}])
+    )
     [call] = plan(state, AppSpec("a", V1))
-    assert (call.verb, call.kind, call.body["paths"]) == (PUT, API, [{"path": "/", "path_type": "Prefix"}])
+    assert (call.verb, call.kind, call.body["paths"]) == (
+        PUT,
+        API,
+        [{"path": "/", "path_type": "Prefix"}],
+    )
 
 
 def test_duplicate_api_is_deleted_keeping_the_conforming_one():
     def edit(objects):
         bad = {**copy.deepcopy(objects.apis[0]), "id": "7", "methods": ["GET"]}
         return dataclasses.replace(objects, apis=(bad, objects.apis[0]))
+
     state = drifted(AppSpec("a", V1), edit)
     assert plan(state, AppSpec("a", V1)) == [Call(DELETE, API, "7")]
 
@@ -244,8 +297,21 @@ def test_missing_percent_means_zero():
 
 
 def test_finished_canary_is_cleaned_up():
-    state = drifted(AppSpec("a", V1), lambda o: dataclasses.replace(o, canaries=(
-        {"id": "5", "name": "old", "state": "finished", "type": "percent", "canary_upstream_version": "gone"},)))
+    state = drifted(
+        AppSpec("a", V1),
+        lambda o: dataclasses.replace(
+            o,
+            canaries=(
+                {
+                    "id": "5",
+                    "name": "old",
+                    "state": "finished",
+                    "type": "percent",
+                    "canary_upstream_version": "gone",
+                },
+            ),
+        ),
+    )
     assert state.canary is None and not state.conforms
     assert plan(state, AppSpec("a", V1)) == [Call(DELETE, CANARY, "5")]
 
@@ -255,19 +321,31 @@ def test_app_without_owner_label_reads_as_foreign():
     assert not state.owned and not state.conforms and not is_owned(state.raw.app)
 
 
-SPECS = [AppSpec("a", V1)] + [AppSpec("a", stable, canary, weight)
-                              for stable, canary in [(V1, V2), (V1, V3), (V2, V3), (V2, V1)]
-                              for weight in (0, 37, 100)] + [AppSpec("a", V2), AppSpec("a", V3)]
+SPECS = (
+    [AppSpec("a", V1)]
+    + [
+        AppSpec("a", stable, canary, weight)
+        for stable, canary in [(V1, V2), (V1, V3), (V2, V3), (V2, V1)]
+        for weight in (0, 37, 100)
+    ]
+    + [AppSpec("a", V2), AppSpec("a", V3)]
+)
 
 
-@pytest.mark.parametrize("before,after", list(itertools.product(SPECS, SPECS)),
-                         ids=lambda s: f"{s.stable.version[-2:]}+{s.canary.version[-2:] if s.canary else '-'}"
-                                       f"@{s.weight}")
+@pytest.mark.parametrize(
+    "before,after",
+    list(itertools.product(SPECS, SPECS)),
+    ids=lambda s: (
+        f"{s.stable.version[-2:]}+{s.canary.version[-2:] if s.canary else '-'}@{s.weight}"
+    ),
+)
 def test_every_transition_converges_safely(before, after):
     held = held_for(before)
     initial = held.shares()
     calls = plan(held.state(), after)
-    allowed = set(initial) | {after.stable.version} | ({after.canary.version} if after.weight else set())
+    allowed = (
+        set(initial) | {after.stable.version} | ({after.canary.version} if after.weight else set())
+    )
     for call in calls:
         held.perform(call)
         assert set(held.shares()) <= allowed, f"stray traffic after {call}"
@@ -276,6 +354,9 @@ def test_every_transition_converges_safely(before, after):
     assert len(held.objects.apis) == 1 and len(held.objects.canaries) == (after.canary is not None)
     if before == after:
         assert calls == []
-    if before.stable == after.stable and before.canary == after.canary and before.weight != after.weight:
+    if (
+        before.stable == after.stable
+        and before.canary == after.canary
+        and before.weight != after.weight
+    ):
         assert len(calls) == 1, "a weight change is one call"
-

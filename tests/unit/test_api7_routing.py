@@ -1,4 +1,5 @@
 """The emulator's pure decisions: split, rules, API matching, faults, the error page's failure pacing."""
+
 from __future__ import annotations
 
 import collections
@@ -6,28 +7,53 @@ import collections
 import pytest
 
 from canaryctl.testing.api7cloud.faults import FaultSet
-from canaryctl.testing.api7cloud.routing import (Balancers, RequestFacts, SmoothWeightedRoundRobin, choose_target,
-                                                 choose_version, host_matches, match_api, rules_match)
+from canaryctl.testing.api7cloud.routing import (
+    Balancers,
+    RequestFacts,
+    SmoothWeightedRoundRobin,
+    choose_target,
+    choose_version,
+    host_matches,
+    match_api,
+    rules_match,
+)
 from canaryctl.testing.errorpage import FailureAccumulator
 
 NO_FACTS = RequestFacts(headers={}, query={}, cookies={})
 
 
 def app(**fields) -> dict:
-    return {"id": "1", "hosts": ["error-page"], "path_prefix": "/", "default_upstream_version": "v1",
-            "upstreams": [{"version": "v1", "upstream": {"targets": [{"host": "a", "port": 80, "weight": 1}]}},
-                          {"version": "v2", "upstream": {"targets": [{"host": "b", "port": 80, "weight": 1}]}}],
-            **fields}
+    return {
+        "id": "1",
+        "hosts": ["error-page"],
+        "path_prefix": "/",
+        "default_upstream_version": "v1",
+        "upstreams": [
+            {"version": "v1", "upstream": {"targets": [{"host": "a", "port": 80, "weight": 1}]}},
+            {"version": "v2", "upstream": {"targets": [{"host": "b", "port": 80, "weight": 1}]}},
+        ],
+        **fields,
+    }
 
 
 def canary(state: str = "in_progress", percent: int = 10, **fields) -> dict:
-    return {"id": "9", "state": state, "type": "percent", "percent": percent, "canary_upstream_version": "v2",
-            **fields}
+    return {
+        "id": "9",
+        "state": state,
+        "type": "percent",
+        "percent": percent,
+        "canary_upstream_version": "v2",
+        **fields,
+    }
 
 
-def split(canary_obj: dict | None, count: int = 100, balancers: Balancers | None = None) -> collections.Counter:
+def split(
+    canary_obj: dict | None, count: int = 100, balancers: Balancers | None = None
+) -> collections.Counter:
     balancers = balancers or Balancers()
-    return collections.Counter(choose_version(app(), canary_obj, NO_FACTS, balancers) for _ in range(count))
+    return collections.Counter(
+        choose_version(app(), canary_obj, NO_FACTS, balancers) for _ in range(count)
+    )
 
 
 @pytest.mark.parametrize("percent", [0, 1, 5, 10, 33, 50, 99, 100])
@@ -38,7 +64,7 @@ def test_percent_split_is_exact_per_100(percent: int):
 def test_every_window_of_100_consecutive_requests_is_exact():
     balancers = Balancers()
     picks = [choose_version(app(), canary(percent=10), NO_FACTS, balancers) for _ in range(250)]
-    assert all(picks[start:start + 100].count("v2") == 10 for start in range(150))
+    assert all(picks[start : start + 100].count("v2") == 10 for start in range(150))
 
 
 def test_changing_the_percent_resets_the_round_robin():
@@ -65,32 +91,82 @@ def test_swrr_spreads_picks_evenly():
 
 
 def facts(headers=None, query=None, cookies=None) -> RequestFacts:
-    return RequestFacts(headers={k.lower(): v for k, v in (headers or {}).items()}, query=query or {},
-                        cookies=cookies or {})
+    return RequestFacts(
+        headers={k.lower(): v for k, v in (headers or {}).items()},
+        query=query or {},
+        cookies=cookies or {},
+    )
 
 
-@pytest.mark.parametrize("rule,request_facts,expected", [
-    ({"position": "header", "key": "X-Debug", "operator": "equal", "value": "true"}, facts({"x-debug": "true"}), True),
-    ({"position": "header", "key": "X-Debug", "operator": "equal", "value": "true"}, facts({"x-debug": "no"}), False),
-    ({"position": "header", "key": "X-Debug", "operator": "equal", "value": "true"}, facts(), False),
-    ({"position": "header", "key": "X-Debug", "operator": "not_equal", "value": "true"}, facts(), True),
-    ({"position": "query", "key": "beta", "operator": "present"}, facts(query={"beta": ""}), True),
-    ({"position": "query", "key": "beta", "operator": "not_present"}, facts(query={"beta": "1"}), False),
-    ({"position": "cookie", "key": "tier", "operator": "in", "value": ["gold", "silver"]},
-     facts(cookies={"tier": "gold"}), True),
-    ({"position": "cookie", "key": "tier", "operator": "not_in", "value": ["gold"]}, facts(cookies={"tier": "gold"}),
-     False),
-    ({"position": "header", "key": "user-agent", "operator": "regex_match", "value": "^curl/"},
-     facts({"User-Agent": "curl/8.0"}), True),
-    ({"position": "query", "key": "n", "operator": "equal", "value": 5}, facts(query={"n": "5"}), True),
-])
+@pytest.mark.parametrize(
+    "rule,request_facts,expected",
+    [
+        (
+            {"position": "header", "key": "X-Debug", "operator": "equal", "value": "true"},
+            facts({"x-debug": "true"}),
+            True,
+        ),
+        (
+            {"position": "header", "key": "X-Debug", "operator": "equal", "value": "true"},
+            facts({"x-debug": "no"}),
+            False,
+        ),
+        (
+            {"position": "header", "key": "X-Debug", "operator": "equal", "value": "true"},
+            facts(),
+            False,
+        ),
+        (
+            {"position": "header", "key": "X-Debug", "operator": "not_equal", "value": "true"},
+            facts(),
+            True,
+        ),
+        (
+            {"position": "query", "key": "beta", "operator": "present"},
+            facts(query={"beta": ""}),
+            True,
+        ),
+        (
+            {"position": "query", "key": "beta", "operator": "not_present"},
+            facts(query={"beta": "1"}),
+            False,
+        ),
+        (
+            {"position": "cookie", "key": "tier", "operator": "in", "value": ["gold", "silver"]},
+            facts(cookies={"tier": "gold"}),
+            True,
+        ),
+        (
+            {"position": "cookie", "key": "tier", "operator": "not_in", "value": ["gold"]},
+            facts(cookies={"tier": "gold"}),
+            False,
+        ),
+        (
+            {
+                "position": "header",
+                "key": "user-agent",
+                "operator": "regex_match",
+                "value": "^curl/",
+            },
+            facts({"User-Agent": "curl/8.0"}),
+            True,
+        ),
+        (
+            {"position": "query", "key": "n", "operator": "equal", "value": 5},
+            facts(query={"n": "5"}),
+            True,
+        ),
+    ],
+)
 def test_rule_operators(rule: dict, request_facts: RequestFacts, expected: bool):
     assert rules_match([rule], request_facts) is expected
 
 
 def test_rule_canary_takes_requests_matching_all_rules():
-    rules = [{"position": "header", "key": "x-debug", "operator": "equal", "value": "true"},
-             {"position": "query", "key": "beta", "operator": "present"}]
+    rules = [
+        {"position": "header", "key": "x-debug", "operator": "equal", "value": "true"},
+        {"position": "query", "key": "beta", "operator": "present"},
+    ]
     rule_canary = canary(type="rule", rules=rules, percent=0)
     both, one = facts({"X-Debug": "true"}, {"beta": "1"}), facts({"X-Debug": "true"})
     assert choose_version(app(), rule_canary, both, Balancers()) == "v2"
@@ -105,11 +181,13 @@ def test_host_matching_is_case_insensitive_with_wildcards():
 
 
 def test_longest_path_wins_and_exact_beats_prefix():
-    apis = [{"id": "root", "paths": [{"path": "/", "path_type": "Prefix"}]},
-            {"id": "api", "paths": [{"path": "/api", "path_type": "Prefix"}]},
-            {"id": "exact", "paths": [{"path": "/api", "path_type": "Exact"}]},
-            {"id": "off", "active": 1, "paths": [{"path": "/api/x", "path_type": "Prefix"}]},
-            {"id": "post", "methods": ["POST"], "paths": [{"path": "/api/y", "path_type": "Prefix"}]}]
+    apis = [
+        {"id": "root", "paths": [{"path": "/", "path_type": "Prefix"}]},
+        {"id": "api", "paths": [{"path": "/api", "path_type": "Prefix"}]},
+        {"id": "exact", "paths": [{"path": "/api", "path_type": "Exact"}]},
+        {"id": "off", "active": 1, "paths": [{"path": "/api/x", "path_type": "Prefix"}]},
+        {"id": "post", "methods": ["POST"], "paths": [{"path": "/api/y", "path_type": "Prefix"}]},
+    ]
     assert match_api(app(), apis, "GET", "/api").api["id"] == "exact"
     assert match_api(app(), apis, "GET", "/api/x").api["id"] == "api"
     assert match_api(app(), apis, "GET", "/api/y").api["id"] == "api"
@@ -128,8 +206,15 @@ def test_path_prefix_is_part_of_the_route_and_stripped_on_request():
 
 
 def test_targets_are_weighted():
-    upstream = {"version": "v1", "upstream": {"targets": [{"host": "a", "port": 1, "weight": 3},
-                                                          {"host": "b", "port": 2, "weight": 1}]}}
+    upstream = {
+        "version": "v1",
+        "upstream": {
+            "targets": [
+                {"host": "a", "port": 1, "weight": 3},
+                {"host": "b", "port": 2, "weight": 1},
+            ]
+        },
+    }
     balancers = Balancers()
     hosts = collections.Counter(choose_target("1", upstream, balancers)["host"] for _ in range(40))
     assert hosts == {"a": 30, "b": 10}
@@ -172,13 +257,26 @@ def test_latencies_add_up_and_first_answering_fault_wins():
     faults.add("status", status=502, times=1)
     faults.add("latency", latency_ms=5)
     decision = faults.decide("GET", "/x")
-    assert decision.latency_ms == 15 and decision.action.id == first and decision.action.retry_after == 3
+    assert (
+        decision.latency_ms == 15
+        and decision.action.id == first
+        and decision.action.retry_after == 3
+    )
     assert faults.decide("GET", "/x").action.status == 502  # the second kept its count
 
 
-@pytest.mark.parametrize("kind,fields", [("boom", {}), ("status", {"status": 99}), ("status", {"times": 0}),
-                                          ("status", {"probability": 1.5}), ("latency", {"latency_ms": -1}),
-                                          ("status", {"colour": "red"}), ("status", {"id": "x"})])
+@pytest.mark.parametrize(
+    "kind,fields",
+    [
+        ("boom", {}),
+        ("status", {"status": 99}),
+        ("status", {"times": 0}),
+        ("status", {"probability": 1.5}),
+        ("latency", {"latency_ms": -1}),
+        ("status", {"colour": "red"}),
+        ("status", {"id": "x"}),
+    ],
+)
 def test_malformed_faults_are_refused(kind: str, fields: dict):
     with pytest.raises(ValueError):
         FaultSet().add(kind, **fields)
@@ -187,8 +285,10 @@ def test_malformed_faults_are_refused(kind: str, fields: dict):
 # --- error page failure pacing ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("rate,per,expected", [(0.3, 10, 3), (0.0, 10, 0), (1.0, 10, 10), (0.05, 100, 5),
-                                               (0.333, 1000, 333)])
+@pytest.mark.parametrize(
+    "rate,per,expected",
+    [(0.3, 10, 3), (0.0, 10, 0), (1.0, 10, 10), (0.05, 100, 5), (0.333, 1000, 333)],
+)
 def test_failure_accumulator_is_exact(rate: float, per: int, expected: int):
     accumulator = FailureAccumulator(rate)
     assert sum(accumulator.next_fails() for _ in range(per)) == expected

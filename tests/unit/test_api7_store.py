@@ -1,4 +1,5 @@
 """The emulator's state semantics, without HTTP: what API7 Cloud accepts, refuses and derives."""
+
 from __future__ import annotations
 
 import threading
@@ -10,16 +11,33 @@ from canaryctl.testing.api7cloud.store import Store
 
 
 def upstream(version: str, host: str = "svc", port: int = 80) -> dict:
-    return {"version": version, "upstream": {"scheme": "http", "targets": [{"host": host, "port": port, "weight": 1}]}}
+    return {
+        "version": version,
+        "upstream": {"scheme": "http", "targets": [{"host": host, "port": port, "weight": 1}]},
+    }
 
 
 def app_body(name: str = "error-page", **fields) -> dict:
-    return {"name": name, "hosts": [name], "path_prefix": "/", "default_upstream_version": "v1",
-            "upstreams": [upstream("v1"), upstream("v2")], **fields}
+    return {
+        "name": name,
+        "hosts": [name],
+        "path_prefix": "/",
+        "default_upstream_version": "v1",
+        "upstreams": [upstream("v1"), upstream("v2")],
+        **fields,
+    }
 
 
-def canary_body(state: str = "in_progress", percent: int | None = 10, version: str = "v2", **fields) -> dict:
-    body = {"name": "c", "state": state, "type": "percent", "canary_upstream_version": version, **fields}
+def canary_body(
+    state: str = "in_progress", percent: int | None = 10, version: str = "v2", **fields
+) -> dict:
+    body = {
+        "name": "c",
+        "state": state,
+        "type": "percent",
+        "canary_upstream_version": version,
+        **fields,
+    }
     if percent is not None:
         body["percent"] = percent
     return body
@@ -45,21 +63,29 @@ def test_default_org_and_cluster_are_named_and_use_string_ids(store: Store):
     assert store.org(store.org_id)["name"] == "acme"
     assert store.cluster(store.cluster_id)["name"] == "prod"
     assert store.user()["org_ids"] == [store.org_id]
-    assert store.org_id.isdigit() and store.cluster_id.isdigit() and store.org_id != store.cluster_id
-    assert int(store.org_id) > 2 ** 53
+    assert (
+        store.org_id.isdigit() and store.cluster_id.isdigit() and store.org_id != store.cluster_id
+    )
+    assert int(store.org_id) > 2**53
 
 
 def test_org_and_cluster_ids_can_be_fixed():
-    fixed = Store(org_id="7", cluster_id=str(10 ** 17 + 424_242_000_000))
-    assert (fixed.org_id, fixed.cluster_id) == ("7", str(10 ** 17 + 424_242_000_000))
+    fixed = Store(org_id="7", cluster_id=str(10**17 + 424_242_000_000))
+    assert (fixed.org_id, fixed.cluster_id) == ("7", str(10**17 + 424_242_000_000))
     assert fixed.create_app(None, app_body())["id"] not in (fixed.org_id, fixed.cluster_id)
     with pytest.raises(ValueError):
         Store(cluster_id="prod")
 
 
 def test_create_ignores_management_fields_sent_by_the_client(store: Store):
-    sent = app_body(id="0", status=0, created_at="0001-01-01T00:00:00Z", canary_release_id=["1"],
-                    canary_upstream_version_list=["v9"], cluster_id="7")
+    sent = app_body(
+        id="0",
+        status=0,
+        created_at="0001-01-01T00:00:00Z",
+        canary_release_id=["1"],
+        canary_upstream_version_list=["v9"],
+        cluster_id="7",
+    )
     created = store.create_app(None, sent)
     assert created["id"] != "0" and created["id"].isdigit()
     assert created["cluster_id"] == created["control_plane_id"] == store.cluster_id
@@ -78,10 +104,19 @@ def test_duplicate_app_name_in_a_cluster_is_400(store: Store, app: dict):
     assert status_of(store.replace_app, None, other["id"], app_body()) == 400
 
 
-@pytest.mark.parametrize("body", [[], "x", {"hosts": ["a"]}, {"name": 5}, {"name": "a", "hosts": "a"},
-                                  {"name": "a", "active": "0"}, {"name": "a", "upstreams": [{"upstream": {}}]},
-                                  {"name": "a", "upstreams": [{"version": "v",
-                                                               "upstream": {"targets": [{"host": "h"}]}}]}])
+@pytest.mark.parametrize(
+    "body",
+    [
+        [],
+        "x",
+        {"hosts": ["a"]},
+        {"name": 5},
+        {"name": "a", "hosts": "a"},
+        {"name": "a", "active": "0"},
+        {"name": "a", "upstreams": [{"upstream": {}}]},
+        {"name": "a", "upstreams": [{"version": "v", "upstream": {"targets": [{"host": "h"}]}}]},
+    ],
+)
 def test_malformed_app_bodies_are_400(store: Store, body):
     assert status_of(store.create_app, None, body) == 400
 
@@ -98,7 +133,9 @@ def test_unknown_ids_are_404(store: Store, app: dict):
 
 def test_children_of_another_app_are_404(store: Store, app: dict):
     other = store.create_app(None, app_body("other"))
-    api = store.create_api(app["id"], {"name": "all", "paths": [{"path": "/", "path_type": "Prefix"}]})
+    api = store.create_api(
+        app["id"], {"name": "all", "paths": [{"path": "/", "path_type": "Prefix"}]}
+    )
     canary = store.create_canary(app["id"], canary_body())
     assert status_of(store.get_api, other["id"], api["id"]) == 404
     assert status_of(store.delete_canary, other["id"], canary["id"]) == 404
@@ -122,7 +159,9 @@ def test_percent_outside_0_100_or_not_an_int_is_400(store: Store, app: dict, per
     assert status_of(store.create_canary, app["id"], canary_body(percent=percent)) == 400
 
 
-@pytest.mark.parametrize("field,value", [("state", "running"), ("state", None), ("type", "rules"), ("type", None)])
+@pytest.mark.parametrize(
+    "field,value", [("state", "running"), ("state", None), ("type", "rules"), ("type", None)]
+)
 def test_unknown_state_or_type_is_400(store: Store, app: dict, field: str, value):
     assert status_of(store.create_canary, app["id"], canary_body(**{field: value})) == 400
 
@@ -144,7 +183,9 @@ def test_only_one_canary_in_progress_per_app(store: Store, app: dict):
 def test_app_read_only_fields_follow_the_canaries(store: Store, app: dict):
     live = store.create_canary(app["id"], canary_body())
     view = store.get_app(None, app["id"])
-    assert view["canary_release_id"] == [live["id"]] and view["canary_upstream_version_list"] == ["v2"]
+    assert view["canary_release_id"] == [live["id"]] and view["canary_upstream_version_list"] == [
+        "v2"
+    ]
     store.replace_canary(app["id"], live["id"], canary_body(state="paused"))
     view = store.get_app(None, app["id"])
     assert view["canary_release_id"] is None and view["canary_upstream_version_list"] == ["v2"]
@@ -168,9 +209,14 @@ def test_re_putting_a_finished_canary_does_not_override_a_later_default(store: S
     assert store.get_app(None, app["id"])["default_upstream_version"] == "v1"
 
 
-@pytest.mark.parametrize("rule", [{"position": "body", "key": "k", "operator": "equal", "value": "1"},
-                                  {"position": "header", "key": "k", "operator": "like", "value": "1"},
-                                  {"position": "header", "key": "", "operator": "equal", "value": "1"}])
+@pytest.mark.parametrize(
+    "rule",
+    [
+        {"position": "body", "key": "k", "operator": "equal", "value": "1"},
+        {"position": "header", "key": "k", "operator": "like", "value": "1"},
+        {"position": "header", "key": "", "operator": "equal", "value": "1"},
+    ],
+)
 def test_bad_rules_are_400(store: Store, app: dict, rule: dict):
     assert status_of(store.create_canary, app["id"], canary_body(type="rule", rules=[rule])) == 400
 

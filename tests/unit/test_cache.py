@@ -1,4 +1,5 @@
 """ServiceStore: keyed storage, named indexes kept in step with every write, relist diffs."""
+
 from __future__ import annotations
 
 import threading
@@ -9,12 +10,23 @@ from canaryctl.cache import ServiceStore
 from canaryctl.objects import ServiceView
 
 
-def view(name: str, rv: str = "1", namespace: str = "ns", app: str | None = None, **annotations: str) -> ServiceView:
+def view(
+    name: str, rv: str = "1", namespace: str = "ns", app: str | None = None, **annotations: str
+) -> ServiceView:
     if app is not None:
         annotations["app"] = app
-    return ServiceView.from_dict({"metadata": {"name": name, "namespace": namespace, "uid": f"uid-{name}",
-                                               "resourceVersion": rv, "annotations": annotations},
-                                  "spec": {"ports": [{"port": 80}]}})
+    return ServiceView.from_dict(
+        {
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "uid": f"uid-{name}",
+                "resourceVersion": rv,
+                "annotations": annotations,
+            },
+            "spec": {"ports": [{"port": 80}]},
+        }
+    )
 
 
 def by_app(service: ServiceView) -> list[str]:
@@ -73,7 +85,11 @@ def test_answers_are_copies(store):
     store.list().clear()
     store.keys().clear()
     store.by_index("app", "shop").clear()
-    assert len(store.list()) == 1 and store.keys() == ["ns/web"] and len(store.by_index("app", "shop")) == 1
+    assert (
+        len(store.list()) == 1
+        and store.keys() == ["ns/web"]
+        and len(store.by_index("app", "shop")) == 1
+    )
     with pytest.raises(TypeError):
         store.get("ns/web").annotations["app"] = "evil"  # type: ignore[index]
 
@@ -110,6 +126,7 @@ def test_failing_indexer_leaves_the_store_unchanged():
         if service.resource_version == "2":
             raise ValueError("bad")
         return ["x"]
+
     store = ServiceStore({"x": broken})
     original = view("web", "1")
     store.upsert(original)
@@ -126,6 +143,7 @@ def test_concurrent_writers_keep_items_and_index_consistent(store):
                 store.delete(f"ns/{name}")
             else:
                 store.upsert(view(name, str(i), app=f"app{i % 5}"))
+
     threads = [threading.Thread(target=writer, args=(n * 7,)) for n in range(4)]
     for thread in threads:
         thread.start()

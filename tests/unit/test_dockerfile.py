@@ -4,6 +4,7 @@ Multi-stage on a slim Python, dependencies from the package metadata, nothing bu
 installed tree in the final stage, a numeric non-root user that is the Deployment's
 runAsUser, the exact entrypoint, and a build context holding only what is copied.
 """
+
 from __future__ import annotations
 
 import configparser
@@ -32,7 +33,11 @@ class Stage:
 
 def parse_dockerfile(text: str) -> list[Stage]:
     """Stages of a Dockerfile: comments dropped, continuation lines joined."""
-    logical = re.sub(r"\\\n", " ", "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#")))
+    logical = re.sub(
+        r"\\\n",
+        " ",
+        "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#")),
+    )
     stages: list[Stage] = []
     for line in filter(None, (line.strip() for line in logical.splitlines())):
         instruction, _, arguments = line.partition(" ")
@@ -78,11 +83,16 @@ def test_builder_installs_the_package_with_its_declared_dependencies(stages):
     assert install.endswith(" .") and "--prefix=/install" in install and "-r " not in install
     setup = configparser.ConfigParser()
     setup.read(REPO / "setup.cfg")
-    dependencies = [re.split(r"[~<>=!\[ ]", line)[0] for line in setup["options"]["install_requires"].split()
-                    if line and line[0].isalpha()]
+    dependencies = [
+        re.split(r"[~<>=!\[ ]", line)[0]
+        for line in setup["options"]["install_requires"].split()
+        if line and line[0].isalpha()
+    ]
     assert "kubernetes" in dependencies
     text = " ".join(args for stage in stages for _, args in stage.instructions)
-    assert not [name for name in dependencies if name in text]  # they come from the metadata, not from here
+    assert not [
+        name for name in dependencies if name in text
+    ]  # they come from the metadata, not from here
 
 
 def test_final_stage_holds_only_the_installed_tree(final):
@@ -110,13 +120,18 @@ def test_entrypoint_and_command_are_exact(final, controller_container):
 
 def test_exposes_the_deployments_ports(final, controller_container):
     exposed = {int(port) for args in final.arguments("EXPOSE") for port in args.split()}
-    assert exposed == {port["containerPort"] for port in controller_container["ports"]} == {8080, 8081}
+    assert (
+        exposed == {port["containerPort"] for port in controller_container["ports"]} == {8080, 8081}
+    )
 
 
 def test_build_context_admits_exactly_what_the_builder_copies(stages):
     sources = {source for args in stages[0].arguments("COPY") for source in args.split()[:-1]}
     assert all((REPO / source).exists() for source in sources)
-    patterns = [line.strip() for line in (REPO / ".dockerignore").read_text().splitlines()
-                if line.strip() and not line.startswith("#")]
+    patterns = [
+        line.strip()
+        for line in (REPO / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     assert patterns[0] == "*"
     assert {pattern[1:] for pattern in patterns if pattern.startswith("!")} == sources

@@ -1,4 +1,5 @@
 """The controller's gateway view: full reads never overwrite newer writes; failed writes force a re-read."""
+
 from canaryctl.gateway.model import AppState, Upstream
 from canaryctl.gateway.view import GatewayView
 
@@ -25,7 +26,9 @@ def test_a_full_read_taken_before_a_write_does_not_undo_it():
     mark = view.write_mark()  # the full read starts ...
     view.put(state("a", 20))  # ... a worker writes meanwhile ...
     view.remove("gone")
-    changed = view.replace({"a": state("a", 10), "gone": state("gone")}, mark)  # ... the read ends, older
+    changed = view.replace(
+        {"a": state("a", 10), "gone": state("gone")}, mark
+    )  # ... the read ends, older
     assert view.get("a").weight == 20 and view.get("gone") is None
     assert changed == []
     # a later read (taken after the write) is trusted again

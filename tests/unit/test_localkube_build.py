@@ -1,4 +1,5 @@
 """The pure parts of the localkube build: replace lines, versions, ldflags."""
+
 from canaryctl.testing.localkube.build import required_version, staging_replaces, version_ldflags
 
 GOMOD = """module k8s.io/kubernetes

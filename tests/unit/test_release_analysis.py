@@ -4,13 +4,14 @@ The real Prometheus is exercised in tests/integration/test_prometheus_analysis.p
 stand-in speaking the same HTTP API returns chosen answers, so every branch — odd result
 types, HTTP errors, exact thresholds, the stable comparison — is covered quickly and exactly.
 """
+
 from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import replace
-from datetime import datetime, timezone
-from typing import Callable, Iterator
+from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -22,7 +23,7 @@ from canaryctl.release.prometheus import AnalysisError, PrometheusClient, redact
 from canaryctl.testing.api7cloud.server import BackgroundHTTPServer, QuietHandler
 from canaryctl.testing.localkube import free_port
 
-NOW = datetime(2024, 6, 1, 12, 0, 0, tzinfo=timezone.utc)
+NOW = datetime(2024, 6, 1, 12, 0, 0, tzinfo=UTC)
 CANARY = Target("demo", "error-page", "error-page-v2", "error-page-v2.demo.svc.cluster.local:80")
 STABLE = Target("demo", "error-page", "error-page-v1", "error-page-v1.demo.svc.cluster.local:80")
 CONFIG = ReleaseConfig(steps=(10, 100))
@@ -54,7 +55,7 @@ class FakePrometheus:
     def url(self) -> str:
         return self._server.url
 
-    def __enter__(self) -> "FakePrometheus":
+    def __enter__(self) -> FakePrometheus:
         self._server.start()
         return self
 
@@ -71,17 +72,30 @@ class FakePrometheus:
 
     def serve_values(self, values: dict[tuple[str, str], float | None]) -> None:
         """Answer by (kind, service): kind is requests / errors / p99, recognised in the default queries."""
+
         def answer(expr: str) -> Answer:
-            kind = "p99" if "histogram_quantile" in expr else "errors" if 'code=~"5.."' in expr else "requests"
+            kind = (
+                "p99"
+                if "histogram_quantile" in expr
+                else "errors"
+                if 'code=~"5.."' in expr
+                else "requests"
+            )
             service = next(s for s in ("error-page-v1", "error-page-v2") if s in expr)
             value = values.get((kind, service))
             return 200, vector() if value is None else vector(value)
+
         self.answer = answer
 
 
 def vector(*values: float | str) -> dict:
-    return {"status": "success", "data": {"resultType": "vector", "result": [
-        {"metric": {}, "value": [1717243200.0, str(value)]} for value in values]}}
+    return {
+        "status": "success",
+        "data": {
+            "resultType": "vector",
+            "result": [{"metric": {}, "value": [1717243200.0, str(value)]} for value in values],
+        },
+    }
 
 
 @pytest.fixture
@@ -98,34 +112,54 @@ def client(fake: FakePrometheus) -> Iterator[PrometheusClient]:
 
 # --- client ---------------------------------------------------------------------------------
 
+
 def test_an_instant_query_sends_the_expression_and_the_time(fake, client):
     fake.answer = lambda expr: (200, vector(42))
     assert client.query("sum(up)", NOW) == 42.0
     assert fake.requests == [("/api/v1/query", {"query": "sum(up)", "time": "1717243200.000"})]
 
 
-@pytest.mark.parametrize("body, value", [
-    ({"status": "success", "data": {"resultType": "scalar", "result": [1717243200, "0.25"]}}, 0.25),
-    (vector(), None),
-    (vector("NaN"), None),
-    (vector("1e3"), 1000.0),
-])
+@pytest.mark.parametrize(
+    "body, value",
+    [
+        (
+            {"status": "success", "data": {"resultType": "scalar", "result": [1717243200, "0.25"]}},
+            0.25,
+        ),
+        (vector(), None),
+        (vector("NaN"), None),
+        (vector("1e3"), 1000.0),
+    ],
+)
 def test_values_and_no_data(fake, client, body, value):
     fake.answer = lambda expr: (200, body)
     assert client.query("q", NOW) == value
 
 
-@pytest.mark.parametrize("status, body, words", [
-    (400, {"status": "error", "errorType": "bad_data", "error": "1:5: parse error: unexpected"},
-     ["HTTP 400", "bad_data: 1:5: parse error: unexpected"]),
-    (503, b"<html>overloaded</html>", ["HTTP 503", "overloaded"]),
-    (200, b"not json", ["HTTP 200", "not json"]),
-    (200, vector(1, 2), ["returned 2 series", "aggregate with sum"]),
-    (200, vector("+Inf"), ["returned +Inf"]),
-    (200, {"status": "success", "data": {"resultType": "matrix", "result": []}}, ["returned a matrix"]),
-    (200, {"status": "success", "data": {"resultType": "vector", "result": [{"value": ["x"]}]}},
-     ["malformed sample"]),
-])
+@pytest.mark.parametrize(
+    "status, body, words",
+    [
+        (
+            400,
+            {"status": "error", "errorType": "bad_data", "error": "1:5: parse error: unexpected"},
+            ["HTTP 400", "bad_data: 1:5: parse error: unexpected"],
+        ),
+        (503, b"<html>overloaded</html>", ["HTTP 503", "overloaded"]),
+        (200, b"not json", ["HTTP 200", "not json"]),
+        (200, vector(1, 2), ["returned 2 series", "aggregate with sum"]),
+        (200, vector("+Inf"), ["returned +Inf"]),
+        (
+            200,
+            {"status": "success", "data": {"resultType": "matrix", "result": []}},
+            ["returned a matrix"],
+        ),
+        (
+            200,
+            {"status": "success", "data": {"resultType": "vector", "result": [{"value": ["x"]}]}},
+            ["malformed sample"],
+        ),
+    ],
+)
 def test_every_failure_is_an_analysis_error_that_says_why(fake, client, status, body, words):
     fake.answer = lambda expr: (status, body)
     with pytest.raises(AnalysisError) as raised:
@@ -136,8 +170,10 @@ def test_every_failure_is_an_analysis_error_that_says_why(fake, client, status, 
 
 def test_connection_refused_is_an_analysis_error():
     with PrometheusClient(f"http://127.0.0.1:{free_port()}", timeout=(1.0, 1.0)) as client:
-        with pytest.raises(AnalysisError, match="cannot reach Prometheus at http://127.0.0.1:[0-9]+: "
-                                                "Connection refused"):
+        with pytest.raises(
+            AnalysisError,
+            match="cannot reach Prometheus at http://127.0.0.1:[0-9]+: Connection refused",
+        ):
             client.query("up", NOW)
 
 
@@ -147,6 +183,7 @@ def test_a_slow_answer_is_an_analysis_error(fake):
     def slow(expr: str) -> Answer:
         release.wait(5)
         return 200, vector(1)
+
     fake.answer = slow
     try:
         with PrometheusClient(fake.url, timeout=(1.0, 0.2)) as client:
@@ -169,23 +206,32 @@ def test_credentials_in_the_url_never_appear_in_messages_or_reprs(fake):
 
 # --- templates ------------------------------------------------------------------------------
 
+
 def test_default_templates_select_the_upstream_node_and_the_window():
     templates = QueryTemplates()
-    assert templates.render(templates.requests, CANARY, "37s") == \
-        'sum(increase(apisix_http_status{node="error-page-v2.demo.svc.cluster.local:80"}[37s]))'
-    assert templates.render(templates.errors, CANARY, "37s") == \
-        'sum(increase(apisix_http_status{node="error-page-v2.demo.svc.cluster.local:80",code=~"5.."}[37s]))'
+    assert (
+        templates.render(templates.requests, CANARY, "37s")
+        == 'sum(increase(apisix_http_status{node="error-page-v2.demo.svc.cluster.local:80"}[37s]))'
+    )
+    assert (
+        templates.render(templates.errors, CANARY, "37s")
+        == 'sum(increase(apisix_http_status{node="error-page-v2.demo.svc.cluster.local:80",code=~"5.."}[37s]))'
+    )
     assert templates.render(templates.latency_p99, CANARY, "37s") == (
-        'histogram_quantile(0.99, sum by (le) (rate(apisix_http_latency_bucket'
-        '{type="request",node="error-page-v2.demo.svc.cluster.local:80"}[37s])))')
+        "histogram_quantile(0.99, sum by (le) (rate(apisix_http_latency_bucket"
+        '{type="request",node="error-page-v2.demo.svc.cluster.local:80"}[37s])))'
+    )
 
 
 def test_every_variable_is_substituted():
-    templates = QueryTemplates(requests='sum(increase(http_requests_total{namespace="{namespace}",app="{app}",'
-                                        'service="{service}",target="{target}"}[{window}]))')
+    templates = QueryTemplates(
+        requests='sum(increase(http_requests_total{namespace="{namespace}",app="{app}",'
+        'service="{service}",target="{target}"}[{window}]))'
+    )
     assert templates.render(templates.requests, CANARY, "5s") == (
         'sum(increase(http_requests_total{namespace="demo",app="error-page",service="error-page-v2",'
-        'target="error-page-v2.demo.svc.cluster.local:80"}[5s]))')
+        'target="error-page-v2.demo.svc.cluster.local:80"}[5s]))'
+    )
 
 
 def test_an_unknown_variable_is_refused_up_front():
@@ -195,44 +241,77 @@ def test_an_unknown_variable_is_refused_up_front():
 
 # --- classification -------------------------------------------------------------------------
 
-def check(client: PrometheusClient, config: ReleaseConfig = CONFIG, stable: Target | None = None,
-          window_s: float = 12.9):
+
+def check(
+    client: PrometheusClient,
+    config: ReleaseConfig = CONFIG,
+    stable: Target | None = None,
+    window_s: float = 12.9,
+):
     return Analyzer(client).check(config, CANARY, stable, window_s, NOW)
 
 
 def test_a_healthy_canary_passes_with_every_value_and_threshold_in_the_message(fake, client):
-    fake.serve_values({("requests", "error-page-v2"): 59.6, ("errors", "error-page-v2"): 0.0,
-                       ("p99", "error-page-v2"): 12.0})
+    fake.serve_values(
+        {
+            ("requests", "error-page-v2"): 59.6,
+            ("errors", "error-page-v2"): 0.0,
+            ("p99", "error-page-v2"): 12.0,
+        }
+    )
     result = check(client)
     assert result.result == "pass" and result.window_s == 12 and result.requests == 59.6
-    assert result.message == "error rate 0.0 % <= 1.0 %, p99 latency 12 ms <= 500 ms over 12 s (60 requests)"
+    assert (
+        result.message
+        == "error rate 0.0 % <= 1.0 %, p99 latency 12 ms <= 500 ms over 12 s (60 requests)"
+    )
     assert all("[12s]" in query for query in fake.queries())
 
 
 def test_an_erroring_canary_fails_naming_only_what_failed(fake, client):
-    fake.serve_values({("requests", "error-page-v2"): 60.0, ("errors", "error-page-v2"): 18.0,
-                       ("p99", "error-page-v2"): 12.0})
+    fake.serve_values(
+        {
+            ("requests", "error-page-v2"): 60.0,
+            ("errors", "error-page-v2"): 18.0,
+            ("p99", "error-page-v2"): 12.0,
+        }
+    )
     result = check(client)
     assert result.result == "fail"
     assert result.message == "error rate 30.0 % > 1.0 % over 12 s (60 requests)"
     [rate, latency] = result.metrics
     assert (rate.name, rate.value, rate.threshold, rate.passed) == ("error_rate", 30.0, 1.0, False)
-    assert (latency.name, latency.value, latency.threshold, latency.passed) == ("latency_p99", 12.0, 500.0, True)
+    assert (latency.name, latency.value, latency.threshold, latency.passed) == (
+        "latency_p99",
+        12.0,
+        500.0,
+        True,
+    )
 
 
 def test_a_slow_canary_fails_on_p99(fake, client):
     fake.serve_values({("requests", "error-page-v2"): 60.0, ("p99", "error-page-v2"): 812.0})
     result = check(client)
-    assert result.result == "fail" and result.message == "p99 latency 812 ms > 500 ms over 12 s (60 requests)"
+    assert (
+        result.result == "fail"
+        and result.message == "p99 latency 812 ms > 500 ms over 12 s (60 requests)"
+    )
 
 
 def test_thresholds_are_inclusive(fake, client):
-    fake.serve_values({("requests", "error-page-v2"): 100.0, ("errors", "error-page-v2"): 1.0,
-                       ("p99", "error-page-v2"): 500.0})
+    fake.serve_values(
+        {
+            ("requests", "error-page-v2"): 100.0,
+            ("errors", "error-page-v2"): 1.0,
+            ("p99", "error-page-v2"): 500.0,
+        }
+    )
     assert check(client).result == "pass"
 
 
-@pytest.mark.parametrize("requests, result", [(None, "no_data"), (19.4, "no_data"), (19.5, "pass"), (20.0, "pass")])
+@pytest.mark.parametrize(
+    "requests, result", [(None, "no_data"), (19.4, "no_data"), (19.5, "pass"), (20.0, "pass")]
+)
 def test_too_few_requests_is_no_data_with_the_estimate_rounded(fake, client, requests, result):
     fake.serve_values({("requests", "error-page-v2"): requests, ("p99", "error-page-v2"): 10.0})
     outcome = check(client)
@@ -250,7 +329,10 @@ def test_request_estimates_round_half_up(fake, client):
 def test_requests_without_latency_data_are_no_data(fake, client):
     fake.serve_values({("requests", "error-page-v2"): 50.0})
     result = check(client)
-    assert (result.result, result.message) == ("no_data", "no latency data for the canary over 12 s (50 requests)")
+    assert (result.result, result.message) == (
+        "no_data",
+        "no latency data for the canary over 12 s (50 requests)",
+    )
 
 
 def test_latency_off_is_neither_queried_nor_judged(fake, client):
@@ -261,7 +343,10 @@ def test_latency_off_is_neither_queried_nor_judged(fake, client):
 
 
 def test_any_query_error_makes_the_check_an_error(fake, client):
-    fake.answer = lambda expr: (422, {"status": "error", "errorType": "execution", "error": "too many samples"})
+    fake.answer = lambda expr: (
+        422,
+        {"status": "error", "errorType": "execution", "error": "too many samples"},
+    )
     result = check(client)
     assert result.result == "error"
     assert result.message.startswith("metrics query failed: Prometheus at ")
@@ -272,30 +357,54 @@ STABLE_MODE = replace(CONFIG, compare="stable", error_rate_margin=2.0, latency_r
 
 
 def test_relative_mode_allows_the_stables_error_rate_plus_the_margin(fake, client):
-    fake.serve_values({("requests", "error-page-v2"): 100.0, ("errors", "error-page-v2"): 12.0,
-                       ("p99", "error-page-v2"): 290.0, ("requests", "error-page-v1"): 900.0,
-                       ("errors", "error-page-v1"): 90.0, ("p99", "error-page-v1"): 200.0})
+    fake.serve_values(
+        {
+            ("requests", "error-page-v2"): 100.0,
+            ("errors", "error-page-v2"): 12.0,
+            ("p99", "error-page-v2"): 290.0,
+            ("requests", "error-page-v1"): 900.0,
+            ("errors", "error-page-v1"): 90.0,
+            ("p99", "error-page-v1"): 200.0,
+        }
+    )
     result = check(client, STABLE_MODE, STABLE)
     assert result.result == "pass"
     [rate, latency] = result.metrics
     assert (rate.value, rate.threshold, rate.stable) == (12.0, 12.0, 10.0)
     assert (latency.value, latency.threshold, latency.stable) == (290.0, 300.0, 200.0)
-    assert result.message == ("error rate 12.0 % <= 12.0 % (stable 10.0 %), p99 latency 290 ms <= 300 ms "
-                              "(stable 200 ms) over 12 s (100 requests)")
+    assert result.message == (
+        "error rate 12.0 % <= 12.0 % (stable 10.0 %), p99 latency 290 ms <= 300 ms "
+        "(stable 200 ms) over 12 s (100 requests)"
+    )
 
 
 def test_relative_mode_fails_a_canary_worse_than_the_stable(fake, client):
-    fake.serve_values({("requests", "error-page-v2"): 100.0, ("errors", "error-page-v2"): 13.0,
-                       ("p99", "error-page-v2"): 10.0, ("requests", "error-page-v1"): 900.0,
-                       ("errors", "error-page-v1"): 90.0, ("p99", "error-page-v1"): 200.0})
+    fake.serve_values(
+        {
+            ("requests", "error-page-v2"): 100.0,
+            ("errors", "error-page-v2"): 13.0,
+            ("p99", "error-page-v2"): 10.0,
+            ("requests", "error-page-v1"): 900.0,
+            ("errors", "error-page-v1"): 90.0,
+            ("p99", "error-page-v1"): 200.0,
+        }
+    )
     result = check(client, STABLE_MODE, STABLE)
-    assert (result.result, result.message) == ("fail", "error rate 13.0 % > 12.0 % (stable 10.0 %) over 12 s "
-                                                       "(100 requests)")
+    assert (result.result, result.message) == (
+        "fail",
+        "error rate 13.0 % > 12.0 % (stable 10.0 %) over 12 s (100 requests)",
+    )
 
 
 def test_relative_mode_falls_back_to_absolute_limits_when_the_stable_has_no_data(fake, client):
-    fake.serve_values({("requests", "error-page-v2"): 100.0, ("errors", "error-page-v2"): 5.0,
-                       ("p99", "error-page-v2"): 10.0, ("requests", "error-page-v1"): 3.0})
+    fake.serve_values(
+        {
+            ("requests", "error-page-v2"): 100.0,
+            ("errors", "error-page-v2"): 5.0,
+            ("p99", "error-page-v2"): 10.0,
+            ("requests", "error-page-v1"): 3.0,
+        }
+    )
     result = check(client, STABLE_MODE, STABLE)
     assert result.result == "fail"
     assert [(m.threshold, m.stable) for m in result.metrics] == [(1.0, None), (500.0, None)]
@@ -303,12 +412,20 @@ def test_relative_mode_falls_back_to_absolute_limits_when_the_stable_has_no_data
 
 def test_every_check_is_counted_by_result(fake, client):
     def counted(result: str) -> float:
-        return metrics.REGISTRY.get_sample_value("canaryctl_analysis_checks_total", {"result": result}) or 0.0
+        return (
+            metrics.REGISTRY.get_sample_value("canaryctl_analysis_checks_total", {"result": result})
+            or 0.0
+        )
+
     before = {result: counted(result) for result in metrics.CHECK_RESULTS}
     fake.serve_values({("requests", "error-page-v2"): 1.0})
     check(client)
     fake.serve_values({("requests", "error-page-v2"): 50.0, ("p99", "error-page-v2"): 1.0})
     check(client)
     check(client)
-    assert {result: counted(result) - before[result] for result in metrics.CHECK_RESULTS} == \
-        {"pass": 2, "fail": 0, "no_data": 1, "error": 0}
+    assert {result: counted(result) - before[result] for result in metrics.CHECK_RESULTS} == {
+        "pass": 2,
+        "fail": 0,
+        "no_data": 1,
+        "error": 0,
+    }

@@ -1,27 +1,56 @@
 """Release decisions: schedule, checks, limits, manual control, and restart safety (property-based)."""
+
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from canaryctl.release.config import Action, ReleaseConfig
-from canaryctl.release.decide import (Decision, check_due, on_action, on_annotations, on_check, on_manual_weight,
-                                      start, window_s)
+from canaryctl.release.decide import (
+    Decision,
+    check_due,
+    on_action,
+    on_annotations,
+    on_check,
+    on_manual_weight,
+    start,
+    window_s,
+)
 from canaryctl.release.state import CheckResult, MetricCheck, ReleaseState
 
-T0 = datetime(2024, 6, 1, 12, 0, 0, tzinfo=timezone.utc)
-CONFIG = ReleaseConfig(steps=(5, 10, 25, 50, 100), interval_s=60, failure_limit=2, error_limit=3, nodata_limit=3)
-PASS = CheckResult("pass", "error rate 0.0 % <= 1.0 % over 60 s (120 requests)", 120.0, 60,
-                   (MetricCheck("error_rate", 0.0, 1.0, True),))
-FAIL = CheckResult("fail", "error rate 30.0 % > 1.0 % over 60 s (120 requests)", 120.0, 60,
-                   (MetricCheck("error_rate", 30.0, 1.0, False),))
-NO_DATA = CheckResult("no_data", "3 requests to the canary over 60 s, fewer than the minimum 20", 3.0, 60)
-ERROR = CheckResult("error", "metrics query failed: cannot reach Prometheus at http://prom:9090: "
-                    "Connection refused", 0.0, 60)
+T0 = datetime(2024, 6, 1, 12, 0, 0, tzinfo=UTC)
+CONFIG = ReleaseConfig(
+    steps=(5, 10, 25, 50, 100), interval_s=60, failure_limit=2, error_limit=3, nodata_limit=3
+)
+PASS = CheckResult(
+    "pass",
+    "error rate 0.0 % <= 1.0 % over 60 s (120 requests)",
+    120.0,
+    60,
+    (MetricCheck("error_rate", 0.0, 1.0, True),),
+)
+FAIL = CheckResult(
+    "fail",
+    "error rate 30.0 % > 1.0 % over 60 s (120 requests)",
+    120.0,
+    60,
+    (MetricCheck("error_rate", 30.0, 1.0, False),),
+)
+NO_DATA = CheckResult(
+    "no_data", "3 requests to the canary over 60 s, fewer than the minimum 20", 3.0, 60
+)
+ERROR = CheckResult(
+    "error",
+    "metrics query failed: cannot reach Prometheus at http://prom:9090: Connection refused",
+    0.0,
+    60,
+)
 
 
 def at(seconds: float) -> datetime:
@@ -44,13 +73,16 @@ def test_an_action_already_on_the_service_when_the_release_starts_is_history():
     assert on_annotations(config, state, None, at(1)).state.phase == "Progressing"
 
 
-def check_at_due(state: ReleaseState, check: CheckResult, config: ReleaseConfig = CONFIG) -> Decision:
+def check_at_due(
+    state: ReleaseState, check: CheckResult, config: ReleaseConfig = CONFIG
+) -> Decision:
     """Deliver `check` exactly when it is due."""
     anchor = max(state.step_started_at, state.last_check_at or state.step_started_at)
     return on_check(config, state, check, anchor + timedelta(seconds=config.interval_s))
 
 
 # --- start and schedule ---------------------------------------------------------------------
+
 
 def test_start_is_the_first_step_and_schedules_the_first_check():
     decision = start(CONFIG, at(0.25), percent_seen=10)
@@ -65,7 +97,11 @@ def test_start_is_the_first_step_and_schedules_the_first_check():
 
 def test_a_schedule_of_only_100_succeeds_at_once():
     decision = start(ReleaseConfig(steps=(100,)), T0)
-    assert (decision.state.phase, decision.weight, decision.outcome) == ("Succeeded", 100, "succeeded")
+    assert (decision.state.phase, decision.weight, decision.outcome) == (
+        "Succeeded",
+        100,
+        "succeeded",
+    )
 
 
 def test_check_is_due_one_interval_after_the_step_started():
@@ -98,15 +134,22 @@ def test_checks_only_while_progressing():
 
 # --- check outcomes -------------------------------------------------------------------------
 
+
 def test_a_pass_advances_one_step_and_restarts_the_clock():
     decision = on_check(CONFIG, progressing(), PASS, at(60))
     state = decision.state
     assert (state.phase, state.step, state.weight) == ("Progressing", 1, 10)
-    assert state.step_started_at == at(60) and state.last_check == PASS and state.last_check_at == at(60)
+    assert (
+        state.step_started_at == at(60)
+        and state.last_check == PASS
+        and state.last_check_at == at(60)
+    )
     assert decision.requeue_after == 60
     assert reasons(decision) == ["StepAdvanced"]
-    assert decision.events[0].message == ("analysis passed (error rate 0.0 % <= 1.0 % over 60 s (120 requests)): "
-                                          "canary weight 5 % -> 10 % (step 2 of 5); next check in 60 s")
+    assert decision.events[0].message == (
+        "analysis passed (error rate 0.0 % <= 1.0 % over 60 s (120 requests)): "
+        "canary weight 5 % -> 10 % (step 2 of 5); next check in 60 s"
+    )
 
 
 def test_passing_every_step_ends_at_100_succeeded():
@@ -116,7 +159,11 @@ def test_passing_every_step_ends_at_100_succeeded():
         state = decision.state
         weights.append(decision.weight)
     assert weights == [5, 10, 25, 50, 100]
-    assert (state.phase, decision.outcome, reasons(decision)) == ("Succeeded", "succeeded", ["Succeeded"])
+    assert (state.phase, decision.outcome, reasons(decision)) == (
+        "Succeeded",
+        "succeeded",
+        ["Succeeded"],
+    )
     assert decision.requeue_after is None
 
 
@@ -132,10 +179,15 @@ def test_a_failure_below_the_limit_holds_the_weight_and_counts():
 def test_at_the_failure_limit_the_release_rolls_back_to_zero_and_says_why():
     state = check_at_due(check_at_due(progressing(), PASS).state, FAIL).state
     decision = check_at_due(state, FAIL)
-    assert (decision.state.phase, decision.weight, decision.outcome) == ("RolledBack", 0, "rolled_back")
+    assert (decision.state.phase, decision.weight, decision.outcome) == (
+        "RolledBack",
+        0,
+        "rolled_back",
+    )
     assert reasons(decision) == ["AnalysisFailed", "RolledBack"]
-    assert decision.events[1].message.startswith("canary weight 10 % -> 0 % after 2 failed checks at 10 %, "
-                                                 "last: error rate 30.0 % > 1.0 %")
+    assert decision.events[1].message.startswith(
+        "canary weight 10 % -> 0 % after 2 failed checks at 10 %, last: error rate 30.0 % > 1.0 %"
+    )
     assert "error rate 30.0 % > 1.0 %" in decision.state.reason
     assert decision.requeue_after is None
 
@@ -149,11 +201,16 @@ def test_failure_policy_pause_holds_the_weight_instead():
     assert decision.state.reason.startswith("paused after 2 failed checks at 5 %")
 
 
-@pytest.mark.parametrize("check, reason, counter, label", [
-    (NO_DATA, "AnalysisNoData", "no_data", "without enough data"),
-    (ERROR, "AnalysisError", "errors", "in error"),
-])
-def test_no_data_and_errors_hold_the_weight_then_pause_with_a_clear_reason(check, reason, counter, label):
+@pytest.mark.parametrize(
+    "check, reason, counter, label",
+    [
+        (NO_DATA, "AnalysisNoData", "no_data", "without enough data"),
+        (ERROR, "AnalysisError", "errors", "in error"),
+    ],
+)
+def test_no_data_and_errors_hold_the_weight_then_pause_with_a_clear_reason(
+    check, reason, counter, label
+):
     state = progressing()
     for count in (1, 2):
         decision = check_at_due(state, check)
@@ -178,7 +235,9 @@ def test_outages_and_quiet_traffic_never_roll_back(checks):
 
 
 def test_counts_reset_on_the_next_step():
-    state = check_at_due(check_at_due(check_at_due(progressing(), FAIL).state, NO_DATA).state, ERROR).state
+    state = check_at_due(
+        check_at_due(check_at_due(progressing(), FAIL).state, NO_DATA).state, ERROR
+    ).state
     assert (state.failures, state.no_data, state.errors) == (1, 1, 1)
     state = check_at_due(state, PASS).state
     assert (state.weight, state.failures, state.no_data, state.errors) == (10, 0, 0, 0)
@@ -186,13 +245,18 @@ def test_counts_reset_on_the_next_step():
 
 # --- manual actions -------------------------------------------------------------------------
 
+
 def act(state: ReleaseState, verb: str, seconds: float = 30, stamp: str = "") -> Decision:
     return on_action(CONFIG, state, Action(verb, verb + stamp), at(seconds))
 
 
 def test_promote_jumps_to_100_and_succeeds():
     decision = act(progressing(), "promote")
-    assert (decision.state.phase, decision.weight, decision.outcome) == ("Succeeded", 100, "promoted")
+    assert (decision.state.phase, decision.weight, decision.outcome) == (
+        "Succeeded",
+        100,
+        "promoted",
+    )
     assert reasons(decision) == ["Succeeded"] and decision.state.last_action == "promote"
 
 
@@ -208,7 +272,12 @@ def test_pause_holds_and_resume_restarts_the_step_with_a_full_interval():
     assert (paused.phase, paused.weight, paused.reason) == ("Paused", 5, "paused by hand")
     decision = act(paused, "resume", 500)
     resumed = decision.state
-    assert (resumed.phase, resumed.weight, resumed.step, resumed.failures) == ("Progressing", 5, 0, 0)
+    assert (resumed.phase, resumed.weight, resumed.step, resumed.failures) == (
+        "Progressing",
+        5,
+        0,
+        0,
+    )
     assert resumed.step_started_at == at(500) and decision.requeue_after == 60
     assert reasons(decision) == ["Resumed"]
 
@@ -221,10 +290,19 @@ def test_retry_starts_over_after_a_rollback():
     assert reasons(decision) == ["Retried"] and decision.requeue_after == 60
 
 
-@pytest.mark.parametrize("phase, verb", [
-    ("Progressing", "resume"), ("Progressing", "retry"), ("Succeeded", "promote"), ("Succeeded", "pause"),
-    ("RolledBack", "abort"), ("RolledBack", "resume"), ("Aborted", "pause"), ("Paused", "pause"),
-])
+@pytest.mark.parametrize(
+    "phase, verb",
+    [
+        ("Progressing", "resume"),
+        ("Progressing", "retry"),
+        ("Succeeded", "promote"),
+        ("Succeeded", "pause"),
+        ("RolledBack", "abort"),
+        ("RolledBack", "resume"),
+        ("Aborted", "pause"),
+        ("Paused", "pause"),
+    ],
+)
 def test_an_action_that_does_not_apply_is_reported_and_changes_nothing(phase, verb):
     state = replace(progressing(), phase=phase)
     decision = act(state, verb)
@@ -243,10 +321,15 @@ def test_each_action_value_is_handled_once_and_a_new_stamp_repeats_it():
 
 # --- hand-set weights -----------------------------------------------------------------------
 
+
 def test_a_hand_set_weight_pauses_the_release_there():
     state = check_at_due(progressing(), PASS).state  # at 10 %
     decision = on_manual_weight(CONFIG, state, 30, at(90))
-    assert (decision.state.phase, decision.weight, decision.state.percent_seen) == ("Paused", 30, 30)
+    assert (decision.state.phase, decision.weight, decision.state.percent_seen) == (
+        "Paused",
+        30,
+        30,
+    )
     assert decision.state.reason == "weight set by hand to 30 %"
     assert reasons(decision) == ["ManualWeight"]
     assert "release paused; resume continues from 30 %" in decision.events[0].message
@@ -285,7 +368,11 @@ def test_annotations_apply_the_weight_then_the_action():
     config = replace(CONFIG, action=Action("resume", "resume@x"))
     decision = on_annotations(config, progressing(config), 30, at(10))
     assert reasons(decision) == ["ManualWeight", "Resumed"]
-    assert (decision.state.phase, decision.weight, decision.state.last_action) == ("Progressing", 30, "resume@x")
+    assert (decision.state.phase, decision.weight, decision.state.last_action) == (
+        "Progressing",
+        30,
+        "resume@x",
+    )
     again = on_annotations(config, decision.state, 30, at(20))
     assert again.state == decision.state and again.events == ()
 
@@ -295,8 +382,12 @@ def test_annotations_apply_the_weight_then_the_action():
 OUTCOMES = {"pass": PASS, "fail": FAIL, "no_data": NO_DATA, "error": ERROR}
 
 
-def run_release(config: ReleaseConfig, outcomes: list[str], lateness: list[float],
-                crashes: dict[int, tuple[float, float]]) -> list[tuple[datetime, int, str]]:
+def run_release(
+    config: ReleaseConfig,
+    outcomes: list[str],
+    lateness: list[float],
+    crashes: dict[int, tuple[float, float]],
+) -> list[tuple[datetime, int, str]]:
     """Drive a release with checks answered from `outcomes`; return (time, weight, phase) after each change.
 
     The controller checks `lateness[i]` seconds after check i is due. `crashes[i] = (fraction, downtime)`:
@@ -325,20 +416,30 @@ def run_release(config: ReleaseConfig, outcomes: list[str], lateness: list[float
 
 
 @settings(max_examples=150, deadline=None)
-@given(outcomes=st.lists(st.sampled_from(list(OUTCOMES)), min_size=1, max_size=25),
-       lateness=st.lists(st.floats(0, 0.9), min_size=1, max_size=5),
-       crash_points=st.dictionaries(st.integers(0, 24), st.tuples(st.floats(0, 1), st.floats(0, 500)), max_size=5),
-       interval=st.sampled_from([1, 5, 60, 90.5]))
-def test_a_restarted_controller_never_skips_repeats_or_shortens_a_step(outcomes, lateness, crash_points, interval):
+@given(
+    outcomes=st.lists(st.sampled_from(list(OUTCOMES)), min_size=1, max_size=25),
+    lateness=st.lists(st.floats(0, 0.9), min_size=1, max_size=5),
+    crash_points=st.dictionaries(
+        st.integers(0, 24), st.tuples(st.floats(0, 1), st.floats(0, 500)), max_size=5
+    ),
+    interval=st.sampled_from([1, 5, 60, 90.5]),
+)
+def test_a_restarted_controller_never_skips_repeats_or_shortens_a_step(
+    outcomes, lateness, crash_points, interval
+):
     config = replace(CONFIG, interval_s=interval)
     uninterrupted = run_release(config, outcomes, lateness, {})
-    instant_restarts = run_release(config, outcomes, lateness, {i: (0.0, 0.0) for i in crash_points})
+    instant_restarts = run_release(
+        config, outcomes, lateness, dict.fromkeys(crash_points, (0.0, 0.0))
+    )
     interrupted = run_release(config, outcomes, lateness, crash_points)
     assert instant_restarts == uninterrupted
     assert [change[1:] for change in interrupted] == [change[1:] for change in uninterrupted]
-    for (earlier, _, phase), (later, _, _) in zip(interrupted, interrupted[1:]):
+    for (earlier, _, phase), (later, _, _) in itertools.pairwise(interrupted):
         if phase == "Progressing":
             assert (later - earlier).total_seconds() >= interval
     downtime = sum(d for i, (_, d) in crash_points.items() if i < len(outcomes))
-    slack = timedelta(seconds=downtime + len(crash_points) + 1)  # plus rounding to whole seconds per delay
+    slack = timedelta(
+        seconds=downtime + len(crash_points) + 1
+    )  # plus rounding to whole seconds per delay
     assert uninterrupted[-1][0] <= interrupted[-1][0] <= uninterrupted[-1][0] + slack

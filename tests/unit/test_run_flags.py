@@ -1,4 +1,5 @@
 """`canaryctl run` refuses bad settings before touching any API."""
+
 import logging
 
 import pytest
@@ -24,7 +25,19 @@ def test_run_without_a_token_exits_2(monkeypatch, capsys):
 
 def test_run_with_an_unknown_query_variable_exits_2(monkeypatch, capsys):
     monkeypatch.setenv("API7_CLOUD_TOKEN", "secret-token-value")
-    assert main(["run", "--api7-addr", "http://127.0.0.1:9", "--prometheus-url", "http://127.0.0.1:9",
-                 "--query-errors", "sum({bogus})"]) == 2
+    assert (
+        main(
+            [
+                "run",
+                "--api7-addr",
+                "http://127.0.0.1:9",
+                "--prometheus-url",
+                "http://127.0.0.1:9",
+                "--query-errors",
+                "sum({bogus})",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "unknown variable(s) bogus" in err and "secret-token-value" not in err

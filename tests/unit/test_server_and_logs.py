@@ -1,4 +1,5 @@
 """Small I/O helpers: listen addresses, the health/metrics endpoints, structured logs."""
+
 import json
 import logging
 
@@ -10,8 +11,15 @@ from canaryctl.logs import JsonFormatter, TextFormatter
 from canaryctl.server import health_endpoint, metrics_endpoint, parse_address
 
 
-@pytest.mark.parametrize("address, expected", [(":8080", ("0.0.0.0", 8080)), ("127.0.0.1:0", ("127.0.0.1", 0)),
-                                               ("[::1]:9", ("::1", 9)), ("8080", ("0.0.0.0", 8080))])
+@pytest.mark.parametrize(
+    "address, expected",
+    [
+        (":8080", ("0.0.0.0", 8080)),
+        ("127.0.0.1:0", ("127.0.0.1", 0)),
+        ("[::1]:9", ("::1", 9)),
+        ("8080", ("0.0.0.0", 8080)),
+    ],
+)
 def test_parse_address(address, expected):
     assert parse_address(address) == expected
 
@@ -35,15 +43,25 @@ def test_readyz_follows_the_readiness_callable_and_metrics_are_served():
         ready["value"] = True
         assert requests.get(f"{base}/readyz", timeout=5).status_code == 200
         assert requests.get(f"{base}/nothing", timeout=5).status_code == 404
-        assert "demo_total 3.0" in requests.get(f"http://127.0.0.1:{served.port}/metrics", timeout=5).text
+        assert (
+            "demo_total 3.0"
+            in requests.get(f"http://127.0.0.1:{served.port}/metrics", timeout=5).text
+        )
     finally:
         health.stop()
         served.stop()
 
 
 def _record(**extra) -> logging.LogRecord:
-    record = logging.makeLogRecord({"name": "canaryctl.test", "levelname": "WARNING", "levelno": 30,
-                                    "msg": "reconcile of %s failed", "args": ("shop",)})
+    record = logging.makeLogRecord(
+        {
+            "name": "canaryctl.test",
+            "levelname": "WARNING",
+            "levelno": 30,
+            "msg": "reconcile of %s failed",
+            "args": ("shop",),
+        }
+    )
     record.__dict__.update(extra)
     return record
 

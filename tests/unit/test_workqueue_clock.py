@@ -1,4 +1,5 @@
 """FakeClock wakes threads waiting on it when stepped; RealClock waits in real time."""
+
 from __future__ import annotations
 
 import threading
@@ -9,7 +10,9 @@ import pytest
 from canaryctl.workqueue import FakeClock, RealClock
 
 
-def wait_for_time(clock: FakeClock | RealClock, condition: threading.Condition, deadline: float) -> None:
+def wait_for_time(
+    clock: FakeClock | RealClock, condition: threading.Condition, deadline: float
+) -> None:
     with condition:
         while clock.now() < deadline:
             clock.wait_until(condition, deadline)

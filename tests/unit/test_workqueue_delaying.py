@@ -1,4 +1,5 @@
 """add_after on a FakeClock: items become ready when time is stepped, never by real sleeping."""
+
 from __future__ import annotations
 
 import threading
@@ -9,7 +10,9 @@ import pytest
 
 from canaryctl.workqueue import DelayingQueue, FakeClock
 
-NOT_ADDED_GRACE = 0.05  # real seconds the waiting thread gets to (wrongly) add an item in negative checks
+NOT_ADDED_GRACE = (
+    0.05  # real seconds the waiting thread gets to (wrongly) add an item in negative checks
+)
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:

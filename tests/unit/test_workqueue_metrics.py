@@ -1,4 +1,5 @@
 """The workqueue_* families as fed by a queue: same meaning as client-go's, read back from the registry."""
+
 from __future__ import annotations
 
 import itertools
@@ -38,9 +39,15 @@ def queue(clock: FakeClock) -> Iterator[RateLimitingQueue]:
 
 
 def test_every_series_exists_at_zero_from_the_start(queue):
-    for family in ("workqueue_depth", "workqueue_adds_total", "workqueue_retries_total",
-                   "workqueue_unfinished_work_seconds", "workqueue_longest_running_processor_seconds",
-                   "workqueue_queue_duration_seconds_count", "workqueue_work_duration_seconds_count"):
+    for family in (
+        "workqueue_depth",
+        "workqueue_adds_total",
+        "workqueue_retries_total",
+        "workqueue_unfinished_work_seconds",
+        "workqueue_longest_running_processor_seconds",
+        "workqueue_queue_duration_seconds_count",
+        "workqueue_work_duration_seconds_count",
+    ):
         assert sample(family, queue.name) == 0.0, family
 
 
@@ -98,7 +105,9 @@ def test_ticker_thread_stops_on_shut_down(clock):
     queue = new_controller_queue(name, clock=clock)
     assert any(thread.name == f"workqueue-{name}-metrics" for thread in threading.enumerate())
     queue.shut_down()
-    wait_until(lambda: all(thread.name != f"workqueue-{name}-metrics" for thread in threading.enumerate()))
+    wait_until(
+        lambda: all(thread.name != f"workqueue-{name}-metrics" for thread in threading.enumerate())
+    )
 
 
 def test_queue_without_metrics_reports_nothing_and_runs_no_ticker(clock):

@@ -1,4 +1,5 @@
 """The stingy FIFO: ordering, dirty/processing rules, shutdown, and safety under many threads."""
+
 from __future__ import annotations
 
 import itertools
@@ -179,9 +180,14 @@ class ReferenceQueue:
             self.waiting.append(item)
 
 
-operations = st.lists(st.one_of(st.tuples(st.just("add"), st.sampled_from("abcd")),
-                                st.tuples(st.just("get"), st.just(0)),
-                                st.tuples(st.just("done"), st.integers(0, 3))), max_size=60)
+operations = st.lists(
+    st.one_of(
+        st.tuples(st.just("add"), st.sampled_from("abcd")),
+        st.tuples(st.just("get"), st.just(0)),
+        st.tuples(st.just("done"), st.integers(0, 3)),
+    ),
+    max_size=60,
+)
 
 
 @settings(max_examples=300, deadline=None)
@@ -233,7 +239,9 @@ class WorkLog:
 
     def all_processed_after_last_add(self) -> bool:
         with self.lock:
-            return all(self.last_start.get(item, -1) > added for item, added in self.last_add.items())
+            return all(
+                self.last_start.get(item, -1) > added for item, added in self.last_add.items()
+            )
 
 
 def run_worker(queue: Queue, log: WorkLog, rng: random.Random) -> None:
@@ -250,7 +258,9 @@ def run_worker(queue: Queue, log: WorkLog, rng: random.Random) -> None:
         queue.done(item)
 
 
-def run_producer(queue: Queue, log: WorkLog, rng: random.Random, items: list[str], count: int) -> None:
+def run_producer(
+    queue: Queue, log: WorkLog, rng: random.Random, items: list[str], count: int
+) -> None:
     for _ in range(count):
         item = rng.choice(items)
         log.before_add(item)
@@ -261,10 +271,20 @@ def run_producer(queue: Queue, log: WorkLog, rng: random.Random, items: list[str
 def test_many_workers_never_share_an_item_and_every_add_is_processed(seed):
     queue, log = Queue(), WorkLog()
     items = [f"ns/svc-{i}" for i in range(12)]
-    workers = [threading.Thread(target=run_worker, args=(queue, log, random.Random(seed * 100 + i)), daemon=True)
-               for i in range(4)]
-    producers = [threading.Thread(target=run_producer, args=(queue, log, random.Random(seed * 200 + i), items, 400),
-                                  daemon=True) for i in range(3)]
+    workers = [
+        threading.Thread(
+            target=run_worker, args=(queue, log, random.Random(seed * 100 + i)), daemon=True
+        )
+        for i in range(4)
+    ]
+    producers = [
+        threading.Thread(
+            target=run_producer,
+            args=(queue, log, random.Random(seed * 200 + i), items, 400),
+            daemon=True,
+        )
+        for i in range(3)
+    ]
     for thread in workers + producers:
         thread.start()
     for thread in producers:

@@ -1,12 +1,19 @@
 """Rate limiters (per-item back-off, token bucket, max-of) and the rate-limiting queue."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import pytest
 
-from canaryctl.workqueue import (BucketRateLimiter, FakeClock, ItemExponentialFailureRateLimiter, MaxOfRateLimiter,
-                                 RateLimitingQueue, default_controller_rate_limiter)
+from canaryctl.workqueue import (
+    BucketRateLimiter,
+    FakeClock,
+    ItemExponentialFailureRateLimiter,
+    MaxOfRateLimiter,
+    RateLimitingQueue,
+    default_controller_rate_limiter,
+)
 
 
 def test_per_item_delay_doubles_from_five_milliseconds():
@@ -121,7 +128,9 @@ def test_add_rate_limited_after_shut_down_records_no_failure(queue):
 
 
 def test_injected_rate_limiter_is_used(clock):
-    queue = RateLimitingQueue(clock=clock, rate_limiter=ItemExponentialFailureRateLimiter(base_delay=7.0))
+    queue = RateLimitingQueue(
+        clock=clock, rate_limiter=ItemExponentialFailureRateLimiter(base_delay=7.0)
+    )
     try:
         queue.add_rate_limited("a")
         clock.step(6.9)

@@ -10,13 +10,14 @@ midway is *suspect*, and the next `apply` or `delete` for it starts from a fresh
 instead of the caller's state — otherwise a retry could create a second API or canary, or
 trip over a name that the failed attempt already created.
 """
+
 from __future__ import annotations
 
 import contextlib
 import dataclasses
 import logging
 import threading
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 from canaryctl import metrics
 from canaryctl.gateway.api7.bodies import Api7Objects, Json, is_owned
@@ -115,7 +116,7 @@ class Api7Gateway:
         create, replace, delete = self._child_calls(call.kind)
         children = objects.apis if call.kind == API else objects.canaries
         if call.verb == POST:
-            children = children + (self._write(create, app_id, call.body),)
+            children = (*children, self._write(create, app_id, call.body))
         elif call.verb == DELETE:
             self._remove(delete, app_id, call.object_id)
             children = tuple(c for c in children if c["id"] != call.object_id)
@@ -129,8 +130,10 @@ class Api7Gateway:
         if call.verb == POST:
             app = self._write(self.client.create_app, self.cluster_id, call.body)
             if not is_owned(app):
-                raise TerminalGatewayError(f"application {app.get('name')!r} appeared in API7 Cloud without "
-                                           "canaryctl's label; refusing to modify it")
+                raise TerminalGatewayError(
+                    f"application {app.get('name')!r} appeared in API7 Cloud without "
+                    "canaryctl's label; refusing to modify it"
+                )
             return Api7Objects(app)
         app = self._write(self.client.replace_app, self.cluster_id, call.object_id, call.body)
         return dataclasses.replace(objects, app=app)
@@ -150,8 +153,10 @@ class Api7Gateway:
         except TerminalGatewayError as error:
             if error.status != 404:
                 raise
-            raise TransientGatewayError(f"{error}; the application changed under canaryctl and will be read "
-                                        "again before the next attempt") from error
+            raise TransientGatewayError(
+                f"{error}; the application changed under canaryctl and will be read "
+                "again before the next attempt"
+            ) from error
 
     @staticmethod
     def _remove(method: Callable, *args: object) -> None:
@@ -166,5 +171,7 @@ class Api7Gateway:
 
 def _refuse_foreign(state: AppState) -> None:
     if not state.owned:
-        raise TerminalGatewayError(f"application {state.name!r} exists in API7 Cloud but was not created by "
-                                   "canaryctl; refusing to delete it")
+        raise TerminalGatewayError(
+            f"application {state.name!r} exists in API7 Cloud but was not created by "
+            "canaryctl; refusing to delete it"
+        )

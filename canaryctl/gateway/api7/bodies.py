@@ -7,6 +7,7 @@ timeouts tuned in the console, survive a PUT) and overwrites only the managed fi
 `*_view` projects an object onto its managed fields so two objects can be compared with `==`.
 Everything here is pure.
 """
+
 from __future__ import annotations
 
 import copy
@@ -20,8 +21,17 @@ CANARY_NAME = "canaryctl"  # the one canary release canaryctl creates in an app
 IN_PROGRESS, PAUSED, FINISHED = "in_progress", "paused", "finished"
 
 # Set by the server; never sent back on PUT (the id travels in the path).
-_SERVER_MANAGED = ("id", "status", "created_at", "updated_at", "control_plane_id", "cluster_id", "app_id",
-                   "canary_release_id", "canary_upstream_version_list")
+_SERVER_MANAGED = (
+    "id",
+    "status",
+    "created_at",
+    "updated_at",
+    "control_plane_id",
+    "cluster_id",
+    "app_id",
+    "canary_release_id",
+    "canary_upstream_version_list",
+)
 
 Json = dict[str, Any]
 
@@ -55,7 +65,7 @@ def writable(obj: Json | None) -> Json:
 
 def _labels_with_owner(obj: Json | None) -> list[str]:
     labels = list((obj or {}).get("labels") or [])
-    return labels if OWNER_LABEL in labels else labels + [OWNER_LABEL]
+    return labels if OWNER_LABEL in labels else [*labels, OWNER_LABEL]
 
 
 def spec_upstreams(spec: AppSpec) -> list[Upstream]:
@@ -68,8 +78,11 @@ def spec_upstreams(spec: AppSpec) -> list[Upstream]:
 def _upstream_entry(upstream: Upstream, base: Json | None) -> Json:
     entry = copy.deepcopy(base) if base else {}
     inner = entry.get("upstream") if isinstance(entry.get("upstream"), dict) else {}
-    inner.update(scheme="http", lb_type="roundrobin",
-                 targets=[{"host": upstream.host, "port": upstream.port, "weight": 100}])
+    inner.update(
+        scheme="http",
+        lb_type="roundrobin",
+        targets=[{"host": upstream.host, "port": upstream.port, "weight": 100}],
+    )
     entry.update(version=upstream.version, upstream=inner)
     return entry
 
@@ -82,9 +95,16 @@ def app_body(spec: AppSpec, base: Json | None = None) -> Json:
     """The application as canaryctl writes it for `spec`, on top of `base` (the held app)."""
     existing = upstreams_by_version(base or {})
     body = writable(base)
-    body.update(name=spec.name, hosts=[spec.name], labels=_labels_with_owner(base), protocols=["HTTP"],
-                path_prefix="/", active=0, default_upstream_version=spec.stable.version,
-                upstreams=[_upstream_entry(u, existing.get(u.version)) for u in spec_upstreams(spec)])
+    body.update(
+        name=spec.name,
+        hosts=[spec.name],
+        labels=_labels_with_owner(base),
+        protocols=["HTTP"],
+        path_prefix="/",
+        active=0,
+        default_upstream_version=spec.stable.version,
+        upstreams=[_upstream_entry(u, existing.get(u.version)) for u in spec_upstreams(spec)],
+    )
     return body
 
 
@@ -92,8 +112,14 @@ def api_body(base: Json | None = None) -> Json:
     """The match-everything API as canaryctl writes it, on top of `base`."""
     body = writable(base)
     body.setdefault("name", API_NAME)
-    body.update(labels=_labels_with_owner(base), paths=[{"path": "/", "path_type": "Prefix"}], methods=[],
-                type="Rest", active=0, strip_path_prefix=False)
+    body.update(
+        labels=_labels_with_owner(base),
+        paths=[{"path": "/", "path_type": "Prefix"}],
+        methods=[],
+        type="Rest",
+        active=0,
+        strip_path_prefix=False,
+    )
     return body
 
 
@@ -102,30 +128,51 @@ def canary_body(spec: AppSpec, base: Json | None = None) -> Json:
     assert spec.canary is not None
     body = writable(base)
     body.setdefault("name", CANARY_NAME)
-    body.update(type="percent", state=IN_PROGRESS, canary_upstream_version=spec.canary.version,
-                percent=spec.weight)
+    body.update(
+        type="percent",
+        state=IN_PROGRESS,
+        canary_upstream_version=spec.canary.version,
+        percent=spec.weight,
+    )
     return body
 
 
 def _upstream_view(entry: Json) -> tuple:
     inner = entry.get("upstream") or {}
-    targets = sorted((t.get("host"), int(t.get("port") or 0), t.get("weight")) for t in inner.get("targets") or [])
+    targets = sorted(
+        (t.get("host"), int(t.get("port") or 0), t.get("weight"))
+        for t in inner.get("targets") or []
+    )
     return inner.get("scheme"), inner.get("lb_type"), tuple(targets)
 
 
 def app_view(app: Json) -> tuple:
     """The managed fields of an application, comparable with `==`."""
-    upstreams = {version: _upstream_view(entry) for version, entry in upstreams_by_version(app).items()}
-    return (tuple(app.get("hosts") or []), is_owned(app), tuple(app.get("protocols") or []),
-            app.get("path_prefix"), app.get("active"), app.get("default_upstream_version"),
-            tuple(sorted(upstreams.items())))
+    upstreams = {
+        version: _upstream_view(entry) for version, entry in upstreams_by_version(app).items()
+    }
+    return (
+        tuple(app.get("hosts") or []),
+        is_owned(app),
+        tuple(app.get("protocols") or []),
+        app.get("path_prefix"),
+        app.get("active"),
+        app.get("default_upstream_version"),
+        tuple(sorted(upstreams.items())),
+    )
 
 
 def api_view(api: Json) -> tuple:
     """The managed fields of an API, comparable with `==`."""
     paths = tuple((p.get("path"), p.get("path_type")) for p in api.get("paths") or [])
-    return (is_owned(api), paths, tuple(sorted(api.get("methods") or [])), api.get("type"), api.get("active"),
-            bool(api.get("strip_path_prefix")))
+    return (
+        is_owned(api),
+        paths,
+        tuple(sorted(api.get("methods") or [])),
+        api.get("type"),
+        api.get("active"),
+        bool(api.get("strip_path_prefix")),
+    )
 
 
 def canary_percent(canary: Json) -> int:

@@ -7,6 +7,7 @@ the object a lost attempt may have created: same exact name and carrying every l
 Path spelling: the newer `clusters` (`/api/v1/clusters/{cluster_id}/apps`), not the older
 `controlplanes`; the API7 Cloud emulator serves both.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -14,7 +15,13 @@ from typing import Any
 
 import requests
 
-from canaryctl.gateway.api7.transport import DEFAULT_BASE_URL, DEFAULT_TIMEOUT, Getter, RetryPolicy, Transport
+from canaryctl.gateway.api7.transport import (
+    DEFAULT_BASE_URL,
+    DEFAULT_TIMEOUT,
+    Getter,
+    RetryPolicy,
+    Transport,
+)
 from canaryctl.gateway.base import TerminalGatewayError
 
 Json = dict[str, Any]
@@ -33,19 +40,28 @@ class ClusterRef:
 class Api7Client:
     """Typed access to one API7 Cloud address with one access token."""
 
-    def __init__(self, token: str, base_url: str = DEFAULT_BASE_URL, *,
-                 timeout: tuple[float, float] = DEFAULT_TIMEOUT, ca_bundle: str | None = None,
-                 retry: RetryPolicy = RetryPolicy(), page_size: int = 100, max_pages: int = 1000,
-                 session: requests.Session | None = None):
-        self._transport = Transport(token, base_url, timeout=timeout, ca_bundle=ca_bundle, retry=retry,
-                                    session=session)
+    def __init__(
+        self,
+        token: str,
+        base_url: str = DEFAULT_BASE_URL,
+        *,
+        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        ca_bundle: str | None = None,
+        retry: RetryPolicy = RetryPolicy(),
+        page_size: int = 100,
+        max_pages: int = 1000,
+        session: requests.Session | None = None,
+    ):
+        self._transport = Transport(
+            token, base_url, timeout=timeout, ca_bundle=ca_bundle, retry=retry, session=session
+        )
         self.page_size = page_size
         self.max_pages = max_pages
 
     def __repr__(self) -> str:
         return f"Api7Client(base_url={self._transport.base_url!r})"
 
-    def __enter__(self) -> "Api7Client":
+    def __enter__(self) -> Api7Client:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -75,8 +91,12 @@ class Api7Client:
         pairs = {c["id"]: (o, c) for o in orgs for c in self.list_clusters(o["id"])}
         chosen = _choose([c for _, c in pairs.values()], cluster, "cluster")
         owner = pairs[chosen["id"]][0]
-        return ClusterRef(org_id=owner["id"], org_name=owner.get("name", ""), cluster_id=chosen["id"],
-                          cluster_name=chosen.get("name", ""))
+        return ClusterRef(
+            org_id=owner["id"],
+            org_name=owner.get("name", ""),
+            cluster_id=chosen["id"],
+            cluster_name=chosen.get("name", ""),
+        )
 
     # applications
 
@@ -127,7 +147,9 @@ class Api7Client:
         return self._create(f"/apps/{app_id}/canary_releases", body)
 
     def replace_canary(self, app_id: str, canary_id: str, body: Json) -> Json:
-        return self._transport.request("PUT", f"/apps/{app_id}/canary_releases/{canary_id}", body=body)
+        return self._transport.request(
+            "PUT", f"/apps/{app_id}/canary_releases/{canary_id}", body=body
+        )
 
     def delete_canary(self, app_id: str, canary_id: str) -> None:
         self._transport.request("DELETE", f"/apps/{app_id}/canary_releases/{canary_id}")
@@ -142,8 +164,11 @@ class Api7Client:
 
     def _list(self, path: str, get: Getter | None = None, search: str | None = None) -> list[Json]:
         params = {"search": search} if search else {}
-        return list(self._transport.pages(get or self._get_with_retries, path, params, self.page_size,
-                                          self.max_pages))
+        return list(
+            self._transport.pages(
+                get or self._get_with_retries, path, params, self.page_size, self.max_pages
+            )
+        )
 
     def _find(self, get: Getter, path: str, like: Json) -> Json | None:
         """The first object of the list at `path` with `like`'s exact name and all of its labels."""
@@ -159,7 +184,9 @@ class Api7Client:
 
 def _choose(items: list[Json], wanted: str | None, kind: str) -> Json:
     """The item whose id or name is `wanted`, or the only item when nothing is wanted."""
-    matches = items if wanted is None else [i for i in items if wanted in (i.get("id"), i.get("name"))]
+    matches = (
+        items if wanted is None else [i for i in items if wanted in (i.get("id"), i.get("name"))]
+    )
     if len(matches) == 1:
         return matches[0]
     choices = ", ".join(f"{i.get('name', '?')} (id {i.get('id')})" for i in items) or "none"
@@ -169,4 +196,6 @@ def _choose(items: list[Json], wanted: str | None, kind: str) -> Json:
         problem = f"no {kind} has the id or name {wanted!r}"
     else:
         problem = f"{len(matches)} {kind}s have the id or name {wanted!r}"
-    raise TerminalGatewayError(f"API7 Cloud: {problem}; choose one by id or name. Choices: {choices}")
+    raise TerminalGatewayError(
+        f"API7 Cloud: {problem}; choose one by id or name. Choices: {choices}"
+    )

@@ -23,12 +23,24 @@ So adding a canary is PUT app + POST canary, removing it DELETE canary + PUT app
 change one PUT canary, promotion PUT app + DELETE canary, and an app that already routes
 as desired yields no call at all.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from canaryctl.gateway.api7.bodies import (IN_PROGRESS, Api7Objects, Json, api_body, api_view, app_body,
-                                           app_view, canary_body, canary_percent, canary_routes_as, is_live)
+from canaryctl.gateway.api7.bodies import (
+    IN_PROGRESS,
+    Api7Objects,
+    Json,
+    api_body,
+    api_view,
+    app_body,
+    app_view,
+    canary_body,
+    canary_percent,
+    canary_routes_as,
+    is_live,
+)
 from canaryctl.gateway.base import TerminalGatewayError
 from canaryctl.gateway.model import AppSpec, AppState
 
@@ -51,8 +63,10 @@ def plan(current: AppState | None, desired: AppSpec) -> list[Call]:
     if current is None:
         return plan_objects(None, desired)
     if not current.owned:
-        raise TerminalGatewayError(f"application {current.name!r} exists in API7 Cloud but was not created by "
-                                   "canaryctl; refusing to modify it")
+        raise TerminalGatewayError(
+            f"application {current.name!r} exists in API7 Cloud but was not created by "
+            "canaryctl; refusing to modify it"
+        )
     return plan_objects(current.raw, desired)
 
 
@@ -64,7 +78,9 @@ def plan_objects(observed: Api7Objects | None, desired: AppSpec) -> list[Call]:
     kept = _kept_canary(observed.canaries, desired)
     retiring = [c for c in observed.canaries if c is not kept]
     new_versions = {entry["version"] for entry in new_app["upstreams"]}
-    blocking = [c for c in retiring if is_live(c) and c.get("canary_upstream_version") not in new_versions]
+    blocking = [
+        c for c in retiring if is_live(c) and c.get("canary_upstream_version") not in new_versions
+    ]
     if blocking and not _default_may_route(observed, desired):
         return _bridge_calls(observed, new_app, blocking, retiring, kept, desired)
     calls = [Call(DELETE, CANARY, c["id"]) for c in blocking]
@@ -79,22 +95,37 @@ def plan_objects(observed: Api7Objects | None, desired: AppSpec) -> list[Call]:
 def _default_may_route(observed: Api7Objects, desired: AppSpec) -> bool:
     """May the current default upstream receive all requests for a moment?"""
     default = observed.app.get("default_upstream_version")
-    wanted = {desired.stable.version} | ({desired.canary.version} if desired.canary and desired.weight else set())
+    wanted = {desired.stable.version} | (
+        {desired.canary.version} if desired.canary and desired.weight else set()
+    )
     routing = [c for c in observed.canaries if c.get("state") == IN_PROGRESS]
     routes_now = not any(c.get("type") == "percent" and canary_percent(c) == 100 for c in routing)
     return default in wanted or routes_now
 
 
-def _bridge_calls(observed: Api7Objects, new_app: Json, blocking: list[Json], retiring: list[Json],
-                  kept: Json | None, desired: AppSpec) -> list[Call]:
+def _bridge_calls(
+    observed: Api7Objects,
+    new_app: Json,
+    blocking: list[Json],
+    retiring: list[Json],
+    kept: Json | None,
+    desired: AppSpec,
+) -> list[Call]:
     """Switch the default while the retiring canaries still have their upstreams, then drop them."""
     held = {c.get("canary_upstream_version") for c in blocking}
-    bridge = {**new_app, "upstreams": new_app["upstreams"] + [
-        entry for entry in observed.app.get("upstreams") or [] if entry.get("version") in held]}
+    bridge = {
+        **new_app,
+        "upstreams": new_app["upstreams"]
+        + [entry for entry in observed.app.get("upstreams") or [] if entry.get("version") in held],
+    }
     app_id = observed.app["id"]
-    return [Call(PUT, APP, app_id, bridge), *_api_calls(observed.apis),
-            *[Call(DELETE, CANARY, c["id"]) for c in retiring], Call(PUT, APP, app_id, new_app),
-            *_canary_calls(kept, desired)]
+    return [
+        Call(PUT, APP, app_id, bridge),
+        *_api_calls(observed.apis),
+        *[Call(DELETE, CANARY, c["id"]) for c in retiring],
+        Call(PUT, APP, app_id, new_app),
+        *_canary_calls(kept, desired),
+    ]
 
 
 def _create_calls(desired: AppSpec) -> list[Call]:
@@ -108,8 +139,11 @@ def _kept_canary(canaries: tuple[Json, ...], desired: AppSpec) -> Json | None:
     """The live canary release for the desired canary version, in-progress ones first."""
     if desired.canary is None:
         return None
-    candidates = [c for c in canaries
-                  if is_live(c) and c.get("canary_upstream_version") == desired.canary.version]
+    candidates = [
+        c
+        for c in canaries
+        if is_live(c) and c.get("canary_upstream_version") == desired.canary.version
+    ]
     candidates.sort(key=lambda c: c.get("state") != IN_PROGRESS)
     return candidates[0] if candidates else None
 

@@ -5,10 +5,18 @@ the default upstream as stable, the live canary release's upstream and share (a 
 routes 0 %), and `conforms` — defined as "planning the observed routing again yields no
 call", so the verdict can never disagree with what `apply` would write.
 """
+
 from __future__ import annotations
 
-from canaryctl.gateway.api7.bodies import (IN_PROGRESS, Api7Objects, Json, canary_percent, is_live, is_owned,
-                                           upstreams_by_version)
+from canaryctl.gateway.api7.bodies import (
+    IN_PROGRESS,
+    Api7Objects,
+    Json,
+    canary_percent,
+    is_live,
+    is_owned,
+    upstreams_by_version,
+)
 from canaryctl.gateway.api7.diff import plan_objects
 from canaryctl.gateway.model import AppSpec, AppState, Upstream
 
@@ -25,10 +33,20 @@ def app_state(objects: Api7Objects) -> AppState:
         canary = _upstream(upstreams.get(live.get("canary_upstream_version")))
     weight = _routed_percent(live) if canary is not None else 0
     owned = is_owned(app)
-    conforms = owned and stable is not None and not plan_objects(
-        objects, AppSpec(app.get("name", ""), stable, canary, weight))
-    return AppState(name=app.get("name", ""), owned=owned, stable=stable, canary=canary, weight=weight,
-                    conforms=conforms, raw=objects)
+    conforms = (
+        owned
+        and stable is not None
+        and not plan_objects(objects, AppSpec(app.get("name", ""), stable, canary, weight))
+    )
+    return AppState(
+        name=app.get("name", ""),
+        owned=owned,
+        stable=stable,
+        canary=canary,
+        weight=weight,
+        conforms=conforms,
+        raw=objects,
+    )
 
 
 def _upstream(entry: Json | None) -> Upstream | None:
@@ -36,7 +54,11 @@ def _upstream(entry: Json | None) -> Upstream | None:
     targets = ((entry or {}).get("upstream") or {}).get("targets") or []
     if not targets:
         return None
-    return Upstream(version=entry["version"], host=targets[0].get("host", ""), port=int(targets[0].get("port") or 0))
+    return Upstream(
+        version=entry["version"],
+        host=targets[0].get("host", ""),
+        port=int(targets[0].get("port") or 0),
+    )
 
 
 def _live_canary(canaries: tuple[Json, ...]) -> Json | None:

@@ -12,6 +12,7 @@ live in one place:
 - the token lives only in the `Authorization` header, is never logged, never part of an
   error message and never in a repr.
 """
+
 from __future__ import annotations
 
 import email.utils
@@ -19,8 +20,9 @@ import logging
 import random
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import requests
 import tenacity
@@ -53,10 +55,14 @@ class RetryPolicy:
 class _RetryableFailure(Exception):
     """One attempt failed in a way that another attempt may fix."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None, may_have_landed: bool = True):
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, may_have_landed: bool = True
+    ):
         super().__init__(message)
         self.retry_after = retry_after  # seconds the server asked us to wait
-        self.may_have_landed = may_have_landed  # False only when the server said it did nothing (429)
+        self.may_have_landed = (
+            may_have_landed  # False only when the server said it did nothing (429)
+        )
 
 
 class _BearerToken(requests.auth.AuthBase):
@@ -79,9 +85,16 @@ class _BearerToken(requests.auth.AuthBase):
 class Transport:
     """Calls `/api/v1/...` paths of one API7 Cloud address with one token."""
 
-    def __init__(self, token: str, base_url: str = DEFAULT_BASE_URL, *,
-                 timeout: tuple[float, float] = DEFAULT_TIMEOUT, ca_bundle: str | None = None,
-                 retry: RetryPolicy = RetryPolicy(), session: requests.Session | None = None):
+    def __init__(
+        self,
+        token: str,
+        base_url: str = DEFAULT_BASE_URL,
+        *,
+        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        ca_bundle: str | None = None,
+        retry: RetryPolicy = RetryPolicy(),
+        session: requests.Session | None = None,
+    ):
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.retry = retry
@@ -96,8 +109,9 @@ class Transport:
     def close(self) -> None:
         self._session.close()
 
-    def request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
-                body: Any = None) -> Any:
+    def request(
+        self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None
+    ) -> Any:
         """A GET, PUT or DELETE with retries; returns the envelope's payload."""
         request_id = uuid.uuid4().hex
         maybe_landed = False
@@ -116,7 +130,9 @@ class Transport:
 
         return self._retrying()(attempt)
 
-    def create(self, path: str, body: dict[str, Any], find_existing: Callable[[Getter], Any]) -> Any:
+    def create(
+        self, path: str, body: dict[str, Any], find_existing: Callable[[Getter], Any]
+    ) -> Any:
         """A POST that creates one object; retried only when `find_existing` says it did not land.
 
         `find_existing(get)` looks the object up (by name) with the single-attempt `get` and
@@ -149,8 +165,9 @@ class Transport:
 
         return self._retrying()(attempt)
 
-    def pages(self, get: Getter, path: str, params: dict[str, Any], page_size: int,
-              max_pages: int) -> Iterator[dict[str, Any]]:
+    def pages(
+        self, get: Getter, path: str, params: dict[str, Any], page_size: int, max_pages: int
+    ) -> Iterator[dict[str, Any]]:
         """Every item of a paginated list: pages until an empty one (or `count` items are in)."""
         seen: set[str] = set()
         for page in range(1, max_pages + 1):
@@ -163,14 +180,20 @@ class Transport:
             count = payload.get("count")
             if not items or (count is not None and len(seen) >= int(count)):
                 return
-        raise TerminalGatewayError(f"API7 Cloud GET {path}: list did not end after {max_pages} pages")
+        raise TerminalGatewayError(
+            f"API7 Cloud GET {path}: list did not end after {max_pages} pages"
+        )
 
     def _retrying(self) -> tenacity.Retrying:
         policy = self.retry
         return tenacity.Retrying(
             retry=tenacity.retry_if_exception_type(_RetryableFailure),
-            stop=tenacity.stop_after_attempt(policy.attempts) | tenacity.stop_before_delay(policy.deadline),
-            wait=self._wait, before_sleep=self._count_retry, retry_error_callback=self._give_up)
+            stop=tenacity.stop_after_attempt(policy.attempts)
+            | tenacity.stop_before_delay(policy.deadline),
+            wait=self._wait,
+            before_sleep=self._count_retry,
+            retry_error_callback=self._give_up,
+        )
 
     def _wait(self, state: tenacity.RetryCallState) -> float:
         failure = state.outcome.exception() if state.outcome else None
@@ -183,33 +206,59 @@ class Transport:
     @staticmethod
     def _count_retry(state: tenacity.RetryCallState) -> None:
         metrics.gateway_retries_total.labels(BACKEND).inc()
-        log.debug("api7 retrying in %.2fs after: %s", state.upcoming_sleep, state.outcome.exception())
+        log.debug(
+            "api7 retrying in %.2fs after: %s", state.upcoming_sleep, state.outcome.exception()
+        )
 
     @staticmethod
     def _give_up(state: tenacity.RetryCallState) -> Any:
         failure = state.outcome.exception()
-        raise TransientGatewayError(f"{failure} (gave up after {state.attempt_number} attempts in "
-                                    f"{state.seconds_since_start:.1f}s)") from failure
+        raise TransientGatewayError(
+            f"{failure} (gave up after {state.attempt_number} attempts in "
+            f"{state.seconds_since_start:.1f}s)"
+        ) from failure
 
-    def exchange(self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None,
-                 request_id: str | None = None) -> Any:
+    def exchange(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        body: Any = None,
+        request_id: str | None = None,
+    ) -> Any:
         """One HTTP request, no retry: the payload, or a typed error / `_RetryableFailure`."""
         headers = {"X-Request-ID": request_id or uuid.uuid4().hex, "Accept": "application/json"}
         if body is not None:
             headers["Content-Type"] = "application/json"
         started = time.monotonic()
         try:
-            response = self._session.request(method, self.base_url + API_PREFIX + path, params=params, json=body,
-                                             headers=headers, auth=self._auth, timeout=self.timeout,
-                                             verify=self._verify, allow_redirects=False)
+            response = self._session.request(
+                method,
+                self.base_url + API_PREFIX + path,
+                params=params,
+                json=body,
+                headers=headers,
+                auth=self._auth,
+                timeout=self.timeout,
+                verify=self._verify,
+                allow_redirects=False,
+            )
         except requests.exceptions.SSLError as error:
             self._observe(method, path, "error", started)
-            raise TerminalGatewayError(f"API7 Cloud {method} {path}: TLS failed (check the address and "
-                                       f"ca_bundle): {self._clip(str(error))}") from None
-        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as error:
+            raise TerminalGatewayError(
+                f"API7 Cloud {method} {path}: TLS failed (check the address and "
+                f"ca_bundle): {self._clip(str(error))}"
+            ) from None
+        except (
+            requests.ConnectionError,
+            requests.Timeout,
+            requests.exceptions.ChunkedEncodingError,
+        ) as error:
             self._observe(method, path, "error", started)
-            raise _RetryableFailure(f"API7 Cloud {method} {path}: {type(error).__name__}: "
-                                    f"{self._clip(str(error))}") from None
+            raise _RetryableFailure(
+                f"API7 Cloud {method} {path}: {type(error).__name__}: {self._clip(str(error))}"
+            ) from None
         self._observe(method, path, str(response.status_code), started)
         return self._payload(method, path, response)
 
@@ -229,12 +278,15 @@ class Transport:
             if status == 200:
                 raise _RetryableFailure(f"{where}: 200 with a body that is not an envelope")
             envelope = {"error": response.text}
-        message = self._clip(str(envelope.get("error") or (envelope.get("status") or {}).get("message") or ""))
+        message = self._clip(
+            str(envelope.get("error") or (envelope.get("status") or {}).get("message") or "")
+        )
         if status == 200:
             return envelope.get("payload")
         if status == 429:
-            raise _RetryableFailure(f"{where}: 429 {message}", retry_after=_retry_after(response),
-                                    may_have_landed=False)
+            raise _RetryableFailure(
+                f"{where}: 429 {message}", retry_after=_retry_after(response), may_have_landed=False
+            )
         if status == 401:
             raise TerminalGatewayError(f"API7 Cloud rejected the token (401): {message}", status)
         if status == 403:

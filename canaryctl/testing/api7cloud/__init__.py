@@ -7,6 +7,7 @@ stand-in. Modules, one concept each: `resources` (what clients may send), `store
 `dataplane` (the proxy), `metrics` (APISIX-named series), `server` (background HTTP
 server that really stops), `emulator` (the wiring), `cli` (`canaryctl dev api7cloud`).
 """
+
 from canaryctl.testing.api7cloud.emulator import Emulator
 from canaryctl.testing.api7cloud.requestlog import RequestRecord
 

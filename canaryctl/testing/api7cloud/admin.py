@@ -15,11 +15,13 @@ Served on the Open API port without a token; never logged, never faulted. JSON i
 
 Errors answer `{"error": "..."}` with 400, 404 or 405.
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from canaryctl.testing.api7cloud.faults import FaultSet
 from canaryctl.testing.api7cloud.requestlog import RequestLog
@@ -75,7 +77,13 @@ def state(store: Store) -> dict[str, Any]:
     """The whole emulator state as JSON: what a human debugging a test wants to see."""
     apps = []
     for app in store.list_apps():
-        apps.append({**app, "apis": store.list_apis(app["id"]), "canary_releases": store.list_canaries(app["id"])})
+        apps.append(
+            {
+                **app,
+                "apis": store.list_apis(app["id"]),
+                "canary_releases": store.list_canaries(app["id"]),
+            }
+        )
     return {"org_id": store.org_id, "cluster_id": store.cluster_id, "apps": apps}
 
 
@@ -93,7 +101,7 @@ def _add_resolve(ctx: AdminContext, body: bytes) -> dict[str, Any]:
 
 def handle(ctx: AdminContext, method: str, path: str, body: bytes) -> tuple[int, dict[str, Any]]:
     """Serve one admin request; returns (status, JSON payload)."""
-    resource = path[len(PREFIX):].rstrip("/")
+    resource = path[len(PREFIX) :].rstrip("/")
     routes: dict[tuple[str, str], Callable[[], dict[str, Any]]] = {
         ("GET", "faults"): lambda: {"faults": ctx.faults.list()},
         ("POST", "faults"): lambda: _add_fault(ctx, body),
@@ -105,7 +113,7 @@ def handle(ctx: AdminContext, method: str, path: str, body: bytes) -> tuple[int,
     }
     try:
         if method == "DELETE" and resource.startswith("faults/"):
-            return 200, _remove_fault(ctx, resource[len("faults/"):])
+            return 200, _remove_fault(ctx, resource[len("faults/") :])
         action = routes.get((method, resource))
         if action is None:
             known = any(name == resource for _, name in routes)

@@ -12,6 +12,7 @@ Envelope `status` codes follow gRPC numbering (the service is Go with gRPC-style
 
 Paths under `/_emulator/` are the admin API (see `admin`): no token, not logged, never faulted.
 """
+
 from __future__ import annotations
 
 import hmac
@@ -19,8 +20,9 @@ import json
 import logging
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from canaryctl.testing.api7cloud import admin
@@ -30,9 +32,16 @@ from canaryctl.testing.api7cloud.resources import ApiError, bad_request
 from canaryctl.testing.api7cloud.server import QuietHandler
 from canaryctl.testing.api7cloud.store import Store
 
-_STATUS_CODES = {200: (0, "OK"), 400: (3, "InvalidArgument"), 401: (16, "Unauthenticated"),
-                 403: (7, "PermissionDenied"), 404: (5, "NotFound"), 405: (12, "Unimplemented"),
-                 409: (6, "AlreadyExists"), 429: (8, "ResourceExhausted")}
+_STATUS_CODES = {
+    200: (0, "OK"),
+    400: (3, "InvalidArgument"),
+    401: (16, "Unauthenticated"),
+    403: (7, "PermissionDenied"),
+    404: (5, "NotFound"),
+    405: (12, "Unimplemented"),
+    409: (6, "AlreadyExists"),
+    429: (8, "ResourceExhausted"),
+}
 log = logging.getLogger(__name__)
 
 _JSON = "application/json"
@@ -63,21 +72,51 @@ _ROUTES: list[tuple[str, str, Action]] = [
     ("GET", f"/api/v1/clusters/{_ID.format('cp')}", lambda s, p, b: s.cluster(p["cp"])),
     ("GET", f"/api/v1/{_CP}/{_ID.format('cp')}/apps", lambda s, p, b: s.list_apps(p["cp"])),
     ("POST", f"/api/v1/{_CP}/{_ID.format('cp')}/apps", lambda s, p, b: s.create_app(p["cp"], b)),
-    ("GET", f"/api/v1/{_CP}/{_ID.format('cp')}/apps/{_ID.format('app')}", lambda s, p, b: s.get_app(p["cp"], p["app"])),
-    ("PUT", f"/api/v1/{_CP}/{_ID.format('cp')}/apps/{_ID.format('app')}",
-     lambda s, p, b: s.replace_app(p["cp"], p["app"], b)),
-    ("DELETE", f"/api/v1/{_CP}/{_ID.format('cp')}/apps/{_ID.format('app')}",
-     lambda s, p, b: s.delete_app(p["cp"], p["app"])),
+    (
+        "GET",
+        f"/api/v1/{_CP}/{_ID.format('cp')}/apps/{_ID.format('app')}",
+        lambda s, p, b: s.get_app(p["cp"], p["app"]),
+    ),
+    (
+        "PUT",
+        f"/api/v1/{_CP}/{_ID.format('cp')}/apps/{_ID.format('app')}",
+        lambda s, p, b: s.replace_app(p["cp"], p["app"], b),
+    ),
+    (
+        "DELETE",
+        f"/api/v1/{_CP}/{_ID.format('cp')}/apps/{_ID.format('app')}",
+        lambda s, p, b: s.delete_app(p["cp"], p["app"]),
+    ),
     ("GET", f"{_APP}/apis", lambda s, p, b: s.list_apis(p["app"])),
     ("POST", f"{_APP}/apis", lambda s, p, b: s.create_api(p["app"], b)),
     ("GET", f"{_APP}/apis/{_ID.format('api')}", lambda s, p, b: s.get_api(p["app"], p["api"])),
-    ("PUT", f"{_APP}/apis/{_ID.format('api')}", lambda s, p, b: s.replace_api(p["app"], p["api"], b)),
-    ("DELETE", f"{_APP}/apis/{_ID.format('api')}", lambda s, p, b: s.delete_api(p["app"], p["api"])),
+    (
+        "PUT",
+        f"{_APP}/apis/{_ID.format('api')}",
+        lambda s, p, b: s.replace_api(p["app"], p["api"], b),
+    ),
+    (
+        "DELETE",
+        f"{_APP}/apis/{_ID.format('api')}",
+        lambda s, p, b: s.delete_api(p["app"], p["api"]),
+    ),
     ("GET", f"{_APP}/canary_releases", lambda s, p, b: s.list_canaries(p["app"])),
     ("POST", f"{_APP}/canary_releases", lambda s, p, b: s.create_canary(p["app"], b)),
-    ("GET", f"{_APP}/canary_releases/{_ID.format('cr')}", lambda s, p, b: s.get_canary(p["app"], p["cr"])),
-    ("PUT", f"{_APP}/canary_releases/{_ID.format('cr')}", lambda s, p, b: s.replace_canary(p["app"], p["cr"], b)),
-    ("DELETE", f"{_APP}/canary_releases/{_ID.format('cr')}", lambda s, p, b: s.delete_canary(p["app"], p["cr"])),
+    (
+        "GET",
+        f"{_APP}/canary_releases/{_ID.format('cr')}",
+        lambda s, p, b: s.get_canary(p["app"], p["cr"]),
+    ),
+    (
+        "PUT",
+        f"{_APP}/canary_releases/{_ID.format('cr')}",
+        lambda s, p, b: s.replace_canary(p["app"], p["cr"], b),
+    ),
+    (
+        "DELETE",
+        f"{_APP}/canary_releases/{_ID.format('cr')}",
+        lambda s, p, b: s.delete_canary(p["app"], p["cr"]),
+    ),
 ]
 _COMPILED = [(method, re.compile(pattern + r"\Z"), action) for method, pattern, action in _ROUTES]
 
@@ -108,7 +147,7 @@ def paginate(items: list[dict[str, Any]], query: dict[str, list[str]]) -> dict[s
     page, size = _positive_int(query, "page", 1), _positive_int(query, "page_size", 10)
     search = (query.get("search") or [""])[0]
     matching = [item for item in items if search in (item.get("name") or "")]
-    return {"list": matching[(page - 1) * size: page * size], "count": len(matching)}
+    return {"list": matching[(page - 1) * size : page * size], "count": len(matching)}
 
 
 def envelope(status: int, payload: Any = None, error: str | None = None) -> bytes:
@@ -145,8 +184,9 @@ class OpenApiHandler(QuietHandler):
             return
         self._answer(url.path, url.query, body)
 
-    def send_bytes(self, status: int, body: bytes, content_type: str,
-                   headers: dict[str, str] | None = None) -> None:
+    def send_bytes(
+        self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None
+    ) -> None:
         """Log the call before answering, so a client that saw the answer also sees it in the log."""
         if not self._url.path.startswith(admin.PREFIX):
             self._record(status)
@@ -154,7 +194,8 @@ class OpenApiHandler(QuietHandler):
 
     def _record(self, status: int) -> None:
         self.context.request_log.record(
-            RequestRecord(self.command, self._url.path, status, time.time(), self._url.query))
+            RequestRecord(self.command, self._url.path, status, time.time(), self._url.query)
+        )
 
     def _answer(self, path: str, query: str, body: bytes) -> int:
         """Serve one Open API request (faults first); returns the status sent (0 = dropped)."""
@@ -177,12 +218,18 @@ class OpenApiHandler(QuietHandler):
         if not self._authorized():
             raise ApiError(401, "missing or invalid access token")
         action, params = find_action(self.command, path)
-        result = action(self.context.store, params, self._json(body) if self.command in ("POST", "PUT") else None)
+        result = action(
+            self.context.store,
+            params,
+            self._json(body) if self.command in ("POST", "PUT") else None,
+        )
         return paginate(result, parse_qs(query)) if isinstance(result, list) else result
 
     def _authorized(self) -> bool:
         scheme, _, token = (self.headers.get("Authorization") or "").partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), self.context.token.encode())
+        return scheme.lower() == "bearer" and hmac.compare_digest(
+            token.strip().encode(), self.context.token.encode()
+        )
 
     @staticmethod
     def _json(body: bytes) -> Any:
@@ -204,5 +251,7 @@ class OpenApiHandler(QuietHandler):
             self.drop_connection()
             return 0
         if fault.kind == "retry_after":
-            return self._send_error(429, "rate limited (injected fault)", {"Retry-After": str(fault.retry_after)})
+            return self._send_error(
+                429, "rate limited (injected fault)", {"Retry-After": str(fault.retry_after)}
+            )
         return self._send_error(fault.status, "injected fault")

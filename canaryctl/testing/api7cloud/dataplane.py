@@ -15,6 +15,7 @@ status, body and content type.
 - `Host` sent upstream: the client's (APISIX `pass_host: pass`), or `upstream.upstream_host`
   when `upstream_host_mode` is `rewrite`.
 """
+
 from __future__ import annotations
 
 import http.client
@@ -28,21 +29,38 @@ from urllib.parse import parse_qs, urlsplit
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from canaryctl.testing.api7cloud.metrics import ApisixMetrics
-from canaryctl.testing.api7cloud.routing import (ApiMatch, Balancers, RequestFacts, choose_target,
-                                                 choose_version, match_api, upstream_by_version)
+from canaryctl.testing.api7cloud.routing import (
+    ApiMatch,
+    Balancers,
+    RequestFacts,
+    choose_target,
+    choose_version,
+    match_api,
+    upstream_by_version,
+)
 from canaryctl.testing.api7cloud.server import QuietHandler
 from canaryctl.testing.api7cloud.store import PublishedApp, Store
 
 METRICS_PATH = "/apisix/prometheus/metrics"
 # hop-by-hop headers, plus those http.client sets itself
-_NOT_FORWARDED = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
-                  "transfer-encoding", "upgrade", "host", "content-length"}
+_NOT_FORWARDED = {
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "content-length",
+}
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _DEFAULT_TIMEOUT_S = 30.0
 
 
 def split_host_port(value: str) -> tuple[str, int]:
-    """"host:port" -> (host, port); ValueError when the port is missing or not a number."""
+    """ "host:port" -> (host, port); ValueError when the port is missing or not a number."""
     host, sep, port = value.rpartition(":")
     if not sep or not host or not port.isdigit():
         raise ValueError(f"expected HOST:PORT, got {value!r}")
@@ -97,9 +115,11 @@ def _request_facts(headers: http.client.HTTPMessage, query: str) -> RequestFacts
         cookies = {name: morsel.value for name, morsel in jar.items()}
     except CookieError:
         pass
-    return RequestFacts(headers={name.lower(): value for name, value in headers.items()},
-                        query={key: values[0] for key, values in parse_qs(query, keep_blank_values=True).items()},
-                        cookies=cookies)
+    return RequestFacts(
+        headers={name.lower(): value for name, value in headers.items()},
+        query={key: values[0] for key, values in parse_qs(query, keep_blank_values=True).items()},
+        cookies=cookies,
+    )
 
 
 class DataPlaneHandler(QuietHandler):
@@ -132,10 +152,19 @@ class DataPlaneHandler(QuietHandler):
                 return
         self._send_json(404, {"error_msg": "404 Route Not Found"})
 
-    def _proxy(self, published: PublishedApp, match: ApiMatch, host: str, query: str, body: bytes,
-               started: float) -> None:
+    def _proxy(
+        self,
+        published: PublishedApp,
+        match: ApiMatch,
+        host: str,
+        query: str,
+        body: bytes,
+        started: float,
+    ) -> None:
         app, ctx = published.app, self.context
-        version = choose_version(app, published.live_canary, _request_facts(self.headers, query), ctx.balancers)
+        version = choose_version(
+            app, published.live_canary, _request_facts(self.headers, query), ctx.balancers
+        )
         upstream = upstream_by_version(app, version) or {}
         target = choose_target(app["id"], upstream, ctx.balancers)
         if target is None:
@@ -146,28 +175,48 @@ class DataPlaneHandler(QuietHandler):
         node = f"{target['host']}:{port}"
         upstream_started = time.monotonic()
         path = match.forward_path + (f"?{query}" if query else "")
-        reply = self._call_upstream(upstream, scheme, ctx.resolver.resolve(target["host"], port), path, body)
+        reply = self._call_upstream(
+            upstream, scheme, ctx.resolver.resolve(target["host"], port), path, body
+        )
         finished = time.monotonic()
-        ctx.metrics.observe(code=reply.status, route=match.api["id"], matched_uri=match.matched_uri,
-                            matched_host=host, service=app["id"], node=node,
-                            request_ms=(finished - started) * 1000, upstream_ms=(finished - upstream_started) * 1000)
+        ctx.metrics.observe(
+            code=reply.status,
+            route=match.api["id"],
+            matched_uri=match.matched_uri,
+            matched_host=host,
+            service=app["id"],
+            node=node,
+            request_ms=(finished - started) * 1000,
+            upstream_ms=(finished - upstream_started) * 1000,
+        )
         self.send_bytes(reply.status, reply.body, reply.content_type or "application/octet-stream")
 
-    def _call_upstream(self, upstream: dict, scheme: str, address: tuple[str, int], path: str,
-                       body: bytes) -> _UpstreamReply:
+    def _call_upstream(
+        self, upstream: dict, scheme: str, address: tuple[str, int], path: str, body: bytes
+    ) -> _UpstreamReply:
         settings = upstream.get("upstream") or {}
         timeout = float(((settings.get("timeout") or {}).get("read")) or _DEFAULT_TIMEOUT_S)
-        connection_class = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
+        connection_class = (
+            http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
+        )
         connection = connection_class(address[0], address[1], timeout=timeout)
-        headers = {name: value for name, value in self.headers.items() if name.lower() not in _NOT_FORWARDED}
+        headers = {
+            name: value
+            for name, value in self.headers.items()
+            if name.lower() not in _NOT_FORWARDED
+        }
         rewrite = settings.get("upstream_host_mode") == "rewrite" and settings.get("upstream_host")
         headers["Host"] = rewrite or self.headers.get("Host") or ""
         try:
             connection.request(self.command, path, body=body or None, headers=headers)
             response = connection.getresponse()
-            return _UpstreamReply(response.status, response.read(), response.getheader("Content-Type"))
+            return _UpstreamReply(
+                response.status, response.read(), response.getheader("Content-Type")
+            )
         except (OSError, http.client.HTTPException):
-            return _UpstreamReply(502, json.dumps({"error_msg": "502 Bad Gateway"}).encode(), "application/json")
+            return _UpstreamReply(
+                502, json.dumps({"error_msg": "502 Bad Gateway"}).encode(), "application/json"
+            )
         finally:
             connection.close()
 

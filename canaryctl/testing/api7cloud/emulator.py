@@ -5,6 +5,7 @@ stand-in that follows `specs/api7-cloud.md`. One object wires the state (`Store`
 Open API server (with faults, request log and admin API) and the data plane (routing,
 proxying, APISIX metrics), and offers tests a Python view of all of it.
 """
+
 from __future__ import annotations
 
 from types import TracebackType
@@ -13,7 +14,12 @@ from typing import Any
 from canaryctl.gateway.model import OWNER_LABEL
 from canaryctl.testing.api7cloud.admin import AdminContext
 from canaryctl.testing.api7cloud.api import OpenApiContext, OpenApiHandler
-from canaryctl.testing.api7cloud.dataplane import METRICS_PATH, DataPlaneContext, DataPlaneHandler, Resolver
+from canaryctl.testing.api7cloud.dataplane import (
+    METRICS_PATH,
+    DataPlaneContext,
+    DataPlaneHandler,
+    Resolver,
+)
 from canaryctl.testing.api7cloud.faults import FaultSet
 from canaryctl.testing.api7cloud.metrics import ApisixMetrics
 from canaryctl.testing.api7cloud.requestlog import RequestLog, RequestRecord
@@ -26,10 +32,19 @@ class Emulator:
     """API7 Cloud on `url` (Open API) and `dataplane_url` (gateway). Use as a context manager
     or call `start()` / `stop()`. The token never appears in any repr, log or message."""
 
-    def __init__(self, token: str = "emulator-token", org_name: str = "default", cluster_name: str = "default",
-                 resolve: dict[str, str] | None = None, host: str = "127.0.0.1", port: int = 0,
-                 dataplane_port: int = 0, fault_seed: int | None = None, org_id: str | None = None,
-                 cluster_id: str | None = None):
+    def __init__(
+        self,
+        token: str = "emulator-token",
+        org_name: str = "default",
+        cluster_name: str = "default",
+        resolve: dict[str, str] | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        dataplane_port: int = 0,
+        fault_seed: int | None = None,
+        org_id: str | None = None,
+        cluster_id: str | None = None,
+    ):
         self.store = Store(org_name, cluster_name, org_id, cluster_id)
         self.faults = FaultSet(fault_seed)
         self.resolver = Resolver(resolve)
@@ -37,11 +52,18 @@ class Emulator:
         self._request_log = RequestLog()
         admin = AdminContext(self.store, self.faults, self._request_log, self.resolver.add)
         self._api = BackgroundHTTPServer(
-            OpenApiHandler, OpenApiContext(self.store, token, self.faults, self._request_log, admin), host, port)
+            OpenApiHandler,
+            OpenApiContext(self.store, token, self.faults, self._request_log, admin),
+            host,
+            port,
+        )
         try:
             self._dataplane = BackgroundHTTPServer(
-                DataPlaneHandler, DataPlaneContext(self.store, self.resolver, self.metrics, Balancers()), host,
-                dataplane_port)
+                DataPlaneHandler,
+                DataPlaneContext(self.store, self.resolver, self.metrics, Balancers()),
+                host,
+                dataplane_port,
+            )
         except BaseException:
             self._api.stop()  # do not leak the first socket when the second port is taken
             raise
@@ -51,7 +73,7 @@ class Emulator:
 
     # --- lifecycle ---------------------------------------------------------------------
 
-    def start(self) -> "Emulator":
+    def start(self) -> Emulator:
         self._api.start()
         self._dataplane.start()
         return self
@@ -61,11 +83,15 @@ class Emulator:
         self._dataplane.stop()
         self._api.stop()
 
-    def __enter__(self) -> "Emulator":
+    def __enter__(self) -> Emulator:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()
 
     # --- addresses ---------------------------------------------------------------------
@@ -123,12 +149,28 @@ class Emulator:
     def clear_request_log(self) -> None:
         self._request_log.clear()
 
-    def inject_fault(self, kind: str = "status", method: str = "*", path: str = "*", status: int = 503,
-                     probability: float | None = None, times: int | None = None, retry_after: int = 1,
-                     latency_ms: int = 0) -> str:
+    def inject_fault(
+        self,
+        kind: str = "status",
+        method: str = "*",
+        path: str = "*",
+        status: int = 503,
+        probability: float | None = None,
+        times: int | None = None,
+        retry_after: int = 1,
+        latency_ms: int = 0,
+    ) -> str:
         """Add a fault (see `faults`); returns its id for `remove_fault`."""
-        return self.faults.add(kind, method=method, path=path, status=status, probability=probability,
-                               times=times, retry_after=retry_after, latency_ms=latency_ms)
+        return self.faults.add(
+            kind,
+            method=method,
+            path=path,
+            status=status,
+            probability=probability,
+            times=times,
+            retry_after=retry_after,
+            latency_ms=latency_ms,
+        )
 
     def remove_fault(self, fault_id: str) -> bool:
         return self.faults.remove(fault_id)

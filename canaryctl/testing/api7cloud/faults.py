@@ -13,6 +13,7 @@ Faults are checked in the order they were added; the first firing fault that ans
 (status, retry_after, drop) wins; faults after it are not consulted and keep their counts.
 Probabilities draw from one `random.Random(seed)`, so a seeded run is reproducible.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -42,7 +43,9 @@ class Fault:
     fired: int = 0
 
     def matches(self, method: str, path: str) -> bool:
-        return fnmatch.fnmatchcase(method.upper(), self.method.upper()) and fnmatch.fnmatchcase(path, self.path)
+        return fnmatch.fnmatchcase(method.upper(), self.method.upper()) and fnmatch.fnmatchcase(
+            path, self.path
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -60,14 +63,34 @@ def _is_int(value: Any) -> bool:
 def validate(fault: Fault) -> Fault:
     """The fault itself when well-formed, else ValueError naming the bad field."""
     _check(fault.kind in FAULT_KINDS, f"kind must be one of {', '.join(FAULT_KINDS)}")
-    _check(isinstance(fault.method, str) and isinstance(fault.path, str), "method and path must be strings")
-    _check(_is_int(fault.status) and 100 <= fault.status <= 599, "status must be an HTTP status code")
-    _check(fault.probability is None or (isinstance(fault.probability, (int, float))
-                                         and not isinstance(fault.probability, bool)
-                                         and 0.0 <= fault.probability <= 1.0), "probability must be within 0-1")
-    _check(fault.times is None or (_is_int(fault.times) and fault.times >= 1), "times must be a positive integer")
-    _check(_is_int(fault.retry_after) and fault.retry_after >= 0, "retry_after must be a non-negative integer")
-    _check(_is_int(fault.latency_ms) and fault.latency_ms >= 0, "latency_ms must be a non-negative integer")
+    _check(
+        isinstance(fault.method, str) and isinstance(fault.path, str),
+        "method and path must be strings",
+    )
+    _check(
+        _is_int(fault.status) and 100 <= fault.status <= 599, "status must be an HTTP status code"
+    )
+    _check(
+        fault.probability is None
+        or (
+            isinstance(fault.probability, (int, float))
+            and not isinstance(fault.probability, bool)
+            and 0.0 <= fault.probability <= 1.0
+        ),
+        "probability must be within 0-1",
+    )
+    _check(
+        fault.times is None or (_is_int(fault.times) and fault.times >= 1),
+        "times must be a positive integer",
+    )
+    _check(
+        _is_int(fault.retry_after) and fault.retry_after >= 0,
+        "retry_after must be a non-negative integer",
+    )
+    _check(
+        _is_int(fault.latency_ms) and fault.latency_ms >= 0,
+        "latency_ms must be a non-negative integer",
+    )
     return fault
 
 
@@ -119,7 +142,11 @@ class FaultSet:
         with self._lock:
             for fault in list(self._faults):
                 answers = fault.kind != "latency"
-                if (answers and action is not None) or not fault.matches(method, path) or not self._fires(fault):
+                if (
+                    (answers and action is not None)
+                    or not fault.matches(method, path)
+                    or not self._fires(fault)
+                ):
                     continue
                 self._count_firing(fault)
                 if answers:

@@ -10,11 +10,12 @@ such suffix, so `apisix_http_status` is exposed as an *untyped* family with the 
 sample name (PromQL `rate()`/`increase()` treat it the same). Each emulator owns a private
 CollectorRegistry, so two emulators in one test process never share a series.
 """
+
 from __future__ import annotations
 
 import bisect
 import threading
-from typing import Iterator
+from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import HistogramMetricFamily, Metric
@@ -38,7 +39,7 @@ class _Histogram:
     def cumulative(self) -> list[tuple[str, float]]:
         bounds = [str(bound) for bound in LATENCY_BUCKETS_MS] + ["+Inf"]
         running, result = 0, []
-        for bound, count in zip(bounds, self.buckets):
+        for bound, count in zip(bounds, self.buckets, strict=False):
             running += count
             result.append((bound, running))
         return result
@@ -54,23 +55,46 @@ class ApisixMetrics:
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)
 
-    def observe(self, *, code: int, route: str, matched_uri: str, matched_host: str, service: str, node: str,
-                request_ms: float, upstream_ms: float) -> None:
+    def observe(
+        self,
+        *,
+        code: int,
+        route: str,
+        matched_uri: str,
+        matched_host: str,
+        service: str,
+        node: str,
+        request_ms: float,
+        upstream_ms: float,
+    ) -> None:
         """Count one proxied request and its latencies (ms)."""
         status_key = (str(code), route, matched_uri, matched_host, service, "", node)
-        latencies = {"request": request_ms, "upstream": upstream_ms, "apisix": max(request_ms - upstream_ms, 0.0)}
+        latencies = {
+            "request": request_ms,
+            "upstream": upstream_ms,
+            "apisix": max(request_ms - upstream_ms, 0.0),
+        }
         with self._lock:
             self._status[status_key] = self._status.get(status_key, 0) + 1
             for kind, value in latencies.items():
-                self._latency.setdefault((kind, route, service, "", node), _Histogram()).observe(value)
+                self._latency.setdefault((kind, route, service, "", node), _Histogram()).observe(
+                    value
+                )
 
     def collect(self) -> Iterator[Metric]:
-        status = Metric("apisix_http_status", "The count of HTTP status codes per service in APISIX", "unknown")
-        latency = HistogramMetricFamily("apisix_http_latency", "HTTP request latency in milliseconds per service "
-                                        "in APISIX", labels=LATENCY_LABELS)
+        status = Metric(
+            "apisix_http_status", "The count of HTTP status codes per service in APISIX", "unknown"
+        )
+        latency = HistogramMetricFamily(
+            "apisix_http_latency",
+            "HTTP request latency in milliseconds per service in APISIX",
+            labels=LATENCY_LABELS,
+        )
         with self._lock:
             for key, count in self._status.items():
-                status.add_sample("apisix_http_status", dict(zip(STATUS_LABELS, key)), count)
+                status.add_sample(
+                    "apisix_http_status", dict(zip(STATUS_LABELS, key, strict=False)), count
+                )
             for key, histogram in self._latency.items():
                 latency.add_metric(list(key), histogram.cumulative(), histogram.total)
         yield status

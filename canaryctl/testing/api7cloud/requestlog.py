@@ -3,6 +3,7 @@
 Admin calls (`/_emulator/...`) are not recorded. A dropped connection is recorded with
 status 0.
 """
+
 from __future__ import annotations
 
 import threading

@@ -10,10 +10,12 @@ type, a missing `name`, and enum values outside their set (`path_type`, API `typ
 `state`/`type`, rule `position`/`operator`) are 400 too: the Go service decodes into typed
 structs and would not accept them either.
 """
+
 from __future__ import annotations
 
 import copy
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from canaryctl.testing.api7cloud.routing import RULE_OPERATORS, RULE_POSITIONS
 
@@ -172,7 +174,9 @@ def canary_spec(body: Any, upstream_versions: list[str]) -> Json:
     body = require_object(body)
     version = _string(body, "canary_upstream_version")
     if version not in upstream_versions:
-        raise bad_request(f"canary_upstream_version {version!r} names no upstream of the application")
+        raise bad_request(
+            f"canary_upstream_version {version!r} names no upstream of the application"
+        )
     percent = _integer(body, "percent")
     if not 0 <= percent <= 100:
         raise bad_request(f"percent must be within 0-100 (got {percent})")

@@ -20,12 +20,14 @@ without sockets. The rules (the spec's "Routing" paragraph, plus our choices):
 - Target: among the upstream's targets with weight > 0, smooth weighted round robin; when
   every weight is 0 the first target.
 """
+
 from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Hashable, Mapping
+from typing import Any
 
 Json = dict[str, Any]
 
@@ -41,7 +43,9 @@ RULE_OPERATORS: dict[str, Callable[[str | None, Any], bool]] = {
     "not_equal": lambda actual, value: actual != str(value),
     "present": lambda actual, value: actual is not None,
     "not_present": lambda actual, value: actual is None,
-    "regex_match": lambda actual, value: actual is not None and re.search(str(value), actual) is not None,
+    "regex_match": lambda actual, value: (
+        actual is not None and re.search(str(value), actual) is not None
+    ),
     "in": lambda actual, value: actual is not None and actual in _as_strings(value),
     "not_in": lambda actual, value: actual not in _as_strings(value),
 }
@@ -114,7 +118,7 @@ def forwarded_path(app: Json, api: Json, path: str) -> str:
     """The path sent upstream: the app's `path_prefix` removed when the API strips it."""
     prefix = (app.get("path_prefix") or "").rstrip("/")
     if api.get("strip_path_prefix") and prefix and path.startswith(prefix):
-        return path[len(prefix):] or "/"
+        return path[len(prefix) :] or "/"
     return path
 
 
@@ -124,7 +128,7 @@ class SmoothWeightedRoundRobin:
 
     def __init__(self, weights: Mapping[Hashable, int]):
         self._weights = {key: weight for key, weight in weights.items() if weight > 0}
-        self._current = {key: 0 for key in self._weights}
+        self._current = dict.fromkeys(self._weights, 0)
         self._total = sum(self._weights.values())
 
     def pick(self) -> Hashable:
@@ -159,7 +163,9 @@ def upstream_by_version(app: Json, version: str) -> Json | None:
     return None
 
 
-def choose_version(app: Json, canary: Json | None, request: RequestFacts, balancers: Balancers) -> str:
+def choose_version(
+    app: Json, canary: Json | None, request: RequestFacts, balancers: Balancers
+) -> str:
     """The upstream version that serves this request: default, or the live canary's."""
     default = app.get("default_upstream_version") or ""
     if canary is None or canary.get("state") != "in_progress":

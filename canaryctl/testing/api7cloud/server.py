@@ -5,6 +5,7 @@ open and their handler threads keep answering. Tests need `stop()` to mean "noth
 server is left", so connections are tracked, shut down, and their threads joined. Shared
 by the emulator's two ports and the error-page backend.
 """
+
 from __future__ import annotations
 
 import logging
@@ -23,9 +24,11 @@ class QuietHandler(BaseHTTPRequestHandler):
     """HTTP/1.1 keep-alive handler with helpers; logs to `logging` at debug level."""
 
     protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # headers and body go out in two writes: avoid 40 ms delayed-ACK stalls
+    disable_nagle_algorithm = (
+        True  # headers and body go out in two writes: avoid 40 ms delayed-ACK stalls
+    )
     timeout = 120  # an idle keep-alive connection ends after this many seconds
-    server: "_TrackingServer"
+    server: _TrackingServer
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         log.debug("%s %s", self.address_string(), format % args)
@@ -34,8 +37,9 @@ class QuietHandler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length > 0 else b""
 
-    def send_bytes(self, status: int, body: bytes, content_type: str,
-                   headers: dict[str, str] | None = None) -> None:
+    def send_bytes(
+        self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -59,7 +63,9 @@ class _TrackingServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], context: Any):
+    def __init__(
+        self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], context: Any
+    ):
         self.context = context
         self.stopping = threading.Event()
         self._tracked_lock = threading.Lock()
@@ -75,8 +81,12 @@ class _TrackingServer(ThreadingHTTPServer):
         super().handle_error(request, client_address)
 
     def process_request(self, request: Any, client_address: Any) -> None:
-        thread = threading.Thread(target=self._serve_connection, args=(request, client_address), daemon=True,
-                                  name=f"http-{self.server_address[1]}")
+        thread = threading.Thread(
+            target=self._serve_connection,
+            args=(request, client_address),
+            daemon=True,
+            name=f"http-{self.server_address[1]}",
+        )
         with self._tracked_lock:
             self._connections.add(request)
             self._handler_threads.add(thread)
@@ -105,8 +115,13 @@ class _TrackingServer(ThreadingHTTPServer):
 class BackgroundHTTPServer:
     """Binds at construction (so the port is known), serves on a thread after `start()`."""
 
-    def __init__(self, handler: type[BaseHTTPRequestHandler], context: Any, host: str = "127.0.0.1",
-                 port: int = 0):
+    def __init__(
+        self,
+        handler: type[BaseHTTPRequestHandler],
+        context: Any,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ):
         self._server = _TrackingServer((host, port), handler, context)
         self._thread: threading.Thread | None = None
 
@@ -123,8 +138,12 @@ class BackgroundHTTPServer:
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True, name=f"http-accept-{self.port}")
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            daemon=True,
+            name=f"http-accept-{self.port}",
+        )
         self._thread.start()
 
     def stop(self) -> None:

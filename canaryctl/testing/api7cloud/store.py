@@ -11,25 +11,34 @@ Ids are decimal strings from one counter starting above 2**53, so a client that 
 them into floats somewhere fails loudly. Empty read-only lists are `null`, as the Go
 service marshals a nil slice.
 """
+
 from __future__ import annotations
 
 import copy
 import itertools
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime
+from typing import Any
 
-from canaryctl.testing.api7cloud.resources import (NORMAL_STATUS, Json, api_spec, application_spec, bad_request,
-                                                   canary_spec, not_found)
+from canaryctl.testing.api7cloud.resources import (
+    NORMAL_STATUS,
+    Json,
+    api_spec,
+    application_spec,
+    bad_request,
+    canary_spec,
+    not_found,
+)
 from canaryctl.testing.api7cloud.routing import host_matches
 
-_FIRST_ID = 10 ** 17 + 424_242_000_000  # > 2**53: ids must survive as strings
+_FIRST_ID = 10**17 + 424_242_000_000  # > 2**53: ids must survive as strings
 CLUSTER_STATUS_NORMAL = 3
 
 
 def rfc3339_now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass(frozen=True)
@@ -44,8 +53,14 @@ class PublishedApp:
 class Store:
     """Thread-safe API7 Cloud state with the Open API's semantics."""
 
-    def __init__(self, org_name: str = "default", cluster_name: str = "default", org_id: str | None = None,
-                 cluster_id: str | None = None, clock: Callable[[], str] = rfc3339_now):
+    def __init__(
+        self,
+        org_name: str = "default",
+        cluster_name: str = "default",
+        org_id: str | None = None,
+        cluster_id: str | None = None,
+        clock: Callable[[], str] = rfc3339_now,
+    ):
         for fixed in (org_id, cluster_id):
             if fixed is not None and not fixed.isdigit():
                 raise ValueError(f"ids are decimal strings, got {fixed!r}")
@@ -57,12 +72,27 @@ class Store:
         self.org_id = org_id or self._new_id()
         self.cluster_id = cluster_id or self._new_id()
         self.user_id = "user-" + self._new_id()
-        self._org = {"id": self.org_id, "name": org_name, "created_at": now, "updated_at": now,
-                     "plan_id": self._new_id(), "owner_id": self.user_id}
-        self._clusters = {self.cluster_id: {
-            "id": self.cluster_id, "name": cluster_name, "org_id": self.org_id, "region_id": self._new_id(),
-            "status": CLUSTER_STATUS_NORMAL, "domain": f"{cluster_name}.api7.cloud.local", "settings": {},
-            "created_at": now, "updated_at": now}}
+        self._org = {
+            "id": self.org_id,
+            "name": org_name,
+            "created_at": now,
+            "updated_at": now,
+            "plan_id": self._new_id(),
+            "owner_id": self.user_id,
+        }
+        self._clusters = {
+            self.cluster_id: {
+                "id": self.cluster_id,
+                "name": cluster_name,
+                "org_id": self.org_id,
+                "region_id": self._new_id(),
+                "status": CLUSTER_STATUS_NORMAL,
+                "domain": f"{cluster_name}.api7.cloud.local",
+                "settings": {},
+                "created_at": now,
+                "updated_at": now,
+            }
+        }
         self._apps: dict[str, Json] = {}
         self._apis: dict[str, Json] = {}
         self._canaries: dict[str, Json] = {}
@@ -75,8 +105,13 @@ class Store:
     # --- user, organization, clusters -------------------------------------------------
 
     def user(self) -> Json:
-        return {"id": self.user_id, "first_name": "Emulated", "last_name": "User",
-                "email": "user@api7.cloud.local", "org_ids": [self.org_id]}
+        return {
+            "id": self.user_id,
+            "first_name": "Emulated",
+            "last_name": "User",
+            "email": "user@api7.cloud.local",
+            "org_ids": [self.org_id],
+        }
 
     def org(self, org_id: str) -> Json:
         if org_id != self.org_id:
@@ -99,7 +134,11 @@ class Store:
     def list_apps(self, cluster_id: str | None = None) -> list[Json]:
         with self._lock:
             cluster_id = self._known_cluster(cluster_id)
-            return [self._app_view(app) for app in self._apps.values() if app["cluster_id"] == cluster_id]
+            return [
+                self._app_view(app)
+                for app in self._apps.values()
+                if app["cluster_id"] == cluster_id
+            ]
 
     def get_app(self, cluster_id: str | None, app_id: str) -> Json:
         with self._lock:
@@ -111,8 +150,15 @@ class Store:
             cluster_id = self._known_cluster(cluster_id)
             self._refuse_duplicate_name(cluster_id, spec["name"], None)
             app_id, now = self._new_id(), self._clock()
-            self._apps[app_id] = {**spec, "id": app_id, "cluster_id": cluster_id, "control_plane_id": cluster_id,
-                                  "status": NORMAL_STATUS, "created_at": now, "updated_at": now}
+            self._apps[app_id] = {
+                **spec,
+                "id": app_id,
+                "cluster_id": cluster_id,
+                "control_plane_id": cluster_id,
+                "status": NORMAL_STATUS,
+                "created_at": now,
+                "updated_at": now,
+            }
             return self._app_view(self._apps[app_id])
 
     def replace_app(self, cluster_id: str | None, app_id: str, body: Any) -> Json:
@@ -147,7 +193,11 @@ class Store:
 
     def _refuse_duplicate_name(self, cluster_id: str, name: str, own_id: str | None) -> None:
         for other in self._apps.values():
-            if other["cluster_id"] == cluster_id and other["name"] == name and other["id"] != own_id:
+            if (
+                other["cluster_id"] == cluster_id
+                and other["name"] == name
+                and other["id"] != own_id
+            ):
                 raise bad_request(f"application name {name!r} is already used in this cluster")
 
     def _app_view(self, app: Json) -> Json:
@@ -155,7 +205,9 @@ class Store:
         view = copy.deepcopy(app)
         canaries = [c for c in self._canaries.values() if c["app_id"] == app["id"]]
         live_ids = [c["id"] for c in canaries if c["state"] == "in_progress"]
-        versions = sorted({c["canary_upstream_version"] for c in canaries if c["state"] != "finished"})
+        versions = sorted(
+            {c["canary_upstream_version"] for c in canaries if c["state"] != "finished"}
+        )
         view["canary_release_id"] = live_ids or None
         view["canary_upstream_version_list"] = versions or None
         return view
@@ -176,8 +228,14 @@ class Store:
         with self._lock:
             self._app(None, app_id)
             api_id, now = self._new_id(), self._clock()
-            self._apis[api_id] = {**spec, "id": api_id, "app_id": app_id, "status": NORMAL_STATUS,
-                                  "created_at": now, "updated_at": now}
+            self._apis[api_id] = {
+                **spec,
+                "id": api_id,
+                "app_id": app_id,
+                "status": NORMAL_STATUS,
+                "created_at": now,
+                "updated_at": now,
+            }
             return copy.deepcopy(self._apis[api_id])
 
     def replace_api(self, app_id: str, api_id: str, body: Any) -> Json:
@@ -217,8 +275,14 @@ class Store:
             spec = canary_spec(body, self._versions(app))
             self._refuse_second_live_canary(app_id, spec, None)
             canary_id, now = self._new_id(), self._clock()
-            canary = {**spec, "id": canary_id, "app_id": app_id, "status": NORMAL_STATUS,
-                      "created_at": now, "updated_at": now}
+            canary = {
+                **spec,
+                "id": canary_id,
+                "app_id": app_id,
+                "status": NORMAL_STATUS,
+                "created_at": now,
+                "updated_at": now,
+            }
             self._canaries[canary_id] = canary
             self._apply_finish(app, canary, previous_state=None)
             return copy.deepcopy(canary)
@@ -247,8 +311,14 @@ class Store:
         if spec["state"] != "in_progress":
             return
         for other in self._canaries.values():
-            if other["app_id"] == app_id and other["state"] == "in_progress" and other["id"] != own_id:
-                raise bad_request(f"canary release {other['id']} of this application is already in progress")
+            if (
+                other["app_id"] == app_id
+                and other["state"] == "in_progress"
+                and other["id"] != own_id
+            ):
+                raise bad_request(
+                    f"canary release {other['id']} of this application is already in progress"
+                )
 
     def _apply_finish(self, app: Json, canary: Json, previous_state: str | None) -> None:
         """Entering `finished` makes the canary's version the app's default upstream."""
@@ -265,8 +335,15 @@ class Store:
             for app in self._apps.values():
                 if app.get("active", 0) != 0 or not host_matches(app, host):
                     continue
-                apis = [copy.deepcopy(api) for api in self._apis.values() if api["app_id"] == app["id"]]
-                live = [c for c in self._canaries.values() if c["app_id"] == app["id"] and c["state"] == "in_progress"]
-                result.append(PublishedApp(copy.deepcopy(app), apis, copy.deepcopy(live[0]) if live else None))
+                apis = [
+                    copy.deepcopy(api) for api in self._apis.values() if api["app_id"] == app["id"]
+                ]
+                live = [
+                    c
+                    for c in self._canaries.values()
+                    if c["app_id"] == app["id"] and c["state"] == "in_progress"
+                ]
+                result.append(
+                    PublishedApp(copy.deepcopy(app), apis, copy.deepcopy(live[0]) if live else None)
+                )
             return result
-

@@ -8,6 +8,7 @@ release's own go.mod so they can never drift. Binaries land in
 `$CANARYCTL_CACHE/localkube/<version>/bin` (default `~/.cache/canaryctl`); a second run
 builds nothing.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -18,10 +19,10 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Callable, Iterator
 
 # The release matching the `kubernetes` Python client's major (37 <-> 1.37).
 KUBERNETES_VERSION = "v1.37.2"
@@ -87,7 +88,8 @@ def ensure_binaries(version: str = KUBERNETES_VERSION, progress: Progress = prin
     if not go:
         raise LocalKubeUnavailable(
             "the Go toolchain (`go`) is not on PATH; it is needed once to build kube-apiserver, "
-            "kubectl and etcd from the Go module proxy (install Go >= 1.26)")
+            "kubectl and etcd from the Go module proxy (install Go >= 1.26)"
+        )
     with _build_lock(version):
         if not have_binaries(version):  # another process may have built them meanwhile
             _build(go, version, progress)
@@ -108,8 +110,10 @@ def _build_lock(version: str) -> Iterator[None]:
 
 def _build(go: str, version: str, progress: Progress) -> None:
     started = time.monotonic()
-    progress(f"localkube: building Kubernetes {version} and etcd from the Go module proxy "
-             "(first run only; takes several minutes)")
+    progress(
+        f"localkube: building Kubernetes {version} and etcd from the Go module proxy "
+        "(first run only; takes several minutes)"
+    )
     module_dir = cache_root() / "localkube" / version / "src"
     _write_module(go, version, module_dir)
     progress("localkube: resolving modules (go mod tidy)")
@@ -135,9 +139,13 @@ def _write_module(go: str, version: str, module_dir: Path) -> None:
         shutil.rmtree(module_dir)
     module_dir.mkdir(parents=True)
     template = (source / "go.mod.in").read_text()
-    gomod = template.replace("@KUBERNETES_VERSION@", version).replace("@ETCD_VERSION@", etcd_version)
+    gomod = template.replace("@KUBERNETES_VERSION@", version).replace(
+        "@ETCD_VERSION@", etcd_version
+    )
     gomod = "\n".join(line for line in gomod.splitlines() if not line.startswith("//"))
-    (module_dir / "go.mod").write_text(gomod.strip() + "\n\n" + "\n".join(staging_replaces(kubernetes_gomod, version)) + "\n")
+    (module_dir / "go.mod").write_text(
+        gomod.strip() + "\n\n" + "\n".join(staging_replaces(kubernetes_gomod, version)) + "\n"
+    )
     for name in ("go.sum", "tools.go", "etcd/main.go", "pki/main.go"):
         target = module_dir / name
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -154,14 +162,35 @@ def _download_gomod(go: str, module: str, version: str) -> str:
 
 
 def _go_build(go: str, version: str, module_dir: Path, out: Path, progress: Progress) -> None:
-    targets = ["./etcd", "./pki", "k8s.io/kubernetes/cmd/kube-apiserver", "k8s.io/kubernetes/cmd/kubectl"]
-    command = [go, "build", "-v", "-trimpath", "-ldflags", version_ldflags(version), "-o", str(out) + "/", *targets]
-    process = subprocess.Popen(command, cwd=module_dir, env=_go_env(), stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
+    targets = [
+        "./etcd",
+        "./pki",
+        "k8s.io/kubernetes/cmd/kube-apiserver",
+        "k8s.io/kubernetes/cmd/kubectl",
+    ]
+    command = [
+        go,
+        "build",
+        "-v",
+        "-trimpath",
+        "-ldflags",
+        version_ldflags(version),
+        "-o",
+        str(out) + "/",
+        *targets,
+    ]
+    process = subprocess.Popen(
+        command,
+        cwd=module_dir,
+        env=_go_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     compiled, last_report, tail = 0, time.monotonic(), []
     for line in process.stdout:
         compiled += 1
-        tail = (tail + [line.rstrip()])[-30:]
+        tail = ([*tail, line.rstrip()])[-30:]
         if time.monotonic() - last_report > 15:
             progress(f"localkube: compiled {compiled} packages so far ({line.strip()})")
             last_report = time.monotonic()

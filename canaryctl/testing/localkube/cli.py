@@ -3,6 +3,7 @@
 Writes DIR/kubeconfig, prints how to use it, and stops everything on Ctrl-C or SIGTERM.
 `--build-only` just builds and caches the binaries (CI does this first, with progress).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -11,20 +12,33 @@ import sys
 import threading
 import time
 
-from canaryctl.testing.localkube.build import KUBERNETES_VERSION, LocalKubeUnavailable, ensure_binaries
+from canaryctl.testing.localkube.build import (
+    KUBERNETES_VERSION,
+    LocalKubeUnavailable,
+    ensure_binaries,
+)
 from canaryctl.testing.localkube.cluster import LocalKube
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dir", help="directory for state and DIR/kubeconfig (default: a temp dir)")
-    parser.add_argument("--build-only", action="store_true", help="build and cache the binaries, then exit")
-    parser.add_argument("--version", dest="kube_version", default=KUBERNETES_VERSION,
-                        help=f"Kubernetes release to build (default {KUBERNETES_VERSION})")
+    parser.add_argument(
+        "--dir", help="directory for state and DIR/kubeconfig (default: a temp dir)"
+    )
+    parser.add_argument(
+        "--build-only", action="store_true", help="build and cache the binaries, then exit"
+    )
+    parser.add_argument(
+        "--version",
+        dest="kube_version",
+        default=KUBERNETES_VERSION,
+        help=f"Kubernetes release to build (default {KUBERNETES_VERSION})",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     def progress(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
+
     try:
         if args.build_only:
             print(ensure_binaries(args.kube_version, progress))
@@ -45,7 +59,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _print_usage(kube: LocalKube, seconds: float) -> None:
     kubeconfig = kube.dir / "kubeconfig"
-    print(f"kube-apiserver {kube.version} ready at {kube.server} in {seconds:.1f} s\n"
-          f"  export KUBECONFIG={kubeconfig}\n"
-          f"  {kube.kubectl_path} --kubeconfig {kubeconfig} get --raw /readyz\n"
-          "Press Ctrl-C to stop.", flush=True)
+    print(
+        f"kube-apiserver {kube.version} ready at {kube.server} in {seconds:.1f} s\n"
+        f"  export KUBECONFIG={kubeconfig}\n"
+        f"  {kube.kubectl_path} --kubeconfig {kubeconfig} get --raw /readyz\n"
+        "Press Ctrl-C to stop.",
+        flush=True,
+    )

@@ -6,6 +6,7 @@ Kubernetes release built by `build.py`. Each `LocalKube` owns a temp directory (
 keys, kubeconfig) and two child processes; `stop()` removes all of them, and children
 die with their parent even if it is killed (PR_SET_PDEATHSIG).
 """
+
 from __future__ import annotations
 
 import base64
@@ -14,12 +15,17 @@ import shutil
 import subprocess
 import tempfile
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import requests
 
-from canaryctl.testing.localkube.build import KUBERNETES_VERSION, LocalKubeUnavailable, Progress, ensure_binaries
+from canaryctl.testing.localkube.build import (
+    KUBERNETES_VERSION,
+    LocalKubeUnavailable,
+    Progress,
+    ensure_binaries,
+)
 from canaryctl.testing.processes import die_with_parent, free_port, terminate, wait_until
 
 DIR_PREFIX = "canaryctl-localkube-"
@@ -29,8 +35,12 @@ SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 class LocalKube:
     """One local control plane. Use as a context manager or call start()/stop()."""
 
-    def __init__(self, workdir: str | os.PathLike | None = None, progress: Progress = print,
-                 version: str = KUBERNETES_VERSION):
+    def __init__(
+        self,
+        workdir: str | os.PathLike | None = None,
+        progress: Progress = print,
+        version: str = KUBERNETES_VERSION,
+    ):
         self.version = version
         self._progress = progress
         self._given_dir = Path(workdir) if workdir else None
@@ -41,14 +51,14 @@ class LocalKube:
 
     # lifecycle -------------------------------------------------------------------------
 
-    def __enter__(self) -> "LocalKube":
+    def __enter__(self) -> LocalKube:
         self.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self.stop()
 
-    def start(self) -> "LocalKube":
+    def start(self) -> LocalKube:
         """Build (if needed) and start etcd and kube-apiserver; wait until /readyz is ok."""
         self.bin = ensure_binaries(self.version, self._progress)
         _remove_stale_dirs()
@@ -113,45 +123,76 @@ class LocalKube:
 
     def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
         log = open(self.dir / "state" / f"{name}.log", "ab")
-        return subprocess.Popen([str(self.bin / name), *args], stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
+        return subprocess.Popen(
+            [str(self.bin / name), *args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=die_with_parent,
+        )
 
     def _start_etcd(self) -> None:
         self.etcd_port, peer_port = free_port(), free_port()
         peer = f"http://127.0.0.1:{peer_port}"
-        self._etcd = self._spawn("etcd", [
-            "--name=localkube", f"--data-dir={self.dir / 'state' / 'etcd'}",
-            f"--listen-client-urls={self.etcd_url}", f"--advertise-client-urls={self.etcd_url}",
-            f"--listen-peer-urls={peer}", f"--initial-advertise-peer-urls={peer}",
-            f"--initial-cluster=localkube={peer}", "--unsafe-no-fsync", "--log-level=warn",
-            "--quota-backend-bytes=2147483648"])
+        self._etcd = self._spawn(
+            "etcd",
+            [
+                "--name=localkube",
+                f"--data-dir={self.dir / 'state' / 'etcd'}",
+                f"--listen-client-urls={self.etcd_url}",
+                f"--advertise-client-urls={self.etcd_url}",
+                f"--listen-peer-urls={peer}",
+                f"--initial-advertise-peer-urls={peer}",
+                f"--initial-cluster=localkube={peer}",
+                "--unsafe-no-fsync",
+                "--log-level=warn",
+                "--quota-backend-bytes=2147483648",
+            ],
+        )
         self._wait_ready(self._etcd, "etcd", lambda: _get_ok(f"{self.etcd_url}/health"))
 
     def _start_apiserver(self) -> None:
         pki = self.pki
-        self._apiserver = self._spawn("kube-apiserver", [
-            f"--etcd-servers={self.etcd_url}", "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
-            f"--secure-port={self.apiserver_port}", f"--cert-dir={self.dir / 'state' / 'certs'}",
-            f"--tls-cert-file={pki / 'apiserver.crt'}", f"--tls-private-key-file={pki / 'apiserver.key'}",
-            f"--client-ca-file={pki / 'ca.crt'}", "--authorization-mode=RBAC",
-            f"--service-account-issuer={SERVICE_ACCOUNT_ISSUER}",
-            f"--service-account-key-file={pki / 'sa.pub'}",
-            f"--service-account-signing-key-file={pki / 'sa.key'}",
-            "--service-cluster-ip-range=10.0.0.0/16", "--etcd-compaction-interval=0",
-            "--endpoint-reconciler-type=none", "--profiling=false", "--v=0"])
+        self._apiserver = self._spawn(
+            "kube-apiserver",
+            [
+                f"--etcd-servers={self.etcd_url}",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                f"--secure-port={self.apiserver_port}",
+                f"--cert-dir={self.dir / 'state' / 'certs'}",
+                f"--tls-cert-file={pki / 'apiserver.crt'}",
+                f"--tls-private-key-file={pki / 'apiserver.key'}",
+                f"--client-ca-file={pki / 'ca.crt'}",
+                "--authorization-mode=RBAC",
+                f"--service-account-issuer={SERVICE_ACCOUNT_ISSUER}",
+                f"--service-account-key-file={pki / 'sa.pub'}",
+                f"--service-account-signing-key-file={pki / 'sa.key'}",
+                "--service-cluster-ip-range=10.0.0.0/16",
+                "--etcd-compaction-interval=0",
+                "--endpoint-reconciler-type=none",
+                "--profiling=false",
+                "--v=0",
+            ],
+        )
         self._wait_ready(self._apiserver, "kube-apiserver", self._apiserver_ready, timeout=90)
 
     def _apiserver_ready(self) -> bool:
-        return _get_ok(f"{self.server}/readyz", cert=(str(self.pki / "admin.crt"), str(self.pki / "admin.key")),
-                       verify=str(self.pki / "ca.crt"))
+        return _get_ok(
+            f"{self.server}/readyz",
+            cert=(str(self.pki / "admin.crt"), str(self.pki / "admin.key")),
+            verify=str(self.pki / "ca.crt"),
+        )
 
-    def _wait_ready(self, process: subprocess.Popen, name: str, ready: Callable[[], bool],
-                    timeout: float = 30) -> None:
+    def _wait_ready(
+        self, process: subprocess.Popen, name: str, ready: Callable[[], bool], timeout: float = 30
+    ) -> None:
         def up() -> bool:
             if process.poll() is not None:
                 log = (self.dir / "state" / f"{name}.log").read_text(errors="replace")[-3000:]
                 raise LocalKubeUnavailable(f"{name} exited with {process.returncode}:\n{log}")
             return ready()
+
         wait_until(up, timeout, f"{name} to become ready")
 
     def _write_kubeconfig(self, *paths: Path) -> None:
@@ -159,21 +200,31 @@ class LocalKube:
 
         def b64(name: str) -> str:
             return base64.b64encode((pki / name).read_bytes()).decode()
-        text = KUBECONFIG_TEMPLATE.format(server=self.server, ca=b64("ca.crt"), cert=b64("admin.crt"),
-                                          key=b64("admin.key"))
+
+        text = KUBECONFIG_TEMPLATE.format(
+            server=self.server, ca=b64("ca.crt"), cert=b64("admin.crt"), key=b64("admin.key")
+        )
         for path in paths:
             path.write_text(text)
             path.chmod(0o600)
 
     # helpers for tests -------------------------------------------------------------------
 
-    def kubectl(self, *args: str, input: str | None = None, check: bool = True,
-                timeout: float = 60) -> subprocess.CompletedProcess:
+    def kubectl(
+        self, *args: str, input: str | None = None, check: bool = True, timeout: float = 60
+    ) -> subprocess.CompletedProcess:
         """Run the matching kubectl against this control plane; text in, text out."""
-        result = subprocess.run([str(self.bin / "kubectl"), f"--kubeconfig={self.kubeconfig}", *args],
-                                input=input, capture_output=True, text=True, timeout=timeout)
+        result = subprocess.run(
+            [str(self.bin / "kubectl"), f"--kubeconfig={self.kubeconfig}", *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         if check and result.returncode != 0:
-            raise subprocess.CalledProcessError(result.returncode, result.args, result.stdout, result.stderr)
+            raise subprocess.CalledProcessError(
+                result.returncode, result.args, result.stdout, result.stderr
+            )
         return result
 
     @property
@@ -183,6 +234,7 @@ class LocalKube:
     def api_client(self):
         """A kubernetes.client.ApiClient with admin rights."""
         from kubernetes import config
+
         return config.new_client_from_config(config_file=str(self.kubeconfig))
 
     def create_namespace(self, name: str | None = None) -> str:
@@ -191,14 +243,21 @@ class LocalKube:
         self.kubectl("create", "namespace", name)
         return name
 
-    def service_account_token(self, namespace: str, name: str, expiration_seconds: int = 3600) -> str:
+    def service_account_token(
+        self, namespace: str, name: str, expiration_seconds: int = 3600
+    ) -> str:
         """Mint a token for a ServiceAccount through the TokenRequest API."""
         from kubernetes import client
+
         with self.api_client() as api:
             request = client.AuthenticationV1TokenRequest(
-                spec=client.V1TokenRequestSpec(audiences=[SERVICE_ACCOUNT_ISSUER],
-                                               expiration_seconds=expiration_seconds))
-            answer = client.CoreV1Api(api).create_namespaced_service_account_token(name, namespace, request)
+                spec=client.V1TokenRequestSpec(
+                    audiences=[SERVICE_ACCOUNT_ISSUER], expiration_seconds=expiration_seconds
+                )
+            )
+            answer = client.CoreV1Api(api).create_namespaced_service_account_token(
+                name, namespace, request
+            )
         return answer.status.token
 
     def compact(self) -> int:
@@ -208,11 +267,17 @@ class LocalKube:
         apiserver is restarted too: its fresh cache starts at the compacted revision and a
         watch from anything older gets `410 Expired`, as after a long disconnect in production.
         """
-        header = requests.post(f"{self.etcd_url}/v3/kv/range", json={"key": base64.b64encode(b"/").decode()},
-                               timeout=10).json()["header"]
+        header = requests.post(
+            f"{self.etcd_url}/v3/kv/range",
+            json={"key": base64.b64encode(b"/").decode()},
+            timeout=10,
+        ).json()["header"]
         revision = int(header["revision"])
-        answer = requests.post(f"{self.etcd_url}/v3/kv/compaction", json={"revision": revision, "physical": True},
-                               timeout=30)
+        answer = requests.post(
+            f"{self.etcd_url}/v3/kv/compaction",
+            json={"revision": revision, "physical": True},
+            timeout=30,
+        )
         answer.raise_for_status()
         self.restart_apiserver()
         return revision
