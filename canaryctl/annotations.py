@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass
 
 from canaryctl.gateway.model import Upstream
-from canaryctl.objects import ServicePort, ServiceView
+from canaryctl.objects import Service, ServicePort
 
 PREFIX = "api7.cloud/"
 APP = "api7.cloud/published-service"
@@ -66,45 +66,44 @@ class Problem:
 class Member:
     """A Service that validly publishes (part of) an application."""
 
-    view: ServiceView
+    service: Service
     app: str
     is_canary: bool
     percent: int | None  # the canary's share; None on a Service without the canary flag
     upstream: Upstream
 
 
-def app_of(view: ServiceView) -> str | None:
+def app_of(service: Service) -> str | None:
     """The application a Service asks to join (stripped, maybe invalid), or None if it joins none."""
-    value = view.annotations.get(APP)
+    value = service.annotations.get(APP)
     return None if value is None else value.strip()
 
 
-def relevant_fingerprint(view: ServiceView) -> tuple:
+def relevant_fingerprint(service: Service) -> tuple:
     """Everything of a Service that reconciliation depends on; equal fingerprints need no reconcile."""
     inputs = tuple(
         sorted(
             (key, value)
-            for key, value in view.annotations.items()
+            for key, value in service.annotations.items()
             if key.startswith(PREFIX) and key != STATUS
         )
     )
-    return inputs, view.ports, view.type
+    return inputs, service.ports, service.type
 
 
-def parse_member(view: ServiceView, cluster_domain: str) -> Member | list[Problem]:
+def parse_member(service: Service, cluster_domain: str) -> Member | list[Problem]:
     """Validate a published Service and describe it as a gateway upstream; all problems at once."""
-    app, app_problems = _parse_app(view)
-    is_canary, flag_problems = _parse_canary_flag(view.annotations.get(CANARY))
-    percent, percent_problems = _parse_percent(view.annotations.get(PERCENT))
-    port, port_problems = _choose_port(view)
+    app, app_problems = _parse_app(service)
+    is_canary, flag_problems = _parse_canary_flag(service.annotations.get(CANARY))
+    percent, percent_problems = _parse_percent(service.annotations.get(PERCENT))
+    port, port_problems = _choose_port(service)
     problems = app_problems + flag_problems + percent_problems + port_problems
     if problems:
         return problems
-    upstream = Upstream(
-        version=view.key, host=f"{view.name}.{view.namespace}.svc.{cluster_domain}", port=port
-    )
+    host = f"{service.name}.{service.namespace}.svc.{cluster_domain}"
+    upstream = Upstream(service.namespace, service.name, host, port)
     return Member(
-        view=view,
+        service=service,
         app=app,
         is_canary=is_canary,
         percent=(percent or 0) if is_canary else None,
@@ -124,8 +123,8 @@ def parse_percent(value: str) -> int | None:
     return number if number <= 100 else None
 
 
-def _parse_app(view: ServiceView) -> tuple[str, list[Problem]]:
-    app = app_of(view)
+def _parse_app(service: Service) -> tuple[str, list[Problem]]:
+    app = app_of(service)
     if app is None:
         return "", [Problem(APP, None, "application names (DNS-1123 subdomains)")]
     if len(app) <= 253 and _DNS_SUBDOMAIN.fullmatch(app):
@@ -134,7 +133,7 @@ def _parse_app(view: ServiceView) -> tuple[str, list[Problem]]:
         "DNS-1123 subdomains: lowercase letters, digits, '-' and '.', at most 253 characters, "
         "starting and ending with a letter or digit"
     )
-    return app, [Problem(APP, view.annotations[APP], accepted)]
+    return app, [Problem(APP, service.annotations[APP], accepted)]
 
 
 def _parse_canary_flag(value: str | None) -> tuple[bool, list[Problem]]:
@@ -155,28 +154,28 @@ def _parse_percent(value: str | None) -> tuple[int | None, list[Problem]]:
     return percent, []
 
 
-def _choose_port(view: ServiceView) -> tuple[int, list[Problem]]:
+def _choose_port(service: Service) -> tuple[int, list[Problem]]:
     """The Service port the gateway should send traffic to (annotation, only port, or `http`)."""
-    if view.type not in ROUTABLE_TYPES:
+    if service.type not in ROUTABLE_TYPES:
         return 0, [
             Problem(
                 APP,
-                view.annotations.get(APP),
+                service.annotations.get(APP),
                 _on_routable_services(),
-                reason=f"the Service is of type {view.type}",
+                reason=f"the Service is of type {service.type}",
             )
         ]
-    ports = [p for p in view.ports if p.protocol.upper() == "TCP" and p.port > 0]
+    ports = [p for p in service.ports if p.protocol.upper() == "TCP" and p.port > 0]
     if not ports:
         return 0, [
             Problem(
                 APP,
-                view.annotations.get(APP),
+                service.annotations.get(APP),
                 _on_routable_services(),
                 reason="the Service has no TCP ports",
             )
         ]
-    requested = view.annotations.get(PORT)
+    requested = service.annotations.get(PORT)
     if requested is not None:
         chosen = [p for p in ports if requested.strip() in (p.name, str(p.port))]
         if chosen:

@@ -1,4 +1,4 @@
-"""The Service cache: a thread-safe store of `ServiceView`s with named secondary indexes.
+"""The Service cache: a thread-safe store of `Service`s with named secondary indexes.
 
 The informer writes to it, reconcilers read from it; nothing here does I/O. Like client-go's
 `cache.Indexer`, each index is a function from an object to the index values it files the
@@ -13,10 +13,10 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
-from canaryctl.objects import ServiceView
+from canaryctl.objects import Service
 
-Indexer = Callable[[ServiceView], Iterable[str]]
-Change = tuple[ServiceView | None, ServiceView | None]  # (old, new) as event handlers receive it
+Indexer = Callable[[Service], Iterable[str]]
+Change = tuple[Service | None, Service | None]  # (old, new) as event handlers receive it
 
 
 class Changes(NamedTuple):
@@ -33,17 +33,17 @@ class ServiceStore:
     def __init__(self, indexers: dict[str, Indexer] | None = None):
         self._indexers = dict(indexers or {})
         self._lock = threading.Lock()
-        self._items: dict[str, ServiceView] = {}
+        self._items: dict[str, Service] = {}
         self._indexes: dict[str, dict[str, set[str]]] = {name: {} for name in self._indexers}
         self._filed_under: dict[str, dict[str, frozenset[str]]] = {}  # key -> index name -> values
 
     # reads ----------------------------------------------------------------------------------
 
-    def get(self, key: str) -> ServiceView | None:
+    def get(self, key: str) -> Service | None:
         with self._lock:
             return self._items.get(key)
 
-    def list(self) -> list[ServiceView]:
+    def list(self) -> list[Service]:
         with self._lock:
             return list(self._items.values())
 
@@ -51,7 +51,7 @@ class ServiceStore:
         with self._lock:
             return list(self._items)
 
-    def by_index(self, index_name: str, value: str) -> list[ServiceView]:
+    def by_index(self, index_name: str, value: str) -> list[Service]:
         """The Services the indexer `index_name` files under `value` (KeyError for unknown indexes)."""
         with self._lock:
             keys = self._indexes[index_name].get(value, ())
@@ -68,53 +68,53 @@ class ServiceStore:
 
     # writes ---------------------------------------------------------------------------------
 
-    def upsert(self, view: ServiceView) -> ServiceView | None:
+    def upsert(self, service: Service) -> Service | None:
         """Add or replace one Service; return what was stored before (None if new)."""
         with self._lock:
-            return self._put(view)
+            return self._put(service)
 
-    def delete(self, key: str) -> ServiceView | None:
+    def delete(self, key: str) -> Service | None:
         """Remove one Service; return what was stored (None if it was not cached)."""
         with self._lock:
             return self._remove(key)
 
-    def replace(self, views: Iterable[ServiceView], namespace: str | None = None) -> Changes:
-        """Make the store hold exactly `views` (after a list) and say what that changed.
+    def replace(self, services: Iterable[Service], namespace: str | None = None) -> Changes:
+        """Make the store hold exactly `services` (after a list) and say what that changed.
 
         With `namespace`, only that namespace's Services are replaced, so one store can be
         shared by per-namespace informers. A Service whose resourceVersion did not change
         counts as unchanged.
         """
-        fresh = {view.key: view for view in views}
+        fresh = {service.key: service for service in services}
         changes = Changes([], [], [])
         with self._lock:
             for key in [
                 key for key in self._items if key not in fresh and _in_scope(key, namespace)
             ]:
                 changes.deleted.append((self._remove(key), None))
-            for key, view in fresh.items():
+            for key, service in fresh.items():
                 old = self._items.get(key)
                 if old is None:
-                    self._put(view)
-                    changes.added.append((None, view))
-                elif old.resource_version != view.resource_version:
-                    self._put(view)
-                    changes.updated.append((old, view))
+                    self._put(service)
+                    changes.added.append((None, service))
+                elif old.resource_version != service.resource_version:
+                    self._put(service)
+                    changes.updated.append((old, service))
         return changes
 
     # internals (lock held) ------------------------------------------------------------------
 
-    def _put(self, view: ServiceView) -> ServiceView | None:
-        values = {name: frozenset(indexer(view)) for name, indexer in self._indexers.items()}
-        old = self._remove(view.key)
-        self._items[view.key] = view
-        self._filed_under[view.key] = values
+    def _put(self, service: Service) -> Service | None:
+        values = {name: frozenset(indexer(service)) for name, indexer in self._indexers.items()}
+        old = self._remove(service.key)
+        self._items[service.key] = service
+        self._filed_under[service.key] = values
         for name, index_values in values.items():
             for value in index_values:
-                self._indexes[name].setdefault(value, set()).add(view.key)
+                self._indexes[name].setdefault(value, set()).add(service.key)
         return old
 
-    def _remove(self, key: str) -> ServiceView | None:
+    def _remove(self, key: str) -> Service | None:
         old = self._items.pop(key, None)
         for name, index_values in self._filed_under.pop(key, {}).items():
             index = self._indexes[name]

@@ -20,10 +20,10 @@ from canaryctl.annotations import relevant_fingerprint
 from canaryctl.cache import ServiceStore
 from canaryctl.events import EventRecorder
 from canaryctl.gateway.base import Gateway, GatewayError
-from canaryctl.gateway.view import GatewayView
+from canaryctl.gateway.cache import GatewayCache
 from canaryctl.informer import ServiceInformer
 from canaryctl.kube import patch_service_annotations
-from canaryctl.objects import ServiceView
+from canaryctl.objects import Service
 from canaryctl.reconciler import APP_INDEX, INDEXERS, Reconciler, apps_of
 from canaryctl.release.analysis import Analyzer
 from canaryctl.release.runner import ReleaseRunner
@@ -54,7 +54,7 @@ class Controller:
         self.settings = settings
         self.gateway = gateway
         self.store = ServiceStore(INDEXERS)
-        self.view = GatewayView()
+        self.view = GatewayCache()
         self.queue = new_controller_queue(QUEUE_NAME)
         self.recorder = EventRecorder(api_client)
         self.reconciler = Reconciler(
@@ -124,7 +124,7 @@ class Controller:
 
     # event handler: only enqueues ---------------------------------------------------------
 
-    def enqueue_service_change(self, old: ServiceView | None, new: ServiceView | None) -> None:
+    def enqueue_service_change(self, old: Service | None, new: Service | None) -> None:
         """Informer callback: enqueue the application(s) a Service change concerns.
 
         A change that touches nothing canaryctl reads (e.g. our own status annotation) is

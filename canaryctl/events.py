@@ -25,7 +25,7 @@ from kubernetes import client
 
 from canaryctl import metrics
 from canaryctl.kube import MERGE_PATCH, describe_error, read_json
-from canaryctl.objects import ServiceView
+from canaryctl.objects import Service
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ RETRY_DELAYS = (
 class _Occurrence:
     """One call to normal()/warning(): what happened to which Service, and when."""
 
-    service: ServiceView
+    service: Service
     type: str
     reason: str
     message: str
@@ -95,16 +95,16 @@ class EventRecorder:
 
     # recording (any thread, never blocks) ------------------------------------------------------
 
-    def normal(self, view: ServiceView, reason: str, message: str) -> None:
-        self._record(view, "Normal", reason, message)
+    def normal(self, service: Service, reason: str, message: str) -> None:
+        self._record(service, "Normal", reason, message)
 
-    def warning(self, view: ServiceView, reason: str, message: str) -> None:
-        self._record(view, "Warning", reason, message)
+    def warning(self, service: Service, reason: str, message: str) -> None:
+        self._record(service, "Warning", reason, message)
 
-    def _record(self, view: ServiceView, event_type: str, reason: str, message: str) -> None:
-        name = f"{view.name}.{time.time_ns():x}"  # client-go's naming: object name + nanoseconds in hex
+    def _record(self, service: Service, event_type: str, reason: str, message: str) -> None:
+        name = f"{service.name}.{time.time_ns():x}"  # client-go's naming: object name + nanoseconds in hex
         occurrence = _Occurrence(
-            view, event_type, reason, message[:MAX_MESSAGE_LENGTH], _now(), name
+            service, event_type, reason, message[:MAX_MESSAGE_LENGTH], _now(), name
         )
         with self._changed:
             if self._stopped or len(self._pending) >= self._max_pending:
@@ -114,7 +114,7 @@ class EventRecorder:
                     log.warning(
                         "dropped %d events so far (queue full or recorder stopped)",
                         self.dropped,
-                        extra={"service": view.key, "reason": reason},
+                        extra={"service": service.key, "reason": reason},
                     )
                 return
             self._pending.append(occurrence)

@@ -8,10 +8,10 @@ vanished* Service, then watches from the list's resourceVersion with bookmarks, 
 the version on every event. A watch that ends normally is resumed where it stopped; a 410
 means the version is gone and forces a relist; anything else (connection refused, read
 timeout, 429, 5xx) is retried after a jittered exponential backoff. Raw JSON is projected
-straight into `ServiceView`s; the client's model objects are never built.
+straight into `Service`s; the client's model objects are never built.
 
-The handler receives `(old, new)`: `(None, view)` added, `(old, view)` changed,
-`(old, None)` deleted, `(view, view)` periodic resync. It runs on the informer's threads
+The handler receives `(old, new)`: `(None, service)` added, `(old, service)` changed,
+`(old, None)` deleted, `(service, service)` periodic resync. It runs on the informer's threads
 (one per namespace, plus the resync thread), so it must be quick and thread-safe.
 """
 
@@ -31,11 +31,11 @@ from kubernetes import client
 from canaryctl import metrics
 from canaryctl.cache import ServiceStore
 from canaryctl.kube import describe_error, read_json
-from canaryctl.objects import ServiceView
+from canaryctl.objects import Service
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[ServiceView | None, ServiceView | None], None]
+Handler = Callable[[Service | None, Service | None], None]
 ALL_NAMESPACES = None
 SHORT_WATCH_SECONDS = 1.0  # a watch that ends this fast without events is treated as a failure
 
@@ -168,13 +168,15 @@ class ServiceInformer:
     def stopping(self) -> bool:
         return self._stop.is_set()
 
-    def notify(self, old: ServiceView | None, new: ServiceView | None) -> None:
+    def notify(self, old: Service | None, new: Service | None) -> None:
         """Call the handler; its failures are logged, never allowed to stop the informer."""
         try:
             self._handler(old, new)
         except Exception:
-            view = new or old
-            log.exception("informer handler failed", extra={"service": view.key if view else None})
+            service = new or old
+            log.exception(
+                "informer handler failed", extra={"service": service.key if service else None}
+            )
 
     def wait(self, seconds: float) -> None:
         self._sleep(seconds)
@@ -185,11 +187,11 @@ class ServiceInformer:
         self._threads.append(thread)
 
     def _resync_forever(self) -> None:
-        """Every resync period, hand every cached Service to the handler as (view, view)."""
+        """Every resync period, hand every cached Service to the handler as (service, service)."""
         while not self._stop.wait(self._resync_period):
             if self.has_synced():
-                for view in self.store.list():
-                    self.notify(view, view)
+                for service in self.store.list():
+                    self.notify(service, service)
 
 
 class _WatchSettings:
@@ -284,16 +286,16 @@ class _ListWatch:
 
     def relist(self, reason: str) -> None:
         """List every Service page by page, replace the scope in the store, notify all changes."""
-        views, self.resource_version = self._list_all()
+        services, self.resource_version = self._list_all()
         metrics.relists_total.labels(reason).inc()
-        changes = self.informer.store.replace(views, namespace=self.scope)
+        changes = self.informer.store.replace(services, namespace=self.scope)
         metrics.cached_services.set(len(self.informer.store))
         self.synced.set()
         for old, new in (*changes.deleted, *changes.added, *changes.updated):
             self.informer.notify(old, new)
 
-    def _list_all(self) -> tuple[list[ServiceView], str]:
-        views: list[ServiceView] = []
+    def _list_all(self) -> tuple[list[Service], str]:
+        services: list[Service] = []
         token = None
         while True:
             page = read_json(
@@ -303,10 +305,10 @@ class _ListWatch:
                     _request_timeout=self.settings.request_timeout,
                 )
             )
-            views.extend(ServiceView.from_dict(item) for item in page.get("items") or ())
+            services.extend(Service.from_dict(item) for item in page.get("items") or ())
             token = page["metadata"].get("continue")
             if not token:
-                return views, page["metadata"]["resourceVersion"]
+                return services, page["metadata"]["resourceVersion"]
 
     # watch --------------------------------------------------------------------------------------
 
@@ -341,9 +343,9 @@ class _ListWatch:
         if kind == "ERROR":
             _raise_for_status(obj)
         if kind in ("ADDED", "MODIFIED"):
-            self._upsert(ServiceView.from_dict(obj))
+            self._upsert(Service.from_dict(obj))
         elif kind == "DELETED":
-            self._delete(ServiceView.from_dict(obj))
+            self._delete(Service.from_dict(obj))
         elif kind != "BOOKMARK":
             log.warning(
                 "ignoring watch event of unknown type %r", kind, extra={"namespace": self.scope}
@@ -353,16 +355,16 @@ class _ListWatch:
             "resourceVersion"
         ) or self.resource_version
 
-    def _upsert(self, view: ServiceView) -> None:
-        old = self.informer.store.upsert(view)
+    def _upsert(self, service: Service) -> None:
+        old = self.informer.store.upsert(service)
         metrics.cached_services.set(len(self.informer.store))
-        if old is None or old.resource_version != view.resource_version:
-            self.informer.notify(old, view)
+        if old is None or old.resource_version != service.resource_version:
+            self.informer.notify(old, service)
 
-    def _delete(self, view: ServiceView) -> None:
-        old = self.informer.store.delete(view.key)
+    def _delete(self, service: Service) -> None:
+        old = self.informer.store.delete(service.key)
         metrics.cached_services.set(len(self.informer.store))
-        self.informer.notify(old or view, None)
+        self.informer.notify(old or service, None)
 
     # HTTP -----------------------------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from kubernetes import client, config
 from kubernetes.config.config_exception import ConfigException
 from kubernetes.config.incluster_config import SERVICE_HOST_ENV_NAME, InClusterConfigLoader
 
-from canaryctl.objects import ServiceView
+from canaryctl.objects import Service
 
 SERVICEACCOUNT_DIR_ENV = "CANARYCTL_SERVICEACCOUNT_DIR"
 DEFAULT_SERVICEACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
@@ -57,7 +57,7 @@ def _load_incluster(configuration: client.Configuration) -> None:
 
 def patch_service_annotations(
     api: client.ApiClient, namespace: str, name: str, changes: Mapping[str, str | None]
-) -> ServiceView:
+) -> Service:
     """Set (value) or remove (None) annotations of one Service; return the Service as patched.
 
     Raises kubernetes.client.ApiException (e.g. 404 if the Service is gone).
@@ -71,7 +71,7 @@ def patch_service_annotations(
         _preload_content=False,
         _request_timeout=REQUEST_TIMEOUT,
     )
-    return ServiceView.from_dict(read_json(response))
+    return Service.from_dict(read_json(response))
 
 
 def read_json(response: urllib3.BaseHTTPResponse) -> dict:

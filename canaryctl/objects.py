@@ -20,7 +20,7 @@ class ServicePort:
 
 
 @dataclass(frozen=True)
-class ServiceView:
+class Service:
     """What canaryctl needs of a Service."""
 
     namespace: str
@@ -36,7 +36,7 @@ class ServiceView:
         return f"{self.namespace}/{self.name}"
 
     @classmethod
-    def from_dict(cls, obj: Mapping[str, Any]) -> ServiceView:
+    def from_dict(cls, obj: Mapping[str, Any]) -> Service:
         """Project a Service as the API returns it (a JSON dict)."""
         meta = obj.get("metadata") or {}
         spec = obj.get("spec") or {}

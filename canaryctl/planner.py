@@ -26,7 +26,7 @@ from typing import Literal
 
 from canaryctl.annotations import APP, CANARY, PERCENT, Member, Problem, parse_member
 from canaryctl.gateway.model import AppSpec, AppState, Upstream
-from canaryctl.objects import ServiceView
+from canaryctl.objects import Service
 from canaryctl.status import StatusDoc
 
 Action = Literal["noop", "apply", "delete", "hold"]
@@ -65,7 +65,7 @@ class AppPlan:
 
 def plan_app(
     app: str,
-    members: Sequence[ServiceView],
+    members: Sequence[Service],
     observed: AppState | None,
     cluster_domain: str,
     weight_override: int | None = None,
@@ -113,7 +113,7 @@ def _sticky_stable(valid: list[Member], observed: AppState | None) -> Member | N
     """The flagged member the gateway already uses as default upstream, if any."""
     if observed is None or observed.stable is None:
         return None
-    return next((m for m in valid if m.upstream.version == observed.stable.version), None)
+    return next((m for m in valid if m.upstream.key == observed.stable.key), None)
 
 
 def _desired_spec(
@@ -144,25 +144,25 @@ def _plan_without_stable(
     routed = (
         observed is not None
         and observed.canary is not None
-        and observed.canary.version == canary.upstream.version
+        and observed.canary.key == canary.upstream.key
     )
     desired = weight_override if weight_override is not None else canary.percent
     if routed and (observed.weight == 100 or desired == 100):
         return _plan_spec(AppSpec(name=app, stable=canary.upstream), canary, None, observed)
     if routed:
         message = (
-            f"the stable of application {app} left while canary {canary.view.key} is at "
+            f"the stable of application {app} left while canary {canary.service.key} is at "
             f"{observed.weight} %; not shifting traffic: set {PERCENT}=100 to promote the canary, "
             f"or restore the stable"
         )
     else:
         message = (
-            f"canary {canary.view.key} has no stable: no Service publishes application {app} "
+            f"canary {canary.service.key} has no stable: no Service publishes application {app} "
             f"without {CANARY}=true; publish the stable first, or remove the canary flag"
         )
     status = StatusDoc("canary", app, None, "Holding", message)
     return _hold(
-        app, [Warning(canary.view.key, "StableMissing", message)], {canary.view.key: status}
+        app, [Warning(canary.service.key, "StableMissing", message)], {canary.service.key: status}
     )
 
 
@@ -184,7 +184,7 @@ def _hold(app: str, warnings: list[Warning], statuses: dict[str, StatusDoc]) -> 
 
 
 def _hold_bad_input(
-    app: str, views: list[ServiceView], invalid: dict[str, list[Problem]], foreign: bool
+    app: str, views: list[Service], invalid: dict[str, list[Problem]], foreign: bool
 ) -> AppPlan:
     """Warn about every invalid annotation and a foreign namesake; touch nothing in the gateway."""
     warnings: list[Warning] = []
@@ -223,20 +223,20 @@ def _hold_bad_input(
 
 def _hold_conflict(app: str, valid: list[Member], culprits: list[Member], message: str) -> AppPlan:
     """Several members claim one role: warn each of them, hold the application."""
-    culprit_keys = {member.view.key for member in culprits}
+    culprit_keys = {member.service.key for member in culprits}
     waiting = f"application {app} is on hold: {message}"
     statuses = {
-        member.view.key: StatusDoc(
+        member.service.key: StatusDoc(
             "none",
             app,
             None,
-            "Conflict" if member.view.key in culprit_keys else "Holding",
-            message if member.view.key in culprit_keys else waiting,
+            "Conflict" if member.service.key in culprit_keys else "Holding",
+            message if member.service.key in culprit_keys else waiting,
         )
         for member in valid
     }
     return _hold(
-        app, [Warning(member.view.key, "Conflict", message) for member in culprits], statuses
+        app, [Warning(member.service.key, "Conflict", message) for member in culprits], statuses
     )
 
 
@@ -255,7 +255,7 @@ def _two_canaries_message(app: str, canaries: list[Member]) -> str:
 
 
 def _names(members: list[Member]) -> str:
-    keys = [member.view.key for member in members]
+    keys = [member.service.key for member in members]
     return ", ".join(keys[:-1]) + " and " + keys[-1]
 
 
@@ -268,20 +268,20 @@ def _serving_statuses(spec: AppSpec, stable: Member, canary: Member | None) -> d
                 f"promoted from canary to default upstream of application {app}; receives all "
                 f"requests ({CANARY} may now be removed)"
             )
-            return {stable.view.key: StatusDoc("stable", app, 100, "Promoted", message)}
+            return {stable.service.key: StatusDoc("stable", app, 100, "Promoted", message)}
         message = f"default upstream of application {app}; receives all requests"
-        return {stable.view.key: StatusDoc("stable", app, 100, "Stable", message)}
+        return {stable.service.key: StatusDoc("stable", app, 100, "Stable", message)}
     stable_message = (
         f"default upstream of application {app}; receives {100 - spec.weight} % of requests, "
-        f"canary {canary.view.key} the other {spec.weight} %"
+        f"canary {canary.service.key} the other {spec.weight} %"
     )
     canary_message = (
         f"canary of application {app}; receives {spec.weight} % of requests, "
-        f"stable {stable.view.key} the rest"
+        f"stable {stable.service.key} the rest"
     )
     return {
-        stable.view.key: StatusDoc("stable", app, 100 - spec.weight, "Stable", stable_message),
-        canary.view.key: StatusDoc("canary", app, spec.weight, "Canary", canary_message),
+        stable.service.key: StatusDoc("stable", app, 100 - spec.weight, "Stable", stable_message),
+        canary.service.key: StatusDoc("canary", app, spec.weight, "Canary", canary_message),
     }
 
 
@@ -292,7 +292,7 @@ def _describe_change(
     if observed is None or observed.stable is None:
         notices = [
             Notice(
-                stable.view.key,
+                stable.service.key,
                 "Published",
                 f"published as application {spec.name} (host {spec.name}) with default "
                 f"upstream {_target(spec.stable)}",
@@ -303,7 +303,7 @@ def _describe_change(
     notices += _canary_change(observed.canary, observed.weight, spec, stable, canary)
     return notices or [
         Notice(
-            stable.view.key,
+            stable.service.key,
             "DriftCorrected",
             f"application {spec.name} had been changed in the gateway outside "
             f"canaryctl; restored it",
@@ -313,31 +313,31 @@ def _describe_change(
 
 def _stable_change(observed: AppState, spec: AppSpec, stable: Member) -> list[Notice]:
     before, after = observed.stable, spec.stable
-    if before.version == after.version:
+    if before.key == after.key:
         if before == after:
             return []
         return [
             Notice(
-                stable.view.key,
+                stable.service.key,
                 "UpstreamChanged",
-                f"upstream {after.version} of application {spec.name} now targets {_target(after)}",
+                f"upstream {after.key} of application {spec.name} now targets {_target(after)}",
             )
         ]
-    if observed.canary is not None and observed.canary.version == after.version:
+    if observed.canary is not None and observed.canary.key == after.key:
         return [
             Notice(
-                stable.view.key,
+                stable.service.key,
                 "Promoted",
-                f"canary {after.version} promoted to default upstream of application {spec.name}, "
-                f"replacing {before.version}; its canary rule has ended",
+                f"canary {after.key} promoted to default upstream of application {spec.name}, "
+                f"replacing {before.key}; its canary rule has ended",
             )
         ]
     return [
         Notice(
-            stable.view.key,
+            stable.service.key,
             "StableChanged",
-            f"{after.version} is now the default upstream of application {spec.name}, "
-            f"replacing {before.version}",
+            f"{after.key} is now the default upstream of application {spec.name}, "
+            f"replacing {before.key}",
         )
     ]
 
@@ -351,21 +351,21 @@ def _canary_change(
 ) -> list[Notice]:
     """Notices about the canary: added, removed, re-targeted or re-weighted."""
     after = spec.canary
-    promoted = before is not None and before.version == spec.stable.version
+    promoted = before is not None and before.key == spec.stable.key
     notices: list[Notice] = []
-    if before is not None and not promoted and (after is None or after.version != before.version):
+    if before is not None and not promoted and (after is None or after.key != before.key):
         notices.append(
             Notice(
-                stable.view.key,
+                stable.service.key,
                 "CanaryRemoved",
-                f"canary {before.version} removed from application {spec.name}; its rule "
+                f"canary {before.key} removed from application {spec.name}; its rule "
                 f"and upstream are deleted",
             )
         )
     if after is None:
         return notices
-    key = canary.view.key
-    if before is None or before.version != after.version:
+    key = canary.service.key
+    if before is None or before.key != after.key:
         return [
             *notices,
             Notice(
@@ -380,7 +380,7 @@ def _canary_change(
             Notice(
                 key,
                 "UpstreamChanged",
-                f"upstream {after.version} of application {spec.name} now targets {_target(after)}",
+                f"upstream {after.key} of application {spec.name} now targets {_target(after)}",
             )
         )
     if before_weight != spec.weight:
@@ -396,4 +396,4 @@ def _canary_change(
 
 
 def _target(upstream: Upstream) -> str:
-    return f"{upstream.version} ({upstream.host}:{upstream.port})"
+    return f"{upstream.key} ({upstream.host}:{upstream.port})"

@@ -23,9 +23,9 @@ from typing import Protocol
 from canaryctl import metrics
 from canaryctl.annotations import STATUS, app_of, relevant_fingerprint
 from canaryctl.gateway.base import Gateway, GatewayError
+from canaryctl.gateway.cache import GatewayCache
 from canaryctl.gateway.model import AppState
-from canaryctl.gateway.view import GatewayView
-from canaryctl.objects import ServiceView
+from canaryctl.objects import Service
 from canaryctl.planner import AppPlan, Warning, plan_app  # noqa: A004 - the Event type
 from canaryctl.release.runner import ReleaseRunner, ReleaseStep, persisted_state
 from canaryctl.status import applied_share, changed, render
@@ -36,12 +36,12 @@ APP_INDEX = "app"  # Services by their published-service value
 STATUS_INDEX = "status-app"  # Services by the app their status annotation names
 
 
-def _app_index(view: ServiceView) -> list[str]:
+def _app_index(view: Service) -> list[str]:
     app = app_of(view)
     return [] if app is None else [app]
 
 
-def _status_index(view: ServiceView) -> list[str]:
+def _status_index(view: Service) -> list[str]:
     try:
         app = json.loads(view.annotations.get(STATUS, "")).get("app")
     except (ValueError, AttributeError):
@@ -49,19 +49,19 @@ def _status_index(view: ServiceView) -> list[str]:
     return [app] if isinstance(app, str) else []
 
 
-INDEXERS: dict[str, Callable[[ServiceView], Iterable[str]]] = {
+INDEXERS: dict[str, Callable[[Service], Iterable[str]]] = {
     APP_INDEX: _app_index,
     STATUS_INDEX: _status_index,
 }
 
 
 class ServiceIndex(Protocol):
-    def by_index(self, index_name: str, value: str) -> list[ServiceView]: ...
+    def by_index(self, index_name: str, value: str) -> list[Service]: ...
 
 
 class Recorder(Protocol):
-    def normal(self, view: ServiceView, reason: str, message: str) -> None: ...
-    def warning(self, view: ServiceView, reason: str, message: str) -> None: ...
+    def normal(self, view: Service, reason: str, message: str) -> None: ...
+    def warning(self, view: Service, reason: str, message: str) -> None: ...
 
 
 PatchAnnotations = Callable[
@@ -82,7 +82,7 @@ class Reconciler:
     def __init__(
         self,
         store: ServiceIndex,
-        view: GatewayView,
+        view: GatewayCache,
         gateway: Gateway,
         recorder: Recorder,
         patch_annotations: PatchAnnotations,
@@ -136,7 +136,7 @@ class Reconciler:
     def _automate(
         self,
         plan: AppPlan,
-        members: Mapping[str, ServiceView],
+        members: Mapping[str, Service],
         observed: AppState | None,
         now: datetime,
     ) -> tuple[AppPlan, ReleaseStep | None]:
@@ -158,9 +158,7 @@ class Reconciler:
             plan.app, list(members.values()), observed, self.cluster_domain, step.weight
         ), step
 
-    def _read_back(
-        self, plan: AppPlan, state: AppState | None, canary: ServiceView
-    ) -> AppState | None:
+    def _read_back(self, plan: AppPlan, state: AppState | None, canary: Service) -> AppState | None:
         """After an automated weight write, ask the gateway what it applied (product.md §2)."""
         if plan.action != "apply" or plan.spec is None:
             return state
@@ -187,7 +185,7 @@ class Reconciler:
         if self.namespaces is None:
             return True
         versions = [
-            upstream.version for upstream in (state.stable, state.canary) if upstream is not None
+            upstream.key for upstream in (state.stable, state.canary) if upstream is not None
         ]
         return bool(versions) and all(
             version.split("/", 1)[0] in self.namespaces for version in versions
@@ -205,7 +203,7 @@ class Reconciler:
         return state
 
     def _execute(
-        self, plan: AppPlan, observed: AppState | None, members: Mapping[str, ServiceView]
+        self, plan: AppPlan, observed: AppState | None, members: Mapping[str, Service]
     ) -> AppState | None:
         """Apply the plan to the gateway and to the view; return what the gateway now holds."""
         try:
@@ -224,7 +222,7 @@ class Reconciler:
             raise
         return observed
 
-    def _warn(self, plan: AppPlan, members: Mapping[str, ServiceView]) -> None:
+    def _warn(self, plan: AppPlan, members: Mapping[str, Service]) -> None:
         """Warning Events, once per Service version: a resync of unchanged bad input stays quiet."""
         by_service: dict[str, set] = {}
         for warning in plan.warnings:
@@ -242,7 +240,7 @@ class Reconciler:
                 log.warning("%s: %s", key, message, extra={"app": plan.app, "reason": reason})
                 self.recorder.warning(view, reason, message)
 
-    def _announce(self, plan: AppPlan, members: Mapping[str, ServiceView], app: str) -> None:
+    def _announce(self, plan: AppPlan, members: Mapping[str, Service], app: str) -> None:
         """Normal Events for what changed; CleanedUp goes to the Services that used to be members."""
         for notice in plan.notices:
             targets = (
@@ -255,7 +253,7 @@ class Reconciler:
                 self.recorder.normal(view, notice.reason, notice.message)
 
     def _announce_release(
-        self, release: ReleaseStep | None, members: Mapping[str, ServiceView]
+        self, release: ReleaseStep | None, members: Mapping[str, Service]
     ) -> None:
         """The release's Events (StepAdvanced, AnalysisFailed, RolledBack, ...) on the canary."""
         for event in release.decision.events if release else ():
@@ -265,7 +263,7 @@ class Reconciler:
     def _write_statuses(
         self,
         plan: AppPlan,
-        members: Mapping[str, ServiceView],
+        members: Mapping[str, Service],
         state: AppState | None,
         release: ReleaseStep | None,
     ) -> None:
@@ -293,14 +291,14 @@ class Reconciler:
                     view.namespace, view.name, {STATUS: render(doc, applied, self.now(), progress)}
                 )
 
-    def _former_members(self, app: str, members: Mapping[str, ServiceView]) -> list[ServiceView]:
+    def _former_members(self, app: str, members: Mapping[str, Service]) -> list[Service]:
         return [
             view
             for view in self.store.by_index(STATUS_INDEX, app)
             if view.key not in members and app_of(view) is None
         ]
 
-    def _forget_former_members(self, app: str, members: Mapping[str, ServiceView]) -> None:
+    def _forget_former_members(self, app: str, members: Mapping[str, Service]) -> None:
         """A Service that left every application loses its stale status annotation."""
         for view in self._former_members(app, members):
             self._warned.pop(view.key, None)
@@ -310,7 +308,7 @@ class Reconciler:
         if plan.spec is None or state is None:
             return
         canary = plan.spec.canary or plan.spec.stable
-        namespace = canary.version.split("/", 1)[0]
+        namespace = canary.key.split("/", 1)[0]
         metrics.canary_weight.labels(namespace, plan.app).set(
             plan.spec.weight if plan.spec.canary else 0
         )
@@ -319,12 +317,12 @@ class Reconciler:
         )
 
 
-def _kept_release(view: ServiceView) -> dict | None:
+def _kept_release(view: Service) -> dict | None:
     """A canary's persisted release state, kept while its app is on hold, so nothing is lost."""
     state = persisted_state(view.annotations)
     return state.to_dict() if state else None
 
 
-def apps_of(old: ServiceView | None, new: ServiceView | None) -> Sequence[str]:
+def apps_of(old: Service | None, new: Service | None) -> Sequence[str]:
     """The application keys an informer event concerns (a Service may move between apps)."""
     return sorted({app for view in (old, new) if view is not None for app in _app_index(view)})

@@ -39,9 +39,9 @@ def applied_share(state: AppState | None, version: str) -> int | None:
     if state is None or not state.owned:
         return None
     canary_weight = state.weight if state.canary is not None else 0
-    if state.canary is not None and state.canary.version == version:
+    if state.canary is not None and state.canary.key == version:
         return canary_weight
-    if state.stable is not None and state.stable.version == version:
+    if state.stable is not None and state.stable.key == version:
         return 100 - canary_weight
     return 0
 

@@ -40,7 +40,7 @@ from canaryctl.kube import (
     patch_service_annotations,
     read_json,
 )
-from canaryctl.objects import ServiceView
+from canaryctl.objects import Service
 from canaryctl.release.config import ACTION, STEPS, Verb
 
 FAILED = 1  # the API server could not be reached or refused the call
@@ -97,13 +97,13 @@ def new_action_value(verb: Verb, now: datetime) -> str:
     return f"{verb}@{now.astimezone(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(6)}"
 
 
-def plan_action(view: ServiceView, verb: Verb, now: datetime) -> Request:
+def plan_action(service: Service, verb: Verb, now: datetime) -> Request:
     """The annotation that asks the controller to `verb` this canary's release."""
-    _require_canary(view)
-    warnings = _unpublished(view)
-    if STEPS in view.annotations:
+    _require_canary(service)
+    warnings = _unpublished(service)
+    if STEPS in service.annotations:
         return Request({ACTION: new_action_value(verb, now)}, warnings)
-    manual = f"{view.key} has no {STEPS}, so its release is manual"
+    manual = f"{service.key} has no {STEPS}, so its release is manual"
     if verb in _MANUAL_PERCENT:
         percent = _MANUAL_PERCENT[verb]
         return Request(
@@ -115,13 +115,13 @@ def plan_action(view: ServiceView, verb: Verb, now: datetime) -> Request:
     return Request({ACTION: new_action_value(verb, now)}, (*warnings, warning))
 
 
-def plan_weight(view: ServiceView, percent: int) -> Request:
+def plan_weight(service: Service, percent: int) -> Request:
     """The percentage annotation that sets this canary's weight by hand."""
-    _require_canary(view)
-    warnings = _unpublished(view)
-    automated = STEPS in view.annotations
-    if parse_percent(view.annotations.get(PERCENT, "")) == percent:
-        note = f"{view.key} already has {PERCENT}={percent}; nothing written"
+    _require_canary(service)
+    warnings = _unpublished(service)
+    automated = STEPS in service.annotations
+    if parse_percent(service.annotations.get(PERCENT, "")) == percent:
+        note = f"{service.key} already has {PERCENT}={percent}; nothing written"
         if automated:
             note += (
                 "; the controller acts on a change of the percentage only, so its release goes on "
@@ -131,28 +131,28 @@ def plan_weight(view: ServiceView, percent: int) -> Request:
     if not automated:
         return Request({PERCENT: str(percent)}, warnings)
     note = (
-        f"{view.key} runs an automated release: the controller pauses it at {percent} %; "
-        f"`canaryctl resume {view.key}` analyses {percent} % for a full step interval, then continues "
+        f"{service.key} runs an automated release: the controller pauses it at {percent} %; "
+        f"`canaryctl resume {service.key}` analyses {percent} % for a full step interval, then continues "
         "with the first step above it"
     )
     return Request({PERCENT: str(percent)}, warnings, (note,))
 
 
-def _require_canary(view: ServiceView) -> None:
-    flag = view.annotations.get(CANARY)
+def _require_canary(service: Service) -> None:
+    flag = service.annotations.get(CANARY)
     if (flag or "").strip().lower() != "true":
         found = "is not set" if flag is None else f"is {flag!r}"
         raise Refused(
-            f"{view.key} is not a canary: {CANARY} {found}; these commands act on canary Services "
+            f"{service.key} is not a canary: {CANARY} {found}; these commands act on canary Services "
             f"({CANARY}=true)"
         )
 
 
-def _unpublished(view: ServiceView) -> tuple[str, ...]:
-    if APP in view.annotations:
+def _unpublished(service: Service) -> tuple[str, ...]:
+    if APP in service.annotations:
         return ()
     return (
-        f"{view.key} has no {APP}: the controller ignores it until it publishes an application",
+        f"{service.key} has no {APP}: the controller ignores it until it publishes an application",
     )
 
 
@@ -166,7 +166,7 @@ def _configure_target(parser: argparse.ArgumentParser, epilog: str) -> None:
     parser.epilog = epilog
 
 
-def _apply(args: argparse.Namespace, plan: Callable[[ServiceView], Request]) -> int:
+def _apply(args: argparse.Namespace, plan: Callable[[Service], Request]) -> int:
     """Read the Service, plan the request, write it with one merge patch, and say what was written."""
     namespace, name = args.service
     try:
@@ -195,11 +195,11 @@ def _apply(args: argparse.Namespace, plan: Callable[[ServiceView], Request]) -> 
     return 0
 
 
-def _read_service(api: client.ApiClient, namespace: str, name: str) -> ServiceView:
+def _read_service(api: client.ApiClient, namespace: str, name: str) -> Service:
     response = client.CoreV1Api(api).read_namespaced_service(
         name, namespace, _preload_content=False, _request_timeout=REQUEST_TIMEOUT
     )
-    return ServiceView.from_dict(read_json(response))
+    return Service.from_dict(read_json(response))
 
 
 class _ActionCommand:
@@ -213,7 +213,7 @@ class _ActionCommand:
 
     @classmethod
     def run(cls, args: argparse.Namespace) -> int:
-        return _apply(args, lambda view: plan_action(view, cls.verb, datetime.now(UTC)))
+        return _apply(args, lambda service: plan_action(service, cls.verb, datetime.now(UTC)))
 
 
 class Promote(_ActionCommand):
@@ -279,4 +279,4 @@ class Weight:
 
     @staticmethod
     def run(args: argparse.Namespace) -> int:
-        return _apply(args, lambda view: plan_weight(view, args.percent))
+        return _apply(args, lambda service: plan_weight(service, args.percent))

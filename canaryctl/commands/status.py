@@ -32,7 +32,7 @@ from kubernetes.config.config_exception import ConfigException
 
 from canaryctl.annotations import CANARY, STATUS, app_of
 from canaryctl.kube import REQUEST_TIMEOUT, describe_error, load_api_client, read_json
-from canaryctl.objects import ServiceView
+from canaryctl.objects import Service
 from canaryctl.release.config import STEPS, parse_steps
 from canaryctl.release.state import CheckResult, ReleaseState
 
@@ -76,7 +76,7 @@ class Row:
 class _Member:
     """A Service's status annotation, read leniently."""
 
-    view: ServiceView
+    service: Service
     app: str
     is_canary: bool
     phase: str
@@ -86,19 +86,19 @@ class _Member:
     release: ReleaseState | None
 
 
-def rows_from_views(views: Iterable[ServiceView]) -> list[Row]:
+def rows_from_views(services: Iterable[Service]) -> list[Row]:
     """One row per canary and per application without one, from Services with a status annotation."""
     apps: dict[str, list[_Member]] = {}
-    for view in views:
-        if STATUS in view.annotations:
-            member = _read_member(view)
-            apps.setdefault(member.app or "/" + view.key, []).append(
+    for service in services:
+        if STATUS in service.annotations:
+            member = _read_member(service)
+            apps.setdefault(member.app or "/" + service.key, []).append(
                 member
             )  # no app: a group of its own
     rows = [
         row
         for members in apps.values()
-        for row in _rows_of_app(sorted(members, key=lambda m: m.view.key))
+        for row in _rows_of_app(sorted(members, key=lambda m: m.service.key))
     ]
     return sorted(rows, key=lambda row: (row.namespace, row.app, row.canary or ""))
 
@@ -138,14 +138,14 @@ def row_to_dict(row: Row) -> dict[str, Any]:
 # --- reading status annotations -------------------------------------------------------------
 
 
-def _read_member(view: ServiceView) -> _Member:
-    status = _status_json(view.annotations[STATUS])
+def _read_member(service: Service) -> _Member:
+    status = _status_json(service.annotations[STATUS])
     role = status.get("role")
     app = status.get("app") if isinstance(status.get("app"), str) else None
     return _Member(
-        view=view,
-        app=(app or app_of(view) or "").strip(),
-        is_canary=role == "canary" if role in ("stable", "canary") else _has_canary_flag(view),
+        service=service,
+        app=(app or app_of(service) or "").strip(),
+        is_canary=role == "canary" if role in ("stable", "canary") else _has_canary_flag(service),
         phase=_text(status.get("phase")) or UNKNOWN,
         message=_text(status.get("message"))
         or ("" if status else f"the {STATUS} annotation is not a JSON object"),
@@ -163,8 +163,8 @@ def _status_json(text: str) -> dict[str, Any]:
     return status if isinstance(status, dict) else {}
 
 
-def _has_canary_flag(view: ServiceView) -> bool:
-    return view.annotations.get(CANARY, "").strip().lower() == "true"
+def _has_canary_flag(service: Service) -> bool:
+    return service.annotations.get(CANARY, "").strip().lower() == "true"
 
 
 def _text(value: Any) -> str:
@@ -189,15 +189,15 @@ def _row(members: list[_Member], stables: list[_Member], canary: _Member | None)
     release = canary.release if canary else None
     phase, message = _phase(members, lead, release)
     return Row(
-        namespace=lead.view.namespace,
+        namespace=lead.service.namespace,
         app=lead.app,
-        stables=tuple(m.view.key for m in stables),
-        canary=canary.view.key if canary else None,
+        stables=tuple(m.service.key for m in stables),
+        canary=canary.service.key if canary else None,
         desired_weight=canary.desired if canary else None,
         applied_weight=canary.applied if canary else None,
         phase=phase,
         message=message,
-        step=_step(lead.view, release) if release else None,
+        step=_step(lead.service, release) if release else None,
         last_check=release.last_check if release else None,
         last_check_at=release.last_check_at if release else None,
     )
@@ -214,8 +214,10 @@ def _phase(members: list[_Member], lead: _Member, release: ReleaseState | None) 
     return lead.phase, lead.message
 
 
-def _step(view: ServiceView, release: ReleaseState) -> Step:
-    steps = parse_steps(view.annotations[STEPS].strip()) if STEPS in view.annotations else None
+def _step(service: Service, release: ReleaseState) -> Step:
+    steps = (
+        parse_steps(service.annotations[STEPS].strip()) if STEPS in service.annotations else None
+    )
     scheduled = steps[release.step] if steps and release.step < len(steps) else None
     return Step(release.step + 1, len(steps) if steps else None, release.weight, scheduled)
 
@@ -341,10 +343,10 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def list_services(api: client.ApiClient, namespace: str | None) -> list[ServiceView]:
+def list_services(api: client.ApiClient, namespace: str | None) -> list[Service]:
     """Every Service of `namespace` (None: of all namespaces), read page by page."""
     core = client.CoreV1Api(api)
-    views: list[ServiceView] = []
+    services: list[Service] = []
     page_token = None
     while True:
         options: dict[str, Any] = {
@@ -360,10 +362,10 @@ def list_services(api: client.ApiClient, namespace: str | None) -> list[ServiceV
             else core.list_namespaced_service(namespace, **options)
         )
         page = read_json(response)
-        views += [ServiceView.from_dict(item) for item in page.get("items") or ()]
+        services += [Service.from_dict(item) for item in page.get("items") or ()]
         page_token = (page.get("metadata") or {}).get("continue")
         if not page_token:
-            return views
+            return services
 
 
 def _context_namespace(kubeconfig: str | None) -> str:

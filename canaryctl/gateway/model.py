@@ -17,9 +17,26 @@ OWNER_LABEL = "managed-by:canaryctl"
 class Upstream:
     """One Service as a gateway upstream."""
 
-    version: str  # "<namespace>/<service>", the seed's upstream version label
+    namespace: str
+    service: str
     host: str  # "<service>.<namespace>.svc.<cluster domain>"
     port: int
+
+    @property
+    def key(self) -> str:
+        """`<namespace>/<service>`: the Service's key, and the upstream's version label."""
+        return f"{self.namespace}/{self.service}"
+
+    @property
+    def target(self) -> str:
+        """`host:port`, as the gateway addresses the upstream."""
+        return f"{self.host}:{self.port}"
+
+    @classmethod
+    def from_key(cls, key: str, host: str, port: int) -> Upstream:
+        """The upstream a gateway labels `key` (`namespace/service`; anything else: no namespace)."""
+        namespace, _, service = key.rpartition("/")
+        return cls(namespace, service, host, port)
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Literal, TypeVar
 
 from canaryctl.annotations import PREFIX, STATUS, Problem, parse_percent
-from canaryctl.objects import ServiceView
+from canaryctl.objects import Service
 
 STEPS = PREFIX + "canary-steps"
 STEP_INTERVAL = PREFIX + "canary-step-interval"
@@ -106,9 +106,9 @@ class ReleaseConfig:
     action: Action | None = None
 
 
-def parse_release(view: ServiceView) -> ReleaseConfig | list[Problem] | None:
+def parse_release(service: Service) -> ReleaseConfig | list[Problem] | None:
     """The Service's release settings; None when it does not ask for automation; else all problems."""
-    annotations = view.annotations
+    annotations = service.annotations
     problems = [
         _unknown(name, annotations[name]) for name in sorted(annotations) if _is_unknown(name)
     ]

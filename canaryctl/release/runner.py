@@ -17,7 +17,7 @@ from datetime import datetime
 from canaryctl import metrics
 from canaryctl.annotations import PERCENT, STATUS, Problem, parse_percent
 from canaryctl.gateway.model import AppSpec, Upstream
-from canaryctl.objects import ServiceView
+from canaryctl.objects import Service
 from canaryctl.release import decide
 from canaryctl.release.analysis import Analyzer, Target
 from canaryctl.release.config import ReleaseConfig, parse_release
@@ -46,7 +46,7 @@ class ReleaseRunner:
         self.analyzer = analyzer
 
     def step(
-        self, app: str, canary: ServiceView, spec: AppSpec, now: datetime
+        self, app: str, canary: Service, spec: AppSpec, now: datetime
     ) -> ReleaseStep | list[Problem] | None:
         """Advance the canary's release; None when it does not ask for automation."""
         config = parse_release(canary)
@@ -85,11 +85,11 @@ def persisted_state(annotations: Mapping[str, str]) -> ReleaseState | None:
     return ReleaseState.from_dict(status.get("release")) if isinstance(status, dict) else None
 
 
-def _percent_annotation(view: ServiceView) -> int | None:
+def _percent_annotation(view: Service) -> int | None:
     raw = view.annotations.get(PERCENT)
     return None if raw is None else parse_percent(raw)
 
 
 def _target(app: str, upstream: Upstream) -> Target:
-    namespace, service = upstream.version.split("/", 1)
+    namespace, service = upstream.namespace, upstream.service
     return Target(namespace, app, service, f"{upstream.host}:{upstream.port}")

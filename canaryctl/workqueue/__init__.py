@@ -43,17 +43,17 @@ Usage in a worker::
 from __future__ import annotations
 
 from canaryctl.workqueue.clock import Clock, FakeClock, RealClock
-from canaryctl.workqueue.delaying import DelayingQueue
-from canaryctl.workqueue.metrics import NoQueueMetrics, PrometheusQueueMetrics, QueueMetrics
-from canaryctl.workqueue.queue import Queue
-from canaryctl.workqueue.ratelimit import (
+from canaryctl.workqueue.default_rate_limiters import (
     BucketRateLimiter,
     ItemExponentialFailureRateLimiter,
     MaxOfRateLimiter,
     RateLimiter,
     default_controller_rate_limiter,
 )
-from canaryctl.workqueue.ratelimiting import RateLimitingQueue
+from canaryctl.workqueue.delaying_queue import DelayingQueue
+from canaryctl.workqueue.metrics import NoQueueMetrics, PrometheusQueueMetrics, QueueMetrics
+from canaryctl.workqueue.queue import Queue
+from canaryctl.workqueue.rate_limiting_queue import RateLimitingQueue
 
 __all__ = [
     "BucketRateLimiter",

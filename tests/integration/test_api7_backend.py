@@ -18,9 +18,9 @@ TOKEN = "tok-5b8e-secret"
 FAST = RetryPolicy(
     attempts=4, deadline=3.0, backoff_initial=0.005, backoff_max=0.02, retry_after_cap=0.01
 )
-V1 = Upstream("demo/error-page-v1", "error-page-v1.demo.svc.cluster.local", 80)
-V2 = Upstream("demo/error-page-v2", "error-page-v2.demo.svc.cluster.local", 80)
-V3 = Upstream("demo/error-page-v3", "error-page-v3.demo.svc.cluster.local", 8080)
+V1 = Upstream("demo", "error-page-v1", "error-page-v1.demo.svc.cluster.local", 80)
+V2 = Upstream("demo", "error-page-v2", "error-page-v2.demo.svc.cluster.local", 80)
+V3 = Upstream("demo", "error-page-v3", "error-page-v3.demo.svc.cluster.local", 8080)
 
 
 @pytest.fixture
@@ -112,9 +112,9 @@ def test_the_seed_walkthrough_writes_the_fewest_calls(emu, gateway):
     assert sent == [("PUT", "app"), ("DELETE", "canary")]
     assert_read_back_agrees(gateway, state, promoted)
     app = emu.app_by_name("error-page")
-    assert app["default_upstream_version"] == V2.version and [
+    assert app["default_upstream_version"] == V2.key and [
         u["version"] for u in app["upstreams"]
-    ] == [V2.version]
+    ] == [V2.key]
     assert emu.canaries(app["id"]) == []
 
 

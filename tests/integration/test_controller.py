@@ -310,7 +310,7 @@ def test_an_app_whose_services_live_outside_the_watched_namespaces_is_not_cleane
     from canaryctl.gateway.model import AppSpec, Upstream
 
     with Api7Client(env.token, env.emulator.url) as client:
-        other = Upstream("elsewhere/web", "web.elsewhere.svc.cluster.local", 80)
+        other = Upstream("elsewhere", "web", "web.elsewhere.svc.cluster.local", 80)
         Api7Gateway(client, env.emulator.cluster_id).apply(None, AppSpec("elsewhere-web", other))
     env.stop_controller()
     env.emulator.clear_request_log()

@@ -11,13 +11,13 @@ from kubernetes import client
 
 from canaryctl import metrics
 from canaryctl.events import MAX_MESSAGE_LENGTH, EventRecorder
-from canaryctl.objects import ServiceView
+from canaryctl.objects import Service
 
 
 @pytest.fixture
-def service(core_api, namespace) -> ServiceView:
+def service(core_api, namespace) -> Service:
     body = {"metadata": {"name": "error-page-v2"}, "spec": {"ports": [{"port": 80}]}}
-    return ServiceView.from_dict(
+    return Service.from_dict(
         json.loads(core_api.create_namespaced_service(namespace, body, _preload_content=False).data)
     )
 
@@ -40,7 +40,7 @@ def recorder_for(kube_api, recorders):
     return make
 
 
-def events_of(core_api: client.CoreV1Api, service: ServiceView) -> list[dict]:
+def events_of(core_api: client.CoreV1Api, service: Service) -> list[dict]:
     """Our Events on `service` (kube-apiserver's ClusterIP repair loop may add its own)."""
     answer = core_api.list_namespaced_event(
         service.namespace,

@@ -15,10 +15,10 @@ from kubernetes import client
 from canaryctl import metrics
 from canaryctl.cache import ServiceStore
 from canaryctl.informer import Backoff, ServiceInformer
-from canaryctl.objects import ServiceView
+from canaryctl.objects import Service
 from canaryctl.testing.localkube import wait_until
 
-Pair = tuple[ServiceView | None, ServiceView | None]
+Pair = tuple[Service | None, Service | None]
 
 
 class HandlerCalls:
@@ -28,7 +28,7 @@ class HandlerCalls:
         self._lock = threading.Lock()
         self._calls: list[Pair] = []
 
-    def __call__(self, old: ServiceView | None, new: ServiceView | None) -> None:
+    def __call__(self, old: Service | None, new: Service | None) -> None:
         with self._lock:
             self._calls.append((old, new))
 

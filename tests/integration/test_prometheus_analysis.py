@@ -70,7 +70,7 @@ class App:
             target = self.target(version)
             host = target.target.rsplit(":", 1)[0]
             emu.add_resolve(target.target, page.address)
-            upstreams[version] = Upstream(f"{NAMESPACE}/{target.service}", host, 80)
+            upstreams[version] = Upstream(NAMESPACE, target.service, host, 80)
             self.expected_codes[target.target] = 2 if page.fail_rate else 1
         gateway.apply(None, AppSpec(self.name, upstreams["stable"], upstreams["canary"], weight=50))
 

@@ -19,7 +19,7 @@ from canaryctl.annotations import (
     relevant_fingerprint,
 )
 from canaryctl.gateway.model import Upstream
-from canaryctl.objects import ServicePort, ServiceView
+from canaryctl.objects import Service, ServicePort
 
 DOMAIN = "cluster.local"
 HTTP = ServicePort("http", 80)
@@ -32,9 +32,9 @@ def service(
     namespace: str = "demo",
     ports: tuple[ServicePort, ...] = (HTTP,),
     type_: str = "ClusterIP",
-) -> ServiceView:
+) -> Service:
     values = {ann.APP: "error-page", **(annotations or {})}
-    return ServiceView(
+    return Service(
         namespace=namespace,
         name=name,
         uid="uid-" + name,
@@ -45,13 +45,13 @@ def service(
     )
 
 
-def problems_of(view: ServiceView) -> list[Problem]:
+def problems_of(view: Service) -> list[Problem]:
     result = parse_member(view, DOMAIN)
     assert isinstance(result, list), f"expected problems, got {result}"
     return result
 
 
-def member_of(view: ServiceView) -> Member:
+def member_of(view: Service) -> Member:
     result = parse_member(view, DOMAIN)
     assert isinstance(result, Member), f"expected a member, got {[p.message for p in result]}"
     return result
@@ -108,7 +108,7 @@ def test_stable_member_targets_the_service_dns_name():
     assert member.is_canary is False
     assert member.percent is None
     assert member.upstream == Upstream(
-        "demo/error-page-v1", "error-page-v1.demo.svc.cluster.local", 80
+        "demo", "error-page-v1", "error-page-v1.demo.svc.cluster.local", 80
     )
 
 

@@ -18,9 +18,9 @@ from canaryctl.gateway.api7.state import app_state
 from canaryctl.gateway.base import TerminalGatewayError
 from canaryctl.gateway.model import OWNER_LABEL, AppSpec, AppState, Upstream
 
-V1 = Upstream("demo/error-page-v1", "error-page-v1.demo.svc.cluster.local", 80)
-V2 = Upstream("demo/error-page-v2", "error-page-v2.demo.svc.cluster.local", 8080)
-V3 = Upstream("demo/error-page-v3", "error-page-v3.demo.svc.cluster.local", 80)
+V1 = Upstream("demo", "error-page-v1", "error-page-v1.demo.svc.cluster.local", 80)
+V2 = Upstream("demo", "error-page-v2", "error-page-v2.demo.svc.cluster.local", 8080)
+V3 = Upstream("demo", "error-page-v3", "error-page-v3.demo.svc.cluster.local", 80)
 
 
 class Held:
@@ -113,10 +113,10 @@ def test_create_from_nothing_writes_app_api_then_canary():
     assert (
         OWNER_LABEL in app["labels"] and app["protocols"] == ["HTTP"] and app["path_prefix"] == "/"
     )
-    assert app["default_upstream_version"] == V1.version and app["active"] == 0
+    assert app["default_upstream_version"] == V1.key and app["active"] == 0
     assert app["upstreams"] == [
         {
-            "version": V1.version,
+            "version": V1.key,
             "upstream": {
                 "scheme": "http",
                 "lb_type": "roundrobin",
@@ -124,7 +124,7 @@ def test_create_from_nothing_writes_app_api_then_canary():
             },
         },
         {
-            "version": V2.version,
+            "version": V2.key,
             "upstream": {
                 "scheme": "http",
                 "lb_type": "roundrobin",
@@ -139,7 +139,7 @@ def test_create_from_nothing_writes_app_api_then_canary():
         "name": "canaryctl",
         "type": "percent",
         "state": "in_progress",
-        "canary_upstream_version": V2.version,
+        "canary_upstream_version": V2.key,
         "percent": 10,
     }
 
@@ -167,7 +167,7 @@ def test_weight_change_is_one_put_of_the_full_canary():
         "name": "canaryctl",
         "type": "percent",
         "state": "in_progress",
-        "canary_upstream_version": V2.version,
+        "canary_upstream_version": V2.key,
         "percent": 50,
     }
 
@@ -183,23 +183,23 @@ def test_adding_a_canary_puts_the_app_then_posts_the_canary():
     state = held_for(AppSpec("a", V1)).state()
     calls = plan(state, AppSpec("a", V1, V2, 10))
     assert verbs(calls) == [(PUT, APP), (POST, CANARY)]
-    assert [u["version"] for u in calls[0].body["upstreams"]] == [V1.version, V2.version]
-    assert calls[0].body["default_upstream_version"] == V1.version
+    assert [u["version"] for u in calls[0].body["upstreams"]] == [V1.key, V2.key]
+    assert calls[0].body["default_upstream_version"] == V1.key
 
 
 def test_removing_a_canary_deletes_it_before_dropping_its_upstream():
     state = held_for(AppSpec("a", V1, V2, 30)).state()
     calls = plan(state, AppSpec("a", V1))
     assert verbs(calls) == [(DELETE, CANARY), (PUT, APP)]
-    assert [u["version"] for u in calls[1].body["upstreams"]] == [V1.version]
+    assert [u["version"] for u in calls[1].body["upstreams"]] == [V1.key]
 
 
 def test_promotion_switches_the_default_before_ending_the_canary():
     state = held_for(AppSpec("a", V1, V2, 100)).state()
     calls = plan(state, AppSpec("a", V2))
     assert verbs(calls) == [(PUT, APP), (DELETE, CANARY)]
-    assert calls[0].body["default_upstream_version"] == V2.version
-    assert [u["version"] for u in calls[0].body["upstreams"]] == [V2.version]
+    assert calls[0].body["default_upstream_version"] == V2.key
+    assert [u["version"] for u in calls[0].body["upstreams"]] == [V2.key]
 
 
 def test_replacing_the_canary_service_ends_the_old_rule_first():
@@ -215,9 +215,9 @@ def test_new_stable_while_the_canary_routes_everything_bridges_over_the_old_cana
     state = held_for(AppSpec("a", V1, V3, 100)).state()
     calls = plan(state, AppSpec("a", V2))
     assert verbs(calls) == [(PUT, APP), (DELETE, CANARY), (PUT, APP)]
-    assert [u["version"] for u in calls[0].body["upstreams"]] == [V2.version, V3.version]
-    assert calls[0].body["default_upstream_version"] == V2.version
-    assert [u["version"] for u in calls[2].body["upstreams"]] == [V2.version]
+    assert [u["version"] for u in calls[0].body["upstreams"]] == [V2.key, V3.key]
+    assert calls[0].body["default_upstream_version"] == V2.key
+    assert [u["version"] for u in calls[2].body["upstreams"]] == [V2.key]
 
 
 def test_foreign_app_is_never_planned_for():
@@ -257,7 +257,7 @@ def test_unknown_extra_upstream_is_dropped():
     state = drifted(AppSpec("a", V1), edit)
     assert not state.conforms
     [call] = plan(state, AppSpec("a", V1))
-    assert [u["version"] for u in call.body["upstreams"]] == [V1.version]
+    assert [u["version"] for u in call.body["upstreams"]] == [V1.key]
 
 
 def test_missing_api_is_recreated_and_changed_api_replaced():
@@ -335,17 +335,13 @@ SPECS = (
 @pytest.mark.parametrize(
     "before,after",
     list(itertools.product(SPECS, SPECS)),
-    ids=lambda s: (
-        f"{s.stable.version[-2:]}+{s.canary.version[-2:] if s.canary else '-'}@{s.weight}"
-    ),
+    ids=lambda s: f"{s.stable.key[-2:]}+{s.canary.key[-2:] if s.canary else '-'}@{s.weight}",
 )
 def test_every_transition_converges_safely(before, after):
     held = held_for(before)
     initial = held.shares()
     calls = plan(held.state(), after)
-    allowed = (
-        set(initial) | {after.stable.version} | ({after.canary.version} if after.weight else set())
-    )
+    allowed = set(initial) | {after.stable.key} | ({after.canary.key} if after.weight else set())
     for call in calls:
         held.perform(call)
         assert set(held.shares()) <= allowed, f"stray traffic after {call}"

@@ -7,15 +7,15 @@ import threading
 import pytest
 
 from canaryctl.cache import ServiceStore
-from canaryctl.objects import ServiceView
+from canaryctl.objects import Service
 
 
 def view(
     name: str, rv: str = "1", namespace: str = "ns", app: str | None = None, **annotations: str
-) -> ServiceView:
+) -> Service:
     if app is not None:
         annotations["app"] = app
-    return ServiceView.from_dict(
+    return Service.from_dict(
         {
             "metadata": {
                 "name": name,
@@ -29,11 +29,11 @@ def view(
     )
 
 
-def by_app(service: ServiceView) -> list[str]:
+def by_app(service: Service) -> list[str]:
     return [service.annotations["app"]] if "app" in service.annotations else []
 
 
-def by_every_annotation(service: ServiceView) -> list[str]:
+def by_every_annotation(service: Service) -> list[str]:
     return list(service.annotations.values())
 
 
@@ -122,7 +122,7 @@ def test_replace_scoped_to_a_namespace_leaves_others_alone(store):
 
 
 def test_failing_indexer_leaves_the_store_unchanged():
-    def broken(service: ServiceView) -> list[str]:
+    def broken(service: Service) -> list[str]:
         if service.resource_version == "2":
             raise ValueError("bad")
         return ["x"]

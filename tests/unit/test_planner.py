@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from canaryctl import annotations as ann
 from canaryctl.annotations import parse_member
 from canaryctl.gateway.model import AppSpec, AppState, Upstream
-from canaryctl.objects import ServicePort, ServiceView
+from canaryctl.objects import Service, ServicePort
 from canaryctl.planner import AppPlan, plan_app
 
 APP = "error-page"
@@ -29,9 +29,9 @@ def svc(
     ports: tuple[ServicePort, ...] = (HTTP,),
     type_: str = "ClusterIP",
     namespace: str = "demo",
-) -> ServiceView:
+) -> Service:
     values = {ann.APP: app, ann.CANARY: canary, ann.PERCENT: percent}
-    return ServiceView(
+    return Service(
         namespace=namespace,
         name=name,
         uid="uid-" + name,
@@ -43,7 +43,7 @@ def svc(
 
 
 def up(name: str, port: int = 80) -> Upstream:
-    return Upstream(f"demo/{name}", f"{name}.demo.svc.cluster.local", port)
+    return Upstream("demo", name, f"{name}.demo.svc.cluster.local", port)
 
 
 def plan(members, observed=None, **kwargs) -> AppPlan:

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from canaryctl.annotations import APP, CANARY, PERCENT, STATUS
-from canaryctl.objects import ServicePort, ServiceView
+from canaryctl.objects import Service, ServicePort
 from canaryctl.release import config as rc
 from canaryctl.release.config import (
     Action,
@@ -20,9 +20,9 @@ from canaryctl.release.config import (
 )
 
 
-def service(annotations: dict[str, str]) -> ServiceView:
+def service(annotations: dict[str, str]) -> Service:
     values = {APP: "error-page", CANARY: "true", **annotations}
-    return ServiceView(
+    return Service(
         "demo", "error-page-v2", "uid", "1", MappingProxyType(values), (ServicePort("http", 80),)
     )
 

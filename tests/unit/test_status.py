@@ -16,8 +16,8 @@ NOW = datetime(2024, 5, 1, 12, 30, 15, 999, tzinfo=UTC)
 DOC = StatusDoc(
     "canary", "error-page", 10, "Canary", "canary of application error-page; receives 10 %"
 )
-V1 = Upstream("demo/v1", "v1.demo.svc.cluster.local", 80)
-V2 = Upstream("demo/v2", "v2.demo.svc.cluster.local", 80)
+V1 = Upstream("demo", "v1", "v1.demo.svc.cluster.local", 80)
+V2 = Upstream("demo", "v2", "v2.demo.svc.cluster.local", 80)
 
 
 def test_render_is_compact_json_with_the_documented_keys_in_order():

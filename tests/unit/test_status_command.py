@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from canaryctl.annotations import APP, CANARY, STATUS
 from canaryctl.commands.status import COLUMNS, Row, Step, format_table, row_to_dict, rows_from_views
-from canaryctl.objects import ServiceView
+from canaryctl.objects import Service
 from canaryctl.release.config import STEPS
 from canaryctl.release.state import CheckResult, MetricCheck, ReleaseState
 
@@ -26,11 +26,11 @@ FAILED_CHECK = CheckResult(
 
 def service(
     name: str, namespace: str = "shop", status: object | None = None, **annotations: str
-) -> ServiceView:
+) -> Service:
     """A Service as the API returns it; `status` is JSON-encoded unless it is already text."""
     if status is not None:
         annotations[STATUS] = status if isinstance(status, str) else json.dumps(status)
-    return ServiceView.from_dict(
+    return Service.from_dict(
         {
             "metadata": {"name": name, "namespace": namespace, "annotations": annotations},
             "spec": {"ports": [{"port": 80}]},

@@ -70,7 +70,7 @@ def _labels_with_owner(obj: Json | None) -> list[str]:
 
 def spec_upstreams(spec: AppSpec) -> list[Upstream]:
     """The upstreams an app needs for `spec`: the stable, then the canary if distinct."""
-    if spec.canary is None or spec.canary.version == spec.stable.version:
+    if spec.canary is None or spec.canary.key == spec.stable.key:
         return [spec.stable]
     return [spec.stable, spec.canary]
 
@@ -83,7 +83,7 @@ def _upstream_entry(upstream: Upstream, base: Json | None) -> Json:
         lb_type="roundrobin",
         targets=[{"host": upstream.host, "port": upstream.port, "weight": 100}],
     )
-    entry.update(version=upstream.version, upstream=inner)
+    entry.update(version=upstream.key, upstream=inner)
     return entry
 
 
@@ -102,8 +102,8 @@ def app_body(spec: AppSpec, base: Json | None = None) -> Json:
         protocols=["HTTP"],
         path_prefix="/",
         active=0,
-        default_upstream_version=spec.stable.version,
-        upstreams=[_upstream_entry(u, existing.get(u.version)) for u in spec_upstreams(spec)],
+        default_upstream_version=spec.stable.key,
+        upstreams=[_upstream_entry(u, existing.get(u.key)) for u in spec_upstreams(spec)],
     )
     return body
 
@@ -131,7 +131,7 @@ def canary_body(spec: AppSpec, base: Json | None = None) -> Json:
     body.update(
         type="percent",
         state=IN_PROGRESS,
-        canary_upstream_version=spec.canary.version,
+        canary_upstream_version=spec.canary.key,
         percent=spec.weight,
     )
     return body
@@ -189,7 +189,7 @@ def canary_routes_as(canary: Json, spec: AppSpec) -> bool:
     """True when `canary` sends exactly `spec.weight` % to `spec.canary` (paused counts as 0 %)."""
     if spec.canary is None or canary.get("type") != "percent":
         return False
-    if canary.get("canary_upstream_version") != spec.canary.version:
+    if canary.get("canary_upstream_version") != spec.canary.key:
         return False
     if canary.get("state") == PAUSED:
         return spec.weight == 0

@@ -95,8 +95,8 @@ def plan_objects(observed: Api7Objects | None, desired: AppSpec) -> list[Call]:
 def _default_may_route(observed: Api7Objects, desired: AppSpec) -> bool:
     """May the current default upstream receive all requests for a moment?"""
     default = observed.app.get("default_upstream_version")
-    wanted = {desired.stable.version} | (
-        {desired.canary.version} if desired.canary and desired.weight else set()
+    wanted = {desired.stable.key} | (
+        {desired.canary.key} if desired.canary and desired.weight else set()
     )
     routing = [c for c in observed.canaries if c.get("state") == IN_PROGRESS]
     routes_now = not any(c.get("type") == "percent" and canary_percent(c) == 100 for c in routing)
@@ -140,9 +140,7 @@ def _kept_canary(canaries: tuple[Json, ...], desired: AppSpec) -> Json | None:
     if desired.canary is None:
         return None
     candidates = [
-        c
-        for c in canaries
-        if is_live(c) and c.get("canary_upstream_version") == desired.canary.version
+        c for c in canaries if is_live(c) and c.get("canary_upstream_version") == desired.canary.key
     ]
     candidates.sort(key=lambda c: c.get("state") != IN_PROGRESS)
     return candidates[0] if candidates else None

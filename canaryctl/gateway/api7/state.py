@@ -54,10 +54,8 @@ def _upstream(entry: Json | None) -> Upstream | None:
     targets = ((entry or {}).get("upstream") or {}).get("targets") or []
     if not targets:
         return None
-    return Upstream(
-        version=entry["version"],
-        host=targets[0].get("host", ""),
-        port=int(targets[0].get("port") or 0),
+    return Upstream.from_key(
+        entry["version"], targets[0].get("host", ""), int(targets[0].get("port") or 0)
     )
 
 

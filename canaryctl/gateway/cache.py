@@ -12,7 +12,7 @@ import threading
 from canaryctl.gateway.model import AppState
 
 
-class GatewayView:
+class GatewayCache:
     """AppState by application name, plus whether the first full read has happened."""
 
     def __init__(self) -> None:

@@ -1,10 +1,10 @@
 """The controller's gateway view: full reads never overwrite newer writes; failed writes force a re-read."""
 
+from canaryctl.gateway.cache import GatewayCache
 from canaryctl.gateway.model import AppState, Upstream
-from canaryctl.gateway.view import GatewayView
 
-V1 = Upstream("ns/v1", "v1.ns.svc.cluster.local", 80)
-V2 = Upstream("ns/v2", "v2.ns.svc.cluster.local", 80)
+V1 = Upstream("ns", "v1", "v1.ns.svc.cluster.local", 80)
+V2 = Upstream("ns", "v2", "v2.ns.svc.cluster.local", 80)
 
 
 def state(name: str, weight: int = 0, owned: bool = True) -> AppState:
@@ -12,7 +12,7 @@ def state(name: str, weight: int = 0, owned: bool = True) -> AppState:
 
 
 def test_replace_reports_only_what_changed_and_marks_the_view_loaded():
-    view = GatewayView()
+    view = GatewayCache()
     assert not view.loaded
     assert view.replace({"a": state("a"), "b": state("b", owned=False)}) == ["a", "b"]
     assert view.loaded
@@ -21,7 +21,7 @@ def test_replace_reports_only_what_changed_and_marks_the_view_loaded():
 
 
 def test_a_full_read_taken_before_a_write_does_not_undo_it():
-    view = GatewayView()
+    view = GatewayCache()
     view.replace({"a": state("a", 10)})
     mark = view.write_mark()  # the full read starts ...
     view.put(state("a", 20))  # ... a worker writes meanwhile ...
@@ -37,7 +37,7 @@ def test_a_full_read_taken_before_a_write_does_not_undo_it():
 
 
 def test_invalidate_until_the_next_write_or_read():
-    view = GatewayView()
+    view = GatewayCache()
     view.put(state("a", 10))
     view.invalidate("a")
     assert view.is_stale("a")

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Hashable
 
 from canaryctl.workqueue.clock import Clock
-from canaryctl.workqueue.delaying import DelayingQueue
+from canaryctl.workqueue.default_rate_limiters import RateLimiter, default_controller_rate_limiter
+from canaryctl.workqueue.delaying_queue import DelayingQueue
 from canaryctl.workqueue.metrics import QueueMetrics
-from canaryctl.workqueue.ratelimit import RateLimiter, default_controller_rate_limiter
 
 
 class RateLimitingQueue(DelayingQueue):
