@@ -51,15 +51,24 @@ class Problem:
     annotation: str
     value: str | None  # None: the annotation is not set
     accepted: str  # what would be accepted instead, completing "accepted values are ..."
-    reason: str = (
-        ""  # why the value does not fit this Service, when the value alone is not the issue
-    )
+    reason: str = ""  # why the value does not fit this Service, when the value is not the issue
 
     @property
     def message(self) -> str:
         shown = " is not set" if self.value is None else f"={_quote(self.value)} is invalid"
         why = f" ({self.reason})" if self.reason else ""
         return f"annotation {self.annotation}{shown}{why}: accepted values are {self.accepted}"
+
+
+@dataclass(frozen=True)
+class Invalid:
+    """The result of parsing input that has problems: every one of them, nothing else."""
+
+    problems: tuple[Problem, ...]
+
+    @property
+    def message(self) -> str:
+        return "; ".join(problem.message for problem in self.problems)
 
 
 @dataclass(frozen=True)
@@ -91,7 +100,7 @@ def relevant_fingerprint(service: Service) -> tuple:
     return inputs, service.ports, service.type
 
 
-def parse_member(service: Service, cluster_domain: str) -> Member | list[Problem]:
+def parse_member(service: Service, cluster_domain: str) -> Member | Invalid:
     """Validate a published Service and describe it as a gateway upstream; all problems at once."""
     app, app_problems = _parse_app(service)
     is_canary, flag_problems = _parse_canary_flag(service.annotations.get(CANARY))
@@ -99,7 +108,7 @@ def parse_member(service: Service, cluster_domain: str) -> Member | list[Problem
     port, port_problems = _choose_port(service)
     problems = app_problems + flag_problems + percent_problems + port_problems
     if problems:
-        return problems
+        return Invalid(tuple(problems))
     host = f"{service.name}.{service.namespace}.svc.{cluster_domain}"
     upstream = Upstream(service.namespace, service.name, host, port)
     return Member(

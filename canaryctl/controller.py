@@ -1,10 +1,14 @@
 """Wire the controller's threads together: informer -> work queue -> workers -> gateway.
 
-This is the only module that starts threads for the controller (sample-controller's
-`main`): the Service informer fills the cache and enqueues application keys, N workers
-take keys and run `Reconciler.reconcile`, a resync thread re-reads the gateway so changes
-made behind canaryctl's back are corrected, and two small HTTP endpoints expose metrics and
-health. Workers start only after the Service cache and the gateway view are synced.
+As in sample-controller's `main`, this module only wires: the Service informer fills the
+cache and enqueues application names, N workers take names and run `Reconciler.reconcile`, a
+resync thread re-reads the gateway so changes made behind canaryctl's back are corrected, and
+two small HTTP endpoints expose metrics and health. Workers start only after the Service cache
+and the gateway cache are synced. (The informer, the Event recorder and the HTTP endpoints run
+threads of their own; this module starts them.)
+
+`build_controller` assembles the real parts; `Controller` takes them, so its loop can be
+tested with an in-memory gateway and a static informer.
 """
 
 from __future__ import annotations
@@ -12,11 +16,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from canaryctl import metrics
-from canaryctl.annotations import relevant_fingerprint
+from canaryctl.annotations import STATUS, relevant_fingerprint
 from canaryctl.cache import ServiceStore
 from canaryctl.events import EventRecorder
 from canaryctl.gateway.base import Gateway, GatewayError
@@ -24,11 +29,17 @@ from canaryctl.gateway.cache import GatewayCache
 from canaryctl.informer import ServiceInformer
 from canaryctl.kube import patch_service_annotations
 from canaryctl.objects import Service
-from canaryctl.reconciler import APP_INDEX, INDEXERS, Reconciler, apps_of
+from canaryctl.reconciler import (
+    APP_INDEX,
+    INDEXERS,
+    PatchStatus,
+    Reconciler,
+    ReconcileSettings,
+    apps_of,
+)
 from canaryctl.release.analysis import Analyzer
-from canaryctl.release.runner import ReleaseRunner
-from canaryctl.server import health_endpoint, metrics_endpoint
-from canaryctl.workqueue import new_controller_queue
+from canaryctl.server import Endpoint, health_endpoint, metrics_endpoint
+from canaryctl.workqueue import RateLimitingQueue, new_controller_queue
 
 log = logging.getLogger(__name__)
 QUEUE_NAME = "service"
@@ -47,35 +58,71 @@ class Settings:
     analyzer: Analyzer | None = None  # release analysis; None without --prometheus-url
 
 
+class Informer(Protocol):
+    def start(self) -> object: ...
+    def wait_for_sync(self, timeout: float | None = None) -> bool: ...
+    def has_synced(self) -> bool: ...
+    def stop(self, timeout: float = 2.0) -> None: ...
+
+
+class EventSink(Protocol):
+    def normal(self, service: Service, reason: str, message: str) -> None: ...
+    def warning(self, service: Service, reason: str, message: str) -> None: ...
+    def flush(self, timeout: float = 5.0) -> bool: ...
+    def stop(self, timeout: float = 2.0) -> None: ...
+
+
+def build_controller(api_client, gateway: Gateway, settings: Settings = Settings()) -> Controller:
+    """The controller with its real parts: Service informer, Event recorder, status patches."""
+
+    def patch_status(service: Service, value: str | None) -> None:
+        patch_service_annotations(api_client, service.namespace, service.name, {STATUS: value})
+
+    controller = Controller(
+        ServiceStore(INDEXERS), gateway, EventRecorder(api_client), patch_status, settings
+    )
+    controller.informer = ServiceInformer(
+        api_client,
+        controller.store,
+        controller.enqueue_service_change,
+        namespaces=settings.namespaces,
+    )
+    return controller
+
+
 class Controller:
     """One canaryctl controller process: start(), then stop() on SIGTERM."""
 
-    def __init__(self, api_client, gateway: Gateway, settings: Settings = Settings()):
+    informer: Informer  # set by build_controller (or a test) before start()
+
+    def __init__(
+        self,
+        store: ServiceStore,
+        gateway: Gateway,
+        recorder: EventSink,
+        patch_status: PatchStatus,
+        settings: Settings = Settings(),
+        queue: RateLimitingQueue | None = None,
+    ):
         self.settings = settings
-        self.gateway = gateway
-        self.store = ServiceStore(INDEXERS)
-        self.view = GatewayCache()
-        self.queue = new_controller_queue(QUEUE_NAME)
-        self.recorder = EventRecorder(api_client)
-        self.reconciler = Reconciler(
-            self.store,
-            self.view,
-            gateway,
-            self.recorder,
-            lambda namespace, name, changes: patch_service_annotations(
-                api_client, namespace, name, changes
-            ),
-            cluster_domain=settings.cluster_domain,
-            dry_run=settings.dry_run,
-            releases=ReleaseRunner(settings.analyzer),
-            namespaces=settings.namespaces,
+        self.store, self.gateway, self.recorder = store, gateway, recorder
+        self.gateway_cache = GatewayCache()
+        self.queue = queue or new_controller_queue(QUEUE_NAME)
+        reconcile_settings = ReconcileSettings(
+            settings.cluster_domain, settings.namespaces, settings.dry_run
         )
-        self.informer = ServiceInformer(
-            api_client, self.store, self.enqueue_service_change, namespaces=settings.namespaces
+        self.reconciler = Reconciler(
+            store,
+            self.gateway_cache,
+            gateway,
+            recorder,
+            patch_status,
+            settings.analyzer,
+            reconcile_settings,
         )
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._endpoints = []
+        self._endpoints: list[Endpoint] = []
 
     # start-up ----------------------------------------------------------------------------
 
@@ -89,35 +136,34 @@ class Controller:
         self.informer.start()
         if not self.informer.wait_for_sync(self.settings.sync_timeout):
             raise RuntimeError("the Service cache did not sync in time")
-        self._load_gateway_view()
-        for name in self.view.owned_names():  # apps whose members vanished while we were down
+        self.load_gateway_cache()
+        for name in self.gateway_cache.owned_names():  # apps whose members left while we were down
             self.queue.add(name)
         for index in range(self.settings.workers):
             self._spawn(f"worker-{index}", self.run_worker)
-        self._spawn("gateway-resync", self.resync_gateway)
-        log.info(
-            "controller started",
-            extra={"services": len(self.store), "apps": len(self.view.owned_names())},
-        )
+        self._spawn("gateway-resync", self.resync_gateway_forever)
+        apps = len(self.gateway_cache.owned_names())
+        log.info("controller started", extra={"services": len(self.store), "apps": apps})
         return self
 
     def ready(self) -> bool:
-        return self.informer.has_synced() and self.view.loaded and not self._stopping.is_set()
+        synced = self.informer.has_synced() and self.gateway_cache.loaded
+        return synced and not self._stopping.is_set()
 
-    def _load_gateway_view(self) -> None:
-        """Read the whole gateway once; retry with backoff, since nothing can be decided without it."""
+    def load_gateway_cache(self) -> None:
+        """Read the whole gateway once; retry with backoff: nothing can be decided without it."""
         delay = 1.0
         while not self._stopping.is_set():
             try:
-                mark = self.view.write_mark()
-                self.view.replace(self.gateway.list_apps(), mark)
+                mark = self.gateway_cache.write_mark()
+                self.gateway_cache.replace(self.gateway.list_apps(), mark)
                 return
             except GatewayError as error:
                 log.warning("cannot read the gateway yet: %s; retrying in %.0f s", error, delay)
                 self._stopping.wait(delay)
                 delay = min(delay * 2, 30.0)
 
-    def _spawn(self, name: str, target) -> None:
+    def _spawn(self, name: str, target: Callable[[], None]) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)
         thread.start()
         self._threads.append(thread)
@@ -148,7 +194,7 @@ class Controller:
             pass
 
     def process_next_work_item(self) -> bool:
-        """Reconcile one application key; False once the queue is shut down."""
+        """Reconcile one application name; False once the queue is shut down."""
         app, shutdown = self.queue.get(timeout=1.0)
         if shutdown:
             return False
@@ -158,7 +204,7 @@ class Controller:
         try:
             result = self.reconciler.reconcile(app)
         except Exception as error:
-            self._count("error", started)
+            _count("error", started)
             metrics.reconcile_errors_total.labels(metrics.CONTROLLER).inc()
             log.warning(
                 "reconcile failed, will retry: %s",
@@ -170,38 +216,33 @@ class Controller:
         else:
             self.queue.forget(app)
             if result.requeue_after is not None:
-                self._count("requeue_after", started)
+                _count("requeue_after", started)
                 self.queue.add_after(app, result.requeue_after)
             else:
-                self._count("success", started)
+                _count("success", started)
         finally:
             self.queue.done(app)
         return True
 
-    @staticmethod
-    def _count(result: str, started: float) -> None:
-        metrics.reconcile_total.labels(metrics.CONTROLLER, result).inc()
-        metrics.reconcile_time_seconds.labels(metrics.CONTROLLER).observe(
-            time.monotonic() - started
-        )
-
     # gateway resync ------------------------------------------------------------------------
 
-    def resync_gateway(self) -> None:
-        """Every resync period, re-read the gateway and reconcile apps whose state changed."""
+    def resync_gateway_forever(self) -> None:
+        """Every resync period, re-read the gateway and look at every application again."""
         while not self._stopping.wait(self.settings.resync_period):
-            try:
-                mark = self.view.write_mark()
-                changed = self.view.replace(self.gateway.list_apps(), mark)
-            except GatewayError as error:
-                log.warning("gateway resync failed: %s", error)
-                continue
-            for name in changed:
-                self.queue.add(name)
-            for app in self.store.index_values(
-                APP_INDEX
-            ):  # level-triggered: look at everything again
-                self.queue.add(app)
+            self.resync_gateway()
+
+    def resync_gateway(self) -> None:
+        """Re-read the gateway; enqueue apps whose state changed, and every published app."""
+        try:
+            mark = self.gateway_cache.write_mark()
+            changed = self.gateway_cache.replace(self.gateway.list_apps(), mark)
+        except GatewayError as error:
+            log.warning("gateway resync failed: %s", error)
+            return
+        for name in changed:
+            self.queue.add(name)
+        for app in self.store.index_values(APP_INDEX):  # level-triggered: look at everything again
+            self.queue.add(app)
 
     # shutdown ------------------------------------------------------------------------------
 
@@ -219,3 +260,8 @@ class Controller:
         for endpoint in self._endpoints:
             endpoint.stop()
         log.info("controller stopped")
+
+
+def _count(result: str, started: float) -> None:
+    metrics.reconcile_total.labels(metrics.CONTROLLER, result).inc()
+    metrics.reconcile_time_seconds.labels(metrics.CONTROLLER).observe(time.monotonic() - started)

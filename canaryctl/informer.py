@@ -30,7 +30,7 @@ from kubernetes import client
 
 from canaryctl import metrics
 from canaryctl.cache import ServiceStore
-from canaryctl.kube import describe_error, read_json
+from canaryctl.kube import describe_error, list_services
 from canaryctl.objects import Service
 
 log = logging.getLogger(__name__)
@@ -286,29 +286,15 @@ class _ListWatch:
 
     def relist(self, reason: str) -> None:
         """List every Service page by page, replace the scope in the store, notify all changes."""
-        services, self.resource_version = self._list_all()
+        services, self.resource_version = list_services(
+            self._request, self.settings.page_size, self.settings.request_timeout
+        )
         metrics.relists_total.labels(reason).inc()
         changes = self.informer.store.replace(services, namespace=self.scope)
         metrics.cached_services.set(len(self.informer.store))
         self.synced.set()
         for old, new in (*changes.deleted, *changes.added, *changes.updated):
             self.informer.notify(old, new)
-
-    def _list_all(self) -> tuple[list[Service], str]:
-        services: list[Service] = []
-        token = None
-        while True:
-            page = read_json(
-                self._request(
-                    limit=self.settings.page_size,
-                    _continue=token,
-                    _request_timeout=self.settings.request_timeout,
-                )
-            )
-            services.extend(Service.from_dict(item) for item in page.get("items") or ())
-            token = page["metadata"].get("continue")
-            if not token:
-                return services, page["metadata"]["resourceVersion"]
 
     # watch --------------------------------------------------------------------------------------
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import urllib3
 from kubernetes import client, config
@@ -72,6 +73,39 @@ def patch_service_annotations(
         _request_timeout=REQUEST_TIMEOUT,
     )
     return Service.from_dict(read_json(response))
+
+
+ListRequest = Callable[..., urllib3.BaseHTTPResponse]  # (limit, _continue, ...) -> raw response
+
+
+def service_list_request(api: client.ApiClient, namespace: str | None) -> ListRequest:
+    """A raw list call for the Services of `namespace` (None: of all namespaces)."""
+    core = client.CoreV1Api(api)
+    if namespace is None:
+        return lambda **params: core.list_service_for_all_namespaces(
+            _preload_content=False, **params
+        )
+    return lambda **params: core.list_namespaced_service(
+        namespace, _preload_content=False, **params
+    )
+
+
+def list_services(
+    request: ListRequest, page_size: int = 500, timeout: tuple[float, float] = REQUEST_TIMEOUT
+) -> tuple[list[Service], str]:
+    """Every Service `request` lists, page by page, and the list's resourceVersion."""
+    services: list[Service] = []
+    token = None
+    while True:
+        params: dict[str, Any] = {"limit": page_size, "_request_timeout": timeout}
+        if token:
+            params["_continue"] = token
+        page = read_json(request(**params))
+        services.extend(Service.from_dict(item) for item in page.get("items") or ())
+        metadata = page.get("metadata") or {}
+        token = metadata.get("continue")
+        if not token:
+            return services, metadata.get("resourceVersion", "")
 
 
 def read_json(response: urllib3.BaseHTTPResponse) -> dict:

@@ -1,19 +1,19 @@
-"""Reconcile one application: the controller's whole loop body, read top to bottom.
+"""Reconcile one application: the controller's loop body, observe -> decide -> act.
 
-Level-triggered: it reads the application's member Services from the informer cache and the
-gateway's state from the gateway view, asks the pure planner what should be, applies that
-through the gateway backend (which writes nothing when nothing differs), then tells users —
-Warning Events for bad input, Normal Events for changes, and the status annotation on each
-member. Which event caused the reconcile never matters.
+`reconcile(app)` first gathers everything the decision needs — the member Services from the
+informer cache, what the gateway holds from the gateway cache (read again only when a write's
+outcome is in doubt), and an analysis check of the canary only when one is due — then calls
+the pure `canaryctl.decision.decide` once, then carries its outcome out: the gateway write,
+the read-back of an automated weight, Events, status annotations and metrics. Which event
+caused the reconcile never matters.
 
-Outcomes (engineering.md "Reconcile"): success returns normally; a gateway failure raises
-so the work queue retries with backoff; bad input is a hold — warned once per Service
-version, not retried until the Service changes.
+Outcomes (see docs/design.md): success returns a `Result` (with `requeue_after` when the
+release wants another look); a gateway failure raises, so the work queue retries with backoff;
+bad input is a hold, warned once per input and not retried until the Service changes.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -22,31 +22,31 @@ from typing import Protocol
 
 from canaryctl import metrics
 from canaryctl.annotations import STATUS, app_of, relevant_fingerprint
+from canaryctl.decision import AppInputs, Outcome, ServiceEvent, decide, due_check
 from canaryctl.gateway.base import Gateway, GatewayError
 from canaryctl.gateway.cache import GatewayCache
 from canaryctl.gateway.model import AppState
 from canaryctl.objects import Service
-from canaryctl.planner import AppPlan, Warning, plan_app  # noqa: A004 - the Event type
-from canaryctl.release.runner import ReleaseRunner, ReleaseStep, persisted_state
-from canaryctl.status import applied_share, changed, render
+from canaryctl.release.analysis import Analyzer
+from canaryctl.release.runner import CheckRequest
+from canaryctl.release.state import CheckResult
+from canaryctl.status import MemberStatus
 
 log = logging.getLogger(__name__)
 
 APP_INDEX = "app"  # Services by their published-service value
 STATUS_INDEX = "status-app"  # Services by the app their status annotation names
+NO_PROMETHEUS = "no Prometheus configured: start the controller with --prometheus-url"
 
 
-def _app_index(view: Service) -> list[str]:
-    app = app_of(view)
+def _app_index(service: Service) -> list[str]:
+    app = app_of(service)
     return [] if app is None else [app]
 
 
-def _status_index(view: Service) -> list[str]:
-    try:
-        app = json.loads(view.annotations.get(STATUS, "")).get("app")
-    except (ValueError, AttributeError):
-        return []
-    return [app] if isinstance(app, str) else []
+def _status_index(service: Service) -> list[str]:
+    status = MemberStatus.parse(service.annotations.get(STATUS))
+    return [status.app] if status is not None and status.app else []
 
 
 INDEXERS: dict[str, Callable[[Service], Iterable[str]]] = {
@@ -60,13 +60,11 @@ class ServiceIndex(Protocol):
 
 
 class Recorder(Protocol):
-    def normal(self, view: Service, reason: str, message: str) -> None: ...
-    def warning(self, view: Service, reason: str, message: str) -> None: ...
+    def normal(self, service: Service, reason: str, message: str) -> None: ...
+    def warning(self, service: Service, reason: str, message: str) -> None: ...
 
 
-PatchAnnotations = Callable[
-    [str, str, Mapping[str, str | None]], None
-]  # (namespace, name, changes)
+PatchStatus = Callable[[Service, str | None], None]  # (service, annotation value or None: remove)
 
 
 @dataclass(frozen=True)
@@ -76,253 +74,215 @@ class Result:
     requeue_after: float | None = None
 
 
+@dataclass(frozen=True)
+class ReconcileSettings:
+    cluster_domain: str = "cluster.local"
+    namespaces: Sequence[str] | None = None  # the watched namespaces; None: every namespace
+    dry_run: bool = False
+
+
 class Reconciler:
     """Brings one application at a time to its desired state."""
 
     def __init__(
         self,
-        store: ServiceIndex,
-        view: GatewayCache,
+        services: ServiceIndex,
+        gateway_cache: GatewayCache,
         gateway: Gateway,
         recorder: Recorder,
-        patch_annotations: PatchAnnotations,
-        cluster_domain: str = "cluster.local",
-        dry_run: bool = False,
+        patch_status: PatchStatus,
+        analyzer: Analyzer | None = None,
+        settings: ReconcileSettings | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
-        releases: ReleaseRunner = ReleaseRunner(None),
-        namespaces: Sequence[str] | None = None,
     ):
-        self.store, self.view, self.gateway, self.recorder = store, view, gateway, recorder
-        self.namespaces = (
-            None if namespaces is None else frozenset(namespaces)
-        )  # None: every namespace
-        self.releases = releases
-        self.patch_annotations = patch_annotations
-        self.cluster_domain, self.dry_run, self.now = cluster_domain, dry_run, now
-        self._warned: dict[
-            str, tuple[tuple, frozenset]
-        ] = {}  # service key -> (inputs, warnings) last warned
+        self.services, self.gateway_cache, self.gateway = services, gateway_cache, gateway
+        self.recorder, self.patch_status, self.analyzer = recorder, patch_status, analyzer
+        self.settings = settings or ReconcileSettings()
+        namespaces = self.settings.namespaces
+        self.watched = None if namespaces is None else frozenset(namespaces)
+        self.now = now
+        self._warned = _WarningMemory()
 
     def reconcile(self, app: str) -> Result:
         """Make the gateway hold what application `app`'s member Services ask for."""
-        members = {view.key: view for view in self.store.by_index(APP_INDEX, app)}
-        observed = self._observed(app)
-        now = self.now()
-        plan = plan_app(app, list(members.values()), observed, self.cluster_domain)
-        plan, release = self._automate(plan, members, observed, now)
-        if plan.action == "delete" and not self._in_scope(observed):
-            log.info(
-                "not deleting %s: its Services are outside the watched namespaces",
-                app,
-                extra={"app": app},
-            )
-            return Result()
-        self._warn(plan, members)
-        if self.dry_run:
-            log.info(
-                "dry-run plan", extra={"app": app, "action": plan.action, "spec": str(plan.spec)}
-            )
-            return Result()
-        state = self._execute(plan, observed, members)
-        if release is not None:
-            state = self._read_back(plan, state, members[release.canary_key])
-        self._announce(plan, members, app)
-        self._announce_release(release, members)
-        self._write_statuses(plan, members, state, release)
-        self._forget_former_members(app, members)
-        self._export_weights(plan, state)
-        return Result(requeue_after=release.requeue_after if release else None)
+        inputs = self.observe(app)
+        outcome = decide(inputs)
+        return self.act(outcome, inputs)
 
-    def _automate(
-        self,
-        plan: AppPlan,
-        members: Mapping[str, Service],
-        observed: AppState | None,
-        now: datetime,
-    ) -> tuple[AppPlan, ReleaseStep | None]:
-        """Let the canary's release automation (if it asks for one) choose the canary weight."""
-        canary_key = next((key for key, doc in plan.statuses.items() if doc.role == "canary"), None)
-        if plan.spec is None or plan.spec.canary is None or canary_key is None:
-            return plan, None
-        step = self.releases.step(plan.app, members[canary_key], plan.spec, now)
-        if step is None:
-            return plan, None
-        if isinstance(step, list):  # invalid automation settings: nothing changes
-            warnings = [
-                Warning(canary_key, "InvalidAnnotation", problem.message) for problem in step
-            ]
-            return replace(
-                plan, action="hold", spec=None, notices=[], warnings=plan.warnings + warnings
-            ), None
-        return plan_app(
-            plan.app, list(members.values()), observed, self.cluster_domain, step.weight
-        ), step
+    # observe ----------------------------------------------------------------------------------
 
-    def _read_back(self, plan: AppPlan, state: AppState | None, canary: Service) -> AppState | None:
-        """After an automated weight write, ask the gateway what it applied (product.md §2)."""
-        if plan.action != "apply" or plan.spec is None:
-            return state
-        applied = self.gateway.read_app(plan.app)
-        if applied is not None:
-            self.view.put(applied)
-        applied_weight = applied.weight if applied and applied.canary else None
-        if applied_weight != plan.spec.weight:
+    def observe(self, app: str) -> AppInputs:
+        """Everything the decision needs; Prometheus is asked only when a check is due."""
+        members = tuple(self.services.by_index(APP_INDEX, app))
+        keys = {service.key for service in members}
+        former = tuple(
+            service
+            for service in self.services.by_index(STATUS_INDEX, app)
+            if service.key not in keys and app_of(service) is None
+        )
+        inputs = AppInputs(
+            app,
+            members,
+            self._gateway_state(app),
+            self.now(),
+            former_members=former,
+            cluster_domain=self.settings.cluster_domain,
+            watched_namespaces=self.watched,
+        )
+        request = due_check(inputs)
+        return (
+            inputs if request is None else replace(inputs, check=self._check(request, inputs.now))
+        )
+
+    def _gateway_state(self, app: str) -> AppState | None:
+        """The gateway cache's state of `app`; read from the gateway while it is suspect."""
+        if not self.gateway_cache.is_suspect(app):
+            return self.gateway_cache.get(app)
+        state = self.gateway.read_app(app)
+        self.gateway_cache.put(app, state)
+        return state
+
+    def _check(self, request: CheckRequest, now: datetime) -> CheckResult:
+        if self.analyzer is None:
+            metrics.analysis_checks_total.labels("error").inc()
+            return CheckResult("error", NO_PROMETHEUS)
+        return self.analyzer.check(
+            request.config, request.canary, request.stable, request.window_s, now
+        )
+
+    # act --------------------------------------------------------------------------------------
+
+    def act(self, outcome: Outcome, inputs: AppInputs) -> Result:
+        """Carry `outcome` out: gateway, read-back, Events, statuses, metrics."""
+        services = {service.key: service for service in inputs.members + inputs.former_members}
+        self._record_warnings(outcome, services)
+        if outcome.held:
+            log.info("holding %s: %s", outcome.app, outcome.held, extra={"app": outcome.app})
+        if self.settings.dry_run:
+            extra = {"app": outcome.app, "action": outcome.gateway, "spec": str(outcome.spec)}
+            log.info("dry-run plan", extra=extra)
+            return Result()
+        state = self._write_gateway(outcome, inputs.observed, inputs.members)
+        if outcome.verify_weight:
+            state = self._read_back(outcome, state, services)
+        for event in outcome.notices:
+            self._record(event, services)
+        self._write_statuses(outcome, state, services)
+        self._export(outcome, state)
+        return Result(outcome.requeue_after)
+
+    def _write_gateway(
+        self, outcome: Outcome, observed: AppState | None, members: tuple[Service, ...]
+    ) -> AppState | None:
+        """Apply or delete; return what the gateway now holds. A failure makes the app suspect."""
+        try:
+            if outcome.gateway == "apply":
+                assert outcome.spec is not None
+                state: AppState | None = self.gateway.apply(observed, outcome.spec)
+            elif outcome.gateway == "delete":
+                assert observed is not None
+                self.gateway.delete(observed)
+                state = None
+            else:
+                return observed
+        except GatewayError as error:
+            self.gateway_cache.mark_suspect(outcome.app)
+            for service in members:
+                self.recorder.warning(
+                    service, "GatewayError", f"application {outcome.app}: {error}"
+                )
+            raise
+        self.gateway_cache.put(outcome.app, state)
+        return state
+
+    def _read_back(
+        self, outcome: Outcome, written: AppState | None, services: Mapping[str, Service]
+    ) -> AppState | None:
+        """After an automated weight write, ask the gateway what it applied."""
+        assert outcome.spec is not None and outcome.spec.canary is not None
+        applied = self.gateway.read_app(outcome.app)
+        self.gateway_cache.put(outcome.app, applied)
+        weight = applied.weight if applied and applied.canary else None
+        if weight != outcome.spec.weight:
             metrics.weight_mismatches_total.inc()
-            self.recorder.warning(
-                canary,
-                "WeightMismatch",
-                f"the gateway applied {applied_weight} % to the canary "
-                f"of {plan.app}, canaryctl asked for {plan.spec.weight} %",
+            message = (
+                f"the gateway applied {weight} % to the canary of {outcome.app}, canaryctl asked "
+                f"for {outcome.spec.weight} %"
+            )
+            self._record(
+                ServiceEvent(outcome.spec.canary.key, "Warning", "WeightMismatch", message),
+                services,
             )
         return applied
 
-    def _in_scope(self, state: AppState) -> bool:
-        """Whether this controller watches every namespace `state`'s upstreams come from.
+    def _record_warnings(self, outcome: Outcome, services: Mapping[str, Service]) -> None:
+        """Warning Events, once per input: a resync of unchanged bad input stays quiet."""
+        for key, service in services.items():
+            warnings = frozenset(w for w in outcome.warnings if w.service_key == key)
+            if self._warned.is_new(service, warnings):
+                for warning in sorted(warnings, key=lambda w: (w.reason, w.message)):
+                    log.warning("%s: %s", key, warning.message, extra={"app": outcome.app})
+                    self._record(warning, services)
 
-        Controllers scoped to different namespaces may share one gateway: an app without
-        members here may well have its members in another controller's namespaces.
-        """
-        if self.namespaces is None:
-            return True
-        versions = [
-            upstream.key for upstream in (state.stable, state.canary) if upstream is not None
-        ]
-        return bool(versions) and all(
-            version.split("/", 1)[0] in self.namespaces for version in versions
-        )
-
-    def _observed(self, app: str) -> AppState | None:
-        """The gateway's state of `app`: the cached view, re-read only after a failed write."""
-        if not self.view.is_stale(app):
-            return self.view.get(app)
-        state = self.gateway.read_app(app)
-        if state is None:
-            self.view.remove(app)
-        else:
-            self.view.put(state)
-        return state
-
-    def _execute(
-        self, plan: AppPlan, observed: AppState | None, members: Mapping[str, Service]
-    ) -> AppState | None:
-        """Apply the plan to the gateway and to the view; return what the gateway now holds."""
-        try:
-            if plan.action == "apply":
-                state = self.gateway.apply(observed, plan.spec)
-                self.view.put(state)
-                return state
-            if plan.action == "delete":
-                self.gateway.delete(observed)
-                self.view.remove(plan.app)
-                return None
-        except GatewayError as error:
-            self.view.invalidate(plan.app)
-            for view in members.values():
-                self.recorder.warning(view, "GatewayError", f"application {plan.app}: {error}")
-            raise
-        return observed
-
-    def _warn(self, plan: AppPlan, members: Mapping[str, Service]) -> None:
-        """Warning Events, once per Service version: a resync of unchanged bad input stays quiet."""
-        by_service: dict[str, set] = {}
-        for warning in plan.warnings:
-            by_service.setdefault(warning.service_key, set()).add((warning.reason, warning.message))
-        for key, view in members.items():
-            warnings = frozenset(by_service.get(key, ()))
-            if not warnings:
-                self._warned.pop(key, None)
-                continue
-            inputs = relevant_fingerprint(view)
-            if self._warned.get(key) == (inputs, warnings):
-                continue
-            self._warned[key] = (inputs, warnings)
-            for reason, message in sorted(warnings):
-                log.warning("%s: %s", key, message, extra={"app": plan.app, "reason": reason})
-                self.recorder.warning(view, reason, message)
-
-    def _announce(self, plan: AppPlan, members: Mapping[str, Service], app: str) -> None:
-        """Normal Events for what changed; CleanedUp goes to the Services that used to be members."""
-        for notice in plan.notices:
-            targets = (
-                [members[notice.service_key]]
-                if notice.service_key in members
-                else self._former_members(app, members)
-            )
-            log.info("%s: %s", notice.reason, notice.message, extra={"app": app})
-            for view in targets:
-                self.recorder.normal(view, notice.reason, notice.message)
-
-    def _announce_release(
-        self, release: ReleaseStep | None, members: Mapping[str, Service]
-    ) -> None:
-        """The release's Events (StepAdvanced, AnalysisFailed, RolledBack, ...) on the canary."""
-        for event in release.decision.events if release else ():
-            record = self.recorder.warning if event.type == "Warning" else self.recorder.normal
-            record(members[release.canary_key], event.reason, event.message)
+    def _record(self, event: ServiceEvent, services: Mapping[str, Service]) -> None:
+        service = services.get(event.service_key)
+        if service is None:
+            return
+        record = self.recorder.warning if event.type == "Warning" else self.recorder.normal
+        record(service, event.reason, event.message)
 
     def _write_statuses(
-        self,
-        plan: AppPlan,
-        members: Mapping[str, Service],
-        state: AppState | None,
-        release: ReleaseStep | None,
+        self, outcome: Outcome, state: AppState | None, services: Mapping[str, Service]
     ) -> None:
-        """Write each member's status annotation, only when its content (not its time) changed.
+        """Write each member's status annotation, only when its content (not its time) changed."""
+        for key, status in outcome.statuses.items():
+            service = services[key]
+            current = service.annotations.get(STATUS)
+            if status is None:
+                self._warned.forget(key)
+                if current is not None:
+                    self.patch_status(service, None)
+                continue
+            status = status.with_applied(state, key)
+            if not status.same_content(current):
+                self.patch_status(service, status.render(self.now()))
 
-        An automated canary's release state lives in its status: written after the gateway
-        write, so a restart never believes in a weight the gateway did not get.
-        """
-        for key, doc in plan.statuses.items():
-            view = members[key]
-            applied = (
-                applied_share(state, key)
-                if plan.action != "hold"
-                else applied_share(self.view.get(plan.app), key)
-            )
-            progress = (
-                release.decision.state.to_dict()
-                if release and release.canary_key == key
-                else _kept_release(view)
-                if doc.role == "canary"
-                else None
-            )
-            if changed(view.annotations.get(STATUS), doc, applied, progress):
-                self.patch_annotations(
-                    view.namespace, view.name, {STATUS: render(doc, applied, self.now(), progress)}
-                )
-
-    def _former_members(self, app: str, members: Mapping[str, Service]) -> list[Service]:
-        return [
-            view
-            for view in self.store.by_index(STATUS_INDEX, app)
-            if view.key not in members and app_of(view) is None
-        ]
-
-    def _forget_former_members(self, app: str, members: Mapping[str, Service]) -> None:
-        """A Service that left every application loses its stale status annotation."""
-        for view in self._former_members(app, members):
-            self._warned.pop(view.key, None)
-            self.patch_annotations(view.namespace, view.name, {STATUS: None})
-
-    def _export_weights(self, plan: AppPlan, state: AppState | None) -> None:
-        if plan.spec is None or state is None:
+    def _export(self, outcome: Outcome, state: AppState | None) -> None:
+        """Desired vs applied canary weight, and how an automated release ended."""
+        if outcome.release_outcome:
+            metrics.releases_total.labels(outcome.release_outcome).inc()
+        spec = outcome.spec
+        if spec is None or state is None:
             return
-        canary = plan.spec.canary or plan.spec.stable
-        namespace = canary.key.split("/", 1)[0]
-        metrics.canary_weight.labels(namespace, plan.app).set(
-            plan.spec.weight if plan.spec.canary else 0
-        )
-        metrics.canary_applied_weight.labels(namespace, plan.app).set(
+        namespace = (spec.canary or spec.stable).namespace
+        metrics.canary_weight.labels(namespace, spec.name).set(spec.weight if spec.canary else 0)
+        metrics.canary_applied_weight.labels(namespace, spec.name).set(
             state.weight if state.canary else 0
         )
 
 
-def _kept_release(view: Service) -> dict | None:
-    """A canary's persisted release state, kept while its app is on hold, so nothing is lost."""
-    state = persisted_state(view.annotations)
-    return state.to_dict() if state else None
+class _WarningMemory:
+    """Which warnings each Service got for which input, so repeats are not recorded again."""
+
+    def __init__(self) -> None:
+        self._warned: dict[str, tuple[tuple, frozenset[ServiceEvent]]] = {}
+
+    def is_new(self, service: Service, warnings: frozenset[ServiceEvent]) -> bool:
+        if not warnings:
+            self._warned.pop(service.key, None)
+            return False
+        seen = (relevant_fingerprint(service), warnings)
+        if self._warned.get(service.key) == seen:
+            return False
+        self._warned[service.key] = seen
+        return True
+
+    def forget(self, key: str) -> None:
+        self._warned.pop(key, None)
 
 
 def apps_of(old: Service | None, new: Service | None) -> Sequence[str]:
     """The application keys an informer event concerns (a Service may move between apps)."""
-    return sorted({app for view in (old, new) if view is not None for app in _app_index(view)})
+    return sorted(
+        {app for service in (old, new) if service is not None for app in _app_index(service)}
+    )

@@ -97,7 +97,7 @@ def new_action_value(verb: Verb, now: datetime) -> str:
     return f"{verb}@{now.astimezone(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(6)}"
 
 
-def plan_action(service: Service, verb: Verb, now: datetime) -> Request:
+def action_request(service: Service, verb: Verb, now: datetime) -> Request:
     """The annotation that asks the controller to `verb` this canary's release."""
     _require_canary(service)
     warnings = _unpublished(service)
@@ -115,7 +115,7 @@ def plan_action(service: Service, verb: Verb, now: datetime) -> Request:
     return Request({ACTION: new_action_value(verb, now)}, (*warnings, warning))
 
 
-def plan_weight(service: Service, percent: int) -> Request:
+def weight_request(service: Service, percent: int) -> Request:
     """The percentage annotation that sets this canary's weight by hand."""
     _require_canary(service)
     warnings = _unpublished(service)
@@ -166,12 +166,12 @@ def _configure_target(parser: argparse.ArgumentParser, epilog: str) -> None:
     parser.epilog = epilog
 
 
-def _apply(args: argparse.Namespace, plan: Callable[[Service], Request]) -> int:
-    """Read the Service, plan the request, write it with one merge patch, and say what was written."""
+def _apply(args: argparse.Namespace, request_for: Callable[[Service], Request]) -> int:
+    """Read the Service, build the request, write it with one merge patch, say what was written."""
     namespace, name = args.service
     try:
         with load_api_client(args.kubeconfig) as api:
-            request = plan(_read_service(api, namespace, name))
+            request = request_for(_read_service(api, namespace, name))
             for warning in request.warnings:
                 print(f"warning: {warning}", file=sys.stderr)
             if request.changes:
@@ -213,7 +213,7 @@ class _ActionCommand:
 
     @classmethod
     def run(cls, args: argparse.Namespace) -> int:
-        return _apply(args, lambda service: plan_action(service, cls.verb, datetime.now(UTC)))
+        return _apply(args, lambda service: action_request(service, cls.verb, datetime.now(UTC)))
 
 
 class Promote(_ActionCommand):
@@ -279,4 +279,4 @@ class Weight:
 
     @staticmethod
     def run(args: argparse.Namespace) -> int:
-        return _apply(args, lambda service: plan_weight(service, args.percent))
+        return _apply(args, lambda service: weight_request(service, args.percent))

@@ -15,7 +15,7 @@ import signal
 import threading
 
 from canaryctl import logs
-from canaryctl.controller import Controller, Settings
+from canaryctl.controller import Controller, Settings, build_controller
 from canaryctl.gateway.api7 import DEFAULT_BASE_URL, Api7Client, Api7Gateway
 from canaryctl.gateway.base import GatewayError
 from canaryctl.kube import load_api_client
@@ -123,9 +123,8 @@ def run(args: argparse.Namespace) -> int:
             "cluster_id": cluster.cluster_id,
         },
     )
-    controller = Controller(
-        load_api_client(args.kubeconfig), Api7Gateway(client, cluster.cluster_id), settings
-    )
+    gateway = Api7Gateway(client, cluster.cluster_id)
+    controller = build_controller(load_api_client(args.kubeconfig), gateway, settings)
     failed = threading.Event()
     threading.Thread(
         target=_start, args=(controller, stop, failed), name="start", daemon=True

@@ -31,15 +31,16 @@ from kubernetes import client, config
 from kubernetes.config.config_exception import ConfigException
 
 from canaryctl.annotations import CANARY, STATUS, app_of
-from canaryctl.kube import REQUEST_TIMEOUT, describe_error, load_api_client, read_json
+from canaryctl.kube import describe_error, list_services, load_api_client, service_list_request
 from canaryctl.objects import Service
 from canaryctl.release.config import STEPS, parse_steps
 from canaryctl.release.state import CheckResult, ReleaseState
+from canaryctl.status import MemberStatus
+from canaryctl.timestamps import format_utc
 
 HOLD_PHASES = ("Conflict", "Invalid", "Holding")  # an application on hold: most telling first
 UNKNOWN = "Unknown"
 COLUMNS = ("NAMESPACE", "APP", "STABLE", "CANARY", "WEIGHT", "PHASE", "STEP", "LAST CHECK")
-_PAGE_SIZE = 500
 _UNITS = {"error_rate": "%", "latency_p99": "ms"}
 
 
@@ -86,8 +87,8 @@ class _Member:
     release: ReleaseState | None
 
 
-def rows_from_views(services: Iterable[Service]) -> list[Row]:
-    """One row per canary and per application without one, from Services with a status annotation."""
+def rows_of(services: Iterable[Service]) -> list[Row]:
+    """One row per canary and per app without one, from Services with a status annotation."""
     apps: dict[str, list[_Member]] = {}
     for service in services:
         if STATUS in service.annotations:
@@ -139,40 +140,24 @@ def row_to_dict(row: Row) -> dict[str, Any]:
 
 
 def _read_member(service: Service) -> _Member:
-    status = _status_json(service.annotations[STATUS])
-    role = status.get("role")
-    app = status.get("app") if isinstance(status.get("app"), str) else None
+    status = MemberStatus.parse(service.annotations[STATUS])
+    if status is None:
+        status = MemberStatus("none", "", None, "", f"the {STATUS} annotation is not a JSON object")
+    role_known = status.role in ("stable", "canary")
     return _Member(
         service=service,
-        app=(app or app_of(service) or "").strip(),
-        is_canary=role == "canary" if role in ("stable", "canary") else _has_canary_flag(service),
-        phase=_text(status.get("phase")) or UNKNOWN,
-        message=_text(status.get("message"))
-        or ("" if status else f"the {STATUS} annotation is not a JSON object"),
-        desired=_percent(status.get("desiredWeight")),
-        applied=_percent(status.get("appliedWeight")),
-        release=ReleaseState.from_dict(status.get("release")),
+        app=(status.app or app_of(service) or "").strip(),
+        is_canary=status.role == "canary" if role_known else _has_canary_flag(service),
+        phase=status.phase or UNKNOWN,
+        message=status.message,
+        desired=status.desired_weight,
+        applied=status.applied_weight,
+        release=status.release,
     )
-
-
-def _status_json(text: str) -> dict[str, Any]:
-    try:
-        status = json.loads(text)
-    except (ValueError, RecursionError):
-        return {}
-    return status if isinstance(status, dict) else {}
 
 
 def _has_canary_flag(service: Service) -> bool:
     return service.annotations.get(CANARY, "").strip().lower() == "true"
-
-
-def _text(value: Any) -> str:
-    return value if isinstance(value, str) else ""
-
-
-def _percent(value: Any) -> int | None:
-    return value if type(value) is int and 0 <= value <= 100 else None
 
 
 # --- building rows ----------------------------------------------------------------------------
@@ -296,7 +281,7 @@ def _check_to_dict(check: CheckResult | None, at: datetime | None) -> dict[str, 
         return None
     return {
         "result": check.result,
-        "at": None if at is None else at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "at": None if at is None else format_utc(at),
         "message": check.message,
         "requests": check.requests,
         "metrics": [
@@ -329,7 +314,7 @@ def run(args: argparse.Namespace) -> int:
     )
     try:
         with load_api_client(args.kubeconfig) as api:
-            rows = rows_from_views(list_services(api, namespace))
+            rows = rows_of(list_services(service_list_request(api, namespace))[0])
     except (client.ApiException, urllib3.exceptions.HTTPError, ConfigException, OSError) as error:
         print(f"error: cannot list Services: {describe_error(error)}", file=sys.stderr)
         return 1
@@ -343,33 +328,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def list_services(api: client.ApiClient, namespace: str | None) -> list[Service]:
-    """Every Service of `namespace` (None: of all namespaces), read page by page."""
-    core = client.CoreV1Api(api)
-    services: list[Service] = []
-    page_token = None
-    while True:
-        options: dict[str, Any] = {
-            "limit": _PAGE_SIZE,
-            "_preload_content": False,
-            "_request_timeout": REQUEST_TIMEOUT,
-        }
-        if page_token:
-            options["_continue"] = page_token
-        response = (
-            core.list_service_for_all_namespaces(**options)
-            if namespace is None
-            else core.list_namespaced_service(namespace, **options)
-        )
-        page = read_json(response)
-        services += [Service.from_dict(item) for item in page.get("items") or ()]
-        page_token = (page.get("metadata") or {}).get("continue")
-        if not page_token:
-            return services
-
-
 def _context_namespace(kubeconfig: str | None) -> str:
-    """The namespace of the kubeconfig's current context, as kubectl would use it; else `default`."""
+    """The namespace of the kubeconfig's current context, as kubectl uses it; else `default`."""
     try:
         _, current = config.list_kube_config_contexts(config_file=kubeconfig)
     except (ConfigException, OSError):

@@ -1,8 +1,10 @@
-"""The controller's cached view of the gateway: what each application name holds right now.
+"""The gateway cache: what each application name holds in the gateway right now.
 
 Loaded once before workers start and re-read on the resync period; in between it is kept
 current from the answers to canaryctl's own writes, so a steady-state change costs no
-gateway read. Thread-safe; values are immutable `AppState`s.
+gateway read. A write that failed leaves the app *suspect*: what the gateway holds is unknown
+until it is read again, which the reconciler does before deciding anything about it.
+Thread-safe; values are immutable `AppState`s.
 """
 
 from __future__ import annotations
@@ -13,41 +15,40 @@ from canaryctl.gateway.model import AppState
 
 
 class GatewayCache:
-    """AppState by application name, plus whether the first full read has happened."""
+    """AppState by application name, suspect names, and whether the first full read happened."""
 
     def __init__(self) -> None:
         self._apps: dict[str, AppState] = {}
         self._lock = threading.Lock()
         self._writes = 0  # counts put/remove calls, to tell full reads apart from newer writes
         self._written_at: dict[str, int] = {}
-        self._stale: set[str] = set()  # names whose last write failed: re-read before planning
+        self._suspect: set[str] = set()  # names whose last write failed: read before deciding
         self._loaded = threading.Event()
 
     def get(self, name: str) -> AppState | None:
         with self._lock:
             return self._apps.get(name)
 
-    def put(self, state: AppState) -> None:
+    def put(self, name: str, state: AppState | None) -> None:
+        """What the gateway holds under `name` now (None: nothing), from a write or a read."""
         with self._lock:
-            self._apps[state.name] = state
-            self._mark_written(state.name)
+            if state is None:
+                self._apps.pop(name, None)
+            else:
+                self._apps[name] = state
+            self._suspect.discard(name)
+            self._writes += 1
+            self._written_at[name] = self._writes
 
-    def remove(self, name: str) -> None:
-        with self._lock:
-            self._apps.pop(name, None)
-            self._mark_written(name)
-
-    def invalidate(self, name: str) -> None:
+    def mark_suspect(self, name: str) -> None:
         """A write failed: what the gateway holds under `name` is unknown until read again."""
         with self._lock:
-            self._stale.add(name)
+            self._suspect.add(name)
 
-    def is_stale(self, name: str) -> bool:
+    def is_suspect(self, name: str) -> bool:
         with self._lock:
-            return name in self._stale
+            return name in self._suspect
 
-    def _mark_written(self, name: str) -> None:
-        self._stale.discard(name)
         self._writes += 1
         self._written_at[name] = self._writes
 
@@ -69,7 +70,7 @@ class GatewayCache:
             fresh = {name for name, at in self._written_at.items() if at > mark}
             names = (set(apps) | set(self._apps)) - fresh
             changed = sorted(name for name in names if self._apps.get(name) != apps.get(name))
-            self._stale -= names
+            self._suspect -= names
             for name in names:
                 if name in apps:
                     self._apps[name] = apps[name]

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
-from canaryctl.annotations import PREFIX, STATUS, Problem, parse_percent
+from canaryctl.annotations import PREFIX, STATUS, Invalid, Problem, parse_percent
 from canaryctl.objects import Service
 
 STEPS = PREFIX + "canary-steps"
@@ -106,8 +106,8 @@ class ReleaseConfig:
     action: Action | None = None
 
 
-def parse_release(service: Service) -> ReleaseConfig | list[Problem] | None:
-    """The Service's release settings; None when it does not ask for automation; else all problems."""
+def parse_release(service: Service) -> ReleaseConfig | Invalid | None:
+    """The Service's release settings; None when it does not ask for automation."""
     annotations = service.annotations
     problems = [
         _unknown(name, annotations[name]) for name in sorted(annotations) if _is_unknown(name)
@@ -123,7 +123,7 @@ def parse_release(service: Service) -> ReleaseConfig | list[Problem] | None:
         else:
             fields[field] = None if parsed == _OFF else parsed
     if problems:
-        return problems
+        return Invalid(tuple(problems))
     return ReleaseConfig(**fields) if "steps" in fields else None
 
 

@@ -1,95 +1,81 @@
-"""One reconcile's worth of release automation for an application's canary.
+"""One reconcile's worth of release automation for an application's canary, as pure functions.
 
-The reconciler calls `ReleaseRunner.step` after planning roles: it reads the canary's
-release annotations and its persisted state (inside the status annotation), feeds the pure
-`decide` functions what happened (hand-set weight, manual action, an analysis check when
-one is due) and returns the weight to apply, the state to persist, the Events and when to
-look again. The only I/O here is the Prometheus query, made only when a check is due.
+The decision function (`canaryctl.decision`) asks two things of a canary that carries
+`api7.cloud/canary-steps`: is an analysis check due now (so the reconciler queries Prometheus
+before deciding, and only then), and, given the check if one was made, what happens next —
+the weight to apply, the state to persist, the Events and when to look again. Both answers
+come from the canary's annotations, its persisted state (inside its status annotation) and
+the time; nothing here does I/O, so a restarted controller decides exactly as before.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from canaryctl import metrics
-from canaryctl.annotations import PERCENT, STATUS, Problem, parse_percent
-from canaryctl.gateway.model import AppSpec, Upstream
+from canaryctl.annotations import PERCENT, Invalid, parse_percent
+from canaryctl.gateway.model import Upstream
 from canaryctl.objects import Service
 from canaryctl.release import decide
-from canaryctl.release.analysis import Analyzer, Target
+from canaryctl.release.analysis import Target
 from canaryctl.release.config import ReleaseConfig, parse_release
 from canaryctl.release.state import CheckResult, ReleaseState
 
-NO_PROMETHEUS = "no Prometheus configured: start the controller with --prometheus-url"
+
+@dataclass(frozen=True)
+class Release:
+    """A canary's release as its Service describes it: settings, persisted state, percentage."""
+
+    config: ReleaseConfig
+    previous: ReleaseState | None  # None: the release has not started yet
+    percent: int | None  # the percentage annotation as it is now (a change is a hand-set weight)
+
+    def before_check(self, now: datetime) -> decide.Decision:
+        """What the annotations alone decide now: start, a hand-set weight, a manual action."""
+        if self.previous is None:
+            return decide.start(self.config, now, self.percent)
+        return decide.on_annotations(self.config, self.previous, self.percent, now)
+
+    def advance(self, check: CheckResult | None, now: datetime) -> decide.Decision:
+        """The release's next state: the annotations' decision, then `check` when one was due."""
+        decision = self.before_check(now)
+        if check is not None and decide.check_due(self.config, decision.state, now) == 0:
+            decision = decision.followed_by(
+                decide.on_check(self.config, decision.state, check, now)
+            )
+        return decision
 
 
 @dataclass(frozen=True)
-class ReleaseStep:
-    """What the automation wants for the canary `canary_key` after this reconcile."""
+class CheckRequest:
+    """An analysis check the reconciler must make before deciding: what to ask Prometheus."""
 
-    canary_key: str
-    decision: decide.Decision
-    requeue_after: float | None
-
-    @property
-    def weight(self) -> int:
-        return self.decision.weight
+    config: ReleaseConfig
+    canary: Target
+    stable: Target
+    window_s: float
 
 
-class ReleaseRunner:
-    """Drives automated releases; `analyzer` is None when no Prometheus is configured."""
-
-    def __init__(self, analyzer: Analyzer | None):
-        self.analyzer = analyzer
-
-    def step(
-        self, app: str, canary: Service, spec: AppSpec, now: datetime
-    ) -> ReleaseStep | list[Problem] | None:
-        """Advance the canary's release; None when it does not ask for automation."""
-        config = parse_release(canary)
-        if config is None or isinstance(config, list):
-            return config
-        previous = persisted_state(canary.annotations)
-        percent = _percent_annotation(canary)
-        decision = (
-            decide.start(config, now, percent)
-            if previous is None
-            else decide.on_annotations(config, previous, percent, now)
-        )
-        if decide.check_due(config, decision.state, now) == 0:
-            check = self._check(config, app, spec, decision.state, now)
-            decision = decision.followed_by(decide.on_check(config, decision.state, check, now))
-        if decision.outcome:
-            metrics.releases_total.labels(decision.outcome).inc()
-        return ReleaseStep(canary.key, decision, decide.check_due(config, decision.state, now))
-
-    def _check(
-        self, config: ReleaseConfig, app: str, spec: AppSpec, state: ReleaseState, now: datetime
-    ) -> CheckResult:
-        if self.analyzer is None:
-            metrics.analysis_checks_total.labels("error").inc()
-            return CheckResult("error", NO_PROMETHEUS)
-        canary, stable = _target(app, spec.canary), _target(app, spec.stable)
-        return self.analyzer.check(config, canary, stable, decide.window_s(state, now), now)
+def release_of(canary: Service, previous: ReleaseState | None) -> Release | Invalid | None:
+    """The canary's release; None when it does not ask for automation."""
+    config = parse_release(canary)
+    if config is None or isinstance(config, Invalid):
+        return config
+    raw = canary.annotations.get(PERCENT)
+    return Release(config, previous, None if raw is None else parse_percent(raw))
 
 
-def persisted_state(annotations: Mapping[str, str]) -> ReleaseState | None:
-    """The release state canaryctl last wrote into the Service's status annotation."""
-    try:
-        status = json.loads(annotations.get(STATUS) or "null")
-    except ValueError:
+def check_request(
+    release: Release, app: str, canary: Upstream, stable: Upstream, now: datetime
+) -> CheckRequest | None:
+    """The check to make now for `release`, or None when none is due."""
+    state = release.before_check(now).state
+    if decide.check_due(release.config, state, now) != 0:
         return None
-    return ReleaseState.from_dict(status.get("release")) if isinstance(status, dict) else None
-
-
-def _percent_annotation(view: Service) -> int | None:
-    raw = view.annotations.get(PERCENT)
-    return None if raw is None else parse_percent(raw)
+    return CheckRequest(
+        release.config, _target(app, canary), _target(app, stable), decide.window_s(state, now)
+    )
 
 
 def _target(app: str, upstream: Upstream) -> Target:
-    namespace, service = upstream.namespace, upstream.service
-    return Target(namespace, app, service, f"{upstream.host}:{upstream.port}")
+    return Target(upstream.namespace, app, upstream.service, upstream.target)

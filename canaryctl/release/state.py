@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from canaryctl.timestamps import format_utc, parse_utc
+
 Phase = Literal["Progressing", "Paused", "Succeeded", "RolledBack", "Aborted"]
 PHASES: tuple[Phase, ...] = ("Progressing", "Paused", "Succeeded", "RolledBack", "Aborted")
 FINISHED: tuple[Phase, ...] = ("Succeeded", "RolledBack", "Aborted")
@@ -27,7 +29,6 @@ CHECK_OUTCOMES: tuple[CheckOutcome, ...] = (
     "no_data",
     "error",
 )  # = metrics.CHECK_RESULTS
-_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
 @dataclass(frozen=True)
@@ -120,11 +121,11 @@ def whole_seconds_up(moment: datetime) -> datetime:
 
 
 def _format_time(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.astimezone(UTC).strftime(_TIME_FORMAT)
+    return None if moment is None else format_utc(moment)
 
 
 def _parse_time(text: Any) -> datetime:
-    return datetime.strptime(_typed(text, str), _TIME_FORMAT).replace(tzinfo=UTC)
+    return parse_utc(_typed(text, str))
 
 
 def _typed(value: Any, kind: type) -> Any:

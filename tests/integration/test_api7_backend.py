@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import time
+from functools import partial
 from collections.abc import Iterator
 
 import pytest
@@ -178,9 +179,8 @@ def test_a_half_applied_create_is_finished_by_the_next_attempt_without_duplicate
     with pytest.raises(TransientGatewayError):
         gateway.apply(None, spec)
     emu.remove_fault(fault)
-    state = gateway.apply(
-        None, spec
-    )  # the caller's view is outdated: the app and API exist already
+    # after a failed write the caller reads the app again (the reconciler's gateway cache does)
+    state = gateway.apply(gateway.read_app("shop"), spec)
     app = emu.app_by_name("shop")
     assert (
         len(emu.apps()) == 1 and len(emu.apis(app["id"])) == 1 and len(emu.canaries(app["id"])) == 1
@@ -193,7 +193,7 @@ def test_an_object_removed_behind_our_back_is_recreated_on_the_next_attempt(emu,
     emu.store.delete_canary(state.raw.app["id"], state.raw.canaries[0]["id"])
     with pytest.raises(TransientGatewayError, match="changed under canaryctl"):
         gateway.apply(state, AppSpec("shop", V1, V2, 20))
-    state = gateway.apply(state, AppSpec("shop", V1, V2, 20))
+    state = gateway.apply(gateway.read_app("shop"), AppSpec("shop", V1, V2, 20))
     assert_read_back_agrees(gateway, state, AppSpec("shop", V1, V2, 20))
 
 
@@ -217,14 +217,25 @@ def random_operation(rng: random.Random) -> tuple[str, AppSpec | None]:
     )
 
 
-def until_done(operation, limit: int = 50):
-    """Retry an operation on transient errors, as the controller's work queue would."""
+def until_done(gateway: Api7Gateway, name: str, known: AppState | None, operation, limit: int = 50):
+    """Retry `operation(state)` on transient errors as the controller does: the work queue tries
+    again, and after a failed write the app is read again before the next attempt."""
+    state = known
     for _ in range(limit):
         try:
-            return operation()
+            return operation(state)
+        except TransientGatewayError:
+            state = _read_until_done(gateway, name, limit)
+    raise AssertionError(f"no success after {limit} attempts")
+
+
+def _read_until_done(gateway: Api7Gateway, name: str, limit: int) -> AppState | None:
+    for _ in range(limit):
+        try:
+            return gateway.read_app(name)
         except TransientGatewayError:
             continue
-    raise AssertionError(f"no success after {limit} attempts")
+    raise AssertionError(f"no read after {limit} attempts")
 
 
 def test_two_hundred_operations_converge_with_thirty_percent_of_calls_failing(emu, gateway):
@@ -242,9 +253,11 @@ def test_two_hundred_operations_converge_with_thirty_percent_of_calls_failing(em
         name, spec = random_operation(rng)
         desired[name] = spec
         if spec is not None:
-            known[name] = until_done(lambda: gateway.apply(known[name], spec))
+            known[name] = until_done(
+                gateway, name, known[name], partial(gateway.apply, desired=spec)
+            )
         elif known[name] is not None:
-            until_done(lambda: gateway.delete(known[name]))
+            until_done(gateway, name, known[name], lambda state: state and gateway.delete(state))
             known[name] = None
     failed = [r for r in emu.request_log() if r.status != 200]
     assert 0.2 < len(failed) / len(emu.request_log()) < 0.4

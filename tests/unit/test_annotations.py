@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from canaryctl import annotations as ann
 from canaryctl.annotations import (
+    Invalid,
     Member,
     Problem,
     app_of,
@@ -47,13 +48,13 @@ def service(
 
 def problems_of(view: Service) -> list[Problem]:
     result = parse_member(view, DOMAIN)
-    assert isinstance(result, list), f"expected problems, got {result}"
-    return result
+    assert isinstance(result, Invalid), f"expected problems, got {result}"
+    return list(result.problems)
 
 
 def member_of(view: Service) -> Member:
     result = parse_member(view, DOMAIN)
-    assert isinstance(result, Member), f"expected a member, got {[p.message for p in result]}"
+    assert isinstance(result, Member), f"expected a member, got {result}"
     return result
 
 
@@ -358,8 +359,8 @@ def test_parse_member_never_raises_and_problems_always_explain(
         assert result.upstream.port in {p.port for p in ports}
         assert result.percent is None or 0 <= result.percent <= 100
     else:
-        assert result, "a rejected Service names at least one problem"
-        for problem in result:
+        assert result.problems, "a rejected Service names at least one problem"
+        for problem in result.problems:
             assert problem.annotation in ann.WATCHED
             assert (
                 problem.annotation in problem.message and "accepted values are" in problem.message

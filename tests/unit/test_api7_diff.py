@@ -13,7 +13,7 @@ import itertools
 import pytest
 
 from canaryctl.gateway.api7.bodies import Api7Objects, is_owned
-from canaryctl.gateway.api7.diff import API, APP, CANARY, DELETE, POST, PUT, Call, plan
+from canaryctl.gateway.api7.diff import API, APP, CANARY, DELETE, POST, PUT, Call, calls_for
 from canaryctl.gateway.api7.state import app_state
 from canaryctl.gateway.base import TerminalGatewayError
 from canaryctl.gateway.model import OWNER_LABEL, AppSpec, AppState, Upstream
@@ -96,7 +96,7 @@ class Held:
 
 def held_for(spec: AppSpec) -> Held:
     held = Held()
-    for call in plan(None, spec):
+    for call in calls_for(None, spec):
         held.perform(call)
     return held
 
@@ -106,7 +106,7 @@ def verbs(calls: list[Call]) -> list[tuple[str, str]]:
 
 
 def test_create_from_nothing_writes_app_api_then_canary():
-    calls = plan(None, AppSpec("error-page", V1, V2, 10))
+    calls = calls_for(None, AppSpec("error-page", V1, V2, 10))
     assert verbs(calls) == [(POST, APP), (POST, API), (POST, CANARY)]
     app, api, canary = (call.body for call in calls)
     assert app["name"] == "error-page" and app["hosts"] == ["error-page"]
@@ -145,7 +145,7 @@ def test_create_from_nothing_writes_app_api_then_canary():
 
 
 def test_create_without_canary_has_no_canary_call():
-    assert verbs(plan(None, AppSpec("error-page", V1))) == [(POST, APP), (POST, API)]
+    assert verbs(calls_for(None, AppSpec("error-page", V1))) == [(POST, APP), (POST, API)]
 
 
 @pytest.mark.parametrize(
@@ -155,12 +155,12 @@ def test_what_canaryctl_wrote_conforms_and_needs_no_call(spec):
     state = held_for(spec).state()
     assert state.owned and state.conforms and state.matches(spec)
     assert (state.stable, state.canary, state.weight) == (spec.stable, spec.canary, spec.weight)
-    assert plan(state, spec) == []
+    assert calls_for(state, spec) == []
 
 
 def test_weight_change_is_one_put_of_the_full_canary():
     state = held_for(AppSpec("a", V1, V2, 10)).state()
-    [call] = plan(state, AppSpec("a", V1, V2, 50))
+    [call] = calls_for(state, AppSpec("a", V1, V2, 50))
     old = state.raw.canaries[0]
     assert (call.verb, call.kind, call.object_id) == (PUT, CANARY, old["id"])
     assert call.body == {
@@ -175,13 +175,13 @@ def test_weight_change_is_one_put_of_the_full_canary():
 @pytest.mark.parametrize("weight", [0, 100])
 def test_canary_stays_in_progress_at_the_ends(weight):
     state = held_for(AppSpec("a", V1, V2, 50)).state()
-    [call] = plan(state, AppSpec("a", V1, V2, weight))
+    [call] = calls_for(state, AppSpec("a", V1, V2, weight))
     assert call.body["state"] == "in_progress" and call.body["percent"] == weight
 
 
 def test_adding_a_canary_puts_the_app_then_posts_the_canary():
     state = held_for(AppSpec("a", V1)).state()
-    calls = plan(state, AppSpec("a", V1, V2, 10))
+    calls = calls_for(state, AppSpec("a", V1, V2, 10))
     assert verbs(calls) == [(PUT, APP), (POST, CANARY)]
     assert [u["version"] for u in calls[0].body["upstreams"]] == [V1.key, V2.key]
     assert calls[0].body["default_upstream_version"] == V1.key
@@ -189,14 +189,14 @@ def test_adding_a_canary_puts_the_app_then_posts_the_canary():
 
 def test_removing_a_canary_deletes_it_before_dropping_its_upstream():
     state = held_for(AppSpec("a", V1, V2, 30)).state()
-    calls = plan(state, AppSpec("a", V1))
+    calls = calls_for(state, AppSpec("a", V1))
     assert verbs(calls) == [(DELETE, CANARY), (PUT, APP)]
     assert [u["version"] for u in calls[1].body["upstreams"]] == [V1.key]
 
 
 def test_promotion_switches_the_default_before_ending_the_canary():
     state = held_for(AppSpec("a", V1, V2, 100)).state()
-    calls = plan(state, AppSpec("a", V2))
+    calls = calls_for(state, AppSpec("a", V2))
     assert verbs(calls) == [(PUT, APP), (DELETE, CANARY)]
     assert calls[0].body["default_upstream_version"] == V2.key
     assert [u["version"] for u in calls[0].body["upstreams"]] == [V2.key]
@@ -204,7 +204,7 @@ def test_promotion_switches_the_default_before_ending_the_canary():
 
 def test_replacing_the_canary_service_ends_the_old_rule_first():
     state = held_for(AppSpec("a", V1, V2, 30)).state()
-    assert verbs(plan(state, AppSpec("a", V1, V3, 30))) == [
+    assert verbs(calls_for(state, AppSpec("a", V1, V3, 30))) == [
         (DELETE, CANARY),
         (PUT, APP),
         (POST, CANARY),
@@ -213,7 +213,7 @@ def test_replacing_the_canary_service_ends_the_old_rule_first():
 
 def test_new_stable_while_the_canary_routes_everything_bridges_over_the_old_canary_upstream():
     state = held_for(AppSpec("a", V1, V3, 100)).state()
-    calls = plan(state, AppSpec("a", V2))
+    calls = calls_for(state, AppSpec("a", V2))
     assert verbs(calls) == [(PUT, APP), (DELETE, CANARY), (PUT, APP)]
     assert [u["version"] for u in calls[0].body["upstreams"]] == [V2.key, V3.key]
     assert calls[0].body["default_upstream_version"] == V2.key
@@ -225,7 +225,7 @@ def test_foreign_app_is_never_planned_for():
         "a", owned=False, stable=V1, canary=None, weight=0, raw=Api7Objects({"id": "9"})
     )
     with pytest.raises(TerminalGatewayError, match="not created by canaryctl"):
-        plan(foreign, AppSpec("a", V1))
+        calls_for(foreign, AppSpec("a", V1))
 
 
 def drifted(spec: AppSpec, change) -> AppState:
@@ -241,7 +241,7 @@ def test_drift_in_hosts_is_corrected_with_one_put_keeping_foreign_fields():
 
     state = drifted(AppSpec("a", V1), edit)
     assert not state.conforms and not state.matches(AppSpec("a", V1))
-    [call] = plan(state, AppSpec("a", V1))
+    [call] = calls_for(state, AppSpec("a", V1))
     assert (call.verb, call.kind) == (PUT, APP) and call.body["hosts"] == ["a"]
     assert call.body["labels"] == ["team:web", OWNER_LABEL] and call.body["plugins"] == {"cors": {}}
     assert call.body["upstreams"][0]["upstream"]["timeout"] == {"connect": 5}
@@ -256,17 +256,17 @@ def test_unknown_extra_upstream_is_dropped():
 
     state = drifted(AppSpec("a", V1), edit)
     assert not state.conforms
-    [call] = plan(state, AppSpec("a", V1))
+    [call] = calls_for(state, AppSpec("a", V1))
     assert [u["version"] for u in call.body["upstreams"]] == [V1.key]
 
 
 def test_missing_api_is_recreated_and_changed_api_replaced():
     state = drifted(AppSpec("a", V1), lambda o: dataclasses.replace(o, apis=()))
-    assert not state.conforms and verbs(plan(state, AppSpec("a", V1))) == [(POST, API)]
+    assert not state.conforms and verbs(calls_for(state, AppSpec("a", V1))) == [(POST, API)]
     state = drifted(
         AppSpec("a", V1), lambda o: o.apis[0].update(paths=[{"path": "/x", "path_type": "Exact"}])
     )
-    [call] = plan(state, AppSpec("a", V1))
+    [call] = calls_for(state, AppSpec("a", V1))
     assert (call.verb, call.kind, call.body["paths"]) == (
         PUT,
         API,
@@ -280,14 +280,14 @@ def test_duplicate_api_is_deleted_keeping_the_conforming_one():
         return dataclasses.replace(objects, apis=(bad, objects.apis[0]))
 
     state = drifted(AppSpec("a", V1), edit)
-    assert plan(state, AppSpec("a", V1)) == [Call(DELETE, API, "7")]
+    assert calls_for(state, AppSpec("a", V1)) == [Call(DELETE, API, "7")]
 
 
 def test_paused_canary_routes_nothing_and_is_resumed_only_when_weight_is_wanted():
     state = drifted(AppSpec("a", V1, V2, 20), lambda o: o.canaries[0].update(state="paused"))
     assert state.weight == 0 and state.canary == V2 and state.conforms
-    assert plan(state, AppSpec("a", V1, V2, 0)) == []
-    [call] = plan(state, AppSpec("a", V1, V2, 20))
+    assert calls_for(state, AppSpec("a", V1, V2, 0)) == []
+    [call] = calls_for(state, AppSpec("a", V1, V2, 20))
     assert call.body["state"] == "in_progress" and call.body["percent"] == 20
 
 
@@ -313,7 +313,7 @@ def test_finished_canary_is_cleaned_up():
         ),
     )
     assert state.canary is None and not state.conforms
-    assert plan(state, AppSpec("a", V1)) == [Call(DELETE, CANARY, "5")]
+    assert calls_for(state, AppSpec("a", V1)) == [Call(DELETE, CANARY, "5")]
 
 
 def test_app_without_owner_label_reads_as_foreign():
@@ -340,13 +340,13 @@ SPECS = (
 def test_every_transition_converges_safely(before, after):
     held = held_for(before)
     initial = held.shares()
-    calls = plan(held.state(), after)
+    calls = calls_for(held.state(), after)
     allowed = set(initial) | {after.stable.key} | ({after.canary.key} if after.weight else set())
     for call in calls:
         held.perform(call)
         assert set(held.shares()) <= allowed, f"stray traffic after {call}"
     state = held.state()
-    assert state.matches(after) and state.conforms and plan(state, after) == []
+    assert state.matches(after) and state.conforms and calls_for(state, after) == []
     assert len(held.objects.apis) == 1 and len(held.objects.canaries) == (after.canary is not None)
     if before == after:
         assert calls == []

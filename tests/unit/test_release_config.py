@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from canaryctl.annotations import APP, CANARY, PERCENT, STATUS
+from canaryctl.annotations import APP, CANARY, PERCENT, STATUS, Invalid
 from canaryctl.objects import Service, ServicePort
 from canaryctl.release import config as rc
 from canaryctl.release.config import (
@@ -35,8 +35,8 @@ def config_of(annotations: dict[str, str]) -> ReleaseConfig:
 
 def problems_of(annotations: dict[str, str]) -> list:
     result = parse_release(service(annotations))
-    assert isinstance(result, list), result
-    return result
+    assert isinstance(result, Invalid), result
+    return list(result.problems)
 
 
 def test_without_steps_the_release_is_manual():

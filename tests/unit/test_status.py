@@ -1,8 +1,9 @@
-"""The canary-status annotation: its JSON shape, change detection, and applied shares."""
+"""The canary-status annotation: its JSON shape, reading it back, change detection, applied shares."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -10,69 +11,105 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from canaryctl.gateway.model import AppState, Upstream
-from canaryctl.status import StatusDoc, applied_share, changed, render
+from canaryctl.release.state import CheckResult, ReleaseState
+from canaryctl.status import MAX_MESSAGE, MemberStatus, applied_share
 
 NOW = datetime(2024, 5, 1, 12, 30, 15, 999, tzinfo=UTC)
-DOC = StatusDoc(
-    "canary", "error-page", 10, "Canary", "canary of application error-page; receives 10 %"
+DOC = MemberStatus(
+    "canary", "error-page", 10, "Canary", "canary of application error-page; receives 10 %", 10
 )
 V1 = Upstream("demo", "v1", "v1.demo.svc.cluster.local", 80)
 V2 = Upstream("demo", "v2", "v2.demo.svc.cluster.local", 80)
+RELEASE = ReleaseState(
+    "Progressing",
+    1,
+    25,
+    datetime(2024, 5, 1, 12, 0, tzinfo=UTC),
+    failures=1,
+    last_check=CheckResult("fail", "error rate 3.0 % > 1.0 %", 120.0, 60),
+    last_check_at=datetime(2024, 5, 1, 12, 1, tzinfo=UTC),
+    percent_seen=10,
+)
 
 
 def test_render_is_compact_json_with_the_documented_keys_in_order():
-    text = render(DOC, 10, NOW)
+    text = DOC.render(NOW)
     assert text == (
-        '{"role":"canary","app":"error-page","desiredWeight":10,"appliedWeight":10,"phase":"Canary",'
-        '"message":"canary of application error-page; receives 10 %","time":"2024-05-01T12:30:15Z"}'
+        '{"role":"canary","app":"error-page","desiredWeight":10,"appliedWeight":10,'
+        '"phase":"Canary","message":"canary of application error-page; receives 10 %",'
+        '"time":"2024-05-01T12:30:15Z"}'
     )
 
 
 def test_render_writes_time_in_utc():
     seoul = timezone(timedelta(hours=9))
-    assert json.loads(render(DOC, None, NOW.astimezone(seoul)))["time"] == "2024-05-01T12:30:15Z"
+    assert json.loads(DOC.render(NOW.astimezone(seoul)))["time"] == "2024-05-01T12:30:15Z"
 
 
 def test_render_refuses_a_naive_time():
     with pytest.raises(ValueError):
-        render(DOC, 10, datetime(2024, 5, 1))
+        DOC.render(datetime(2024, 5, 1))
 
 
 def test_unknown_weights_render_as_null():
-    held = StatusDoc("none", "error-page", None, "Invalid", "bad")
-    assert json.loads(render(held, None, NOW))["desiredWeight"] is None
+    held = MemberStatus("none", "error-page", None, "Invalid", "bad")
+    assert json.loads(held.render(NOW))["desiredWeight"] is None
+
+
+def test_a_release_state_is_written_under_release_and_read_back_exactly():
+    status = replace(DOC, release=RELEASE)
+    parsed = MemberStatus.parse(status.render(NOW))
+    assert json.loads(status.render(NOW))["release"]["weight"] == 25
+    assert parsed == replace(status, time=NOW.replace(microsecond=0))
+
+
+def test_a_long_message_is_cut_and_says_so():
+    status = replace(DOC, message="x" * 250_000)
+    written = json.loads(status.render(NOW))["message"]
+    assert len(written) <= MAX_MESSAGE and written.endswith("characters cut)")
 
 
 def test_a_missing_status_is_a_change():
-    assert changed(None, DOC, 10)
+    assert not DOC.same_content(None)
 
 
 def test_only_the_time_changing_is_not_a_change():
-    assert not changed(render(DOC, 10, NOW), DOC, 10)
-    assert not changed(render(DOC, 10, NOW - timedelta(days=3)), DOC, 10)
+    assert DOC.same_content(DOC.render(NOW))
+    assert DOC.same_content(DOC.render(NOW - timedelta(days=3)))
 
 
 @pytest.mark.parametrize(
-    "doc, applied",
+    "doc",
     [
-        (DOC, 0),
-        (DOC, None),
-        (StatusDoc("canary", "error-page", 20, "Canary", DOC.message), 10),
-        (StatusDoc("canary", "error-page", 10, "Holding", DOC.message), 10),
-        (StatusDoc("canary", "error-page", 10, "Canary", "other"), 10),
-        (StatusDoc("stable", "error-page", 10, "Canary", DOC.message), 10),
-        (StatusDoc("canary", "other", 10, "Canary", DOC.message), 10),
+        replace(DOC, applied_weight=0),
+        replace(DOC, applied_weight=None),
+        replace(DOC, desired_weight=20),
+        replace(DOC, phase="Holding"),
+        replace(DOC, message="other"),
+        replace(DOC, role="stable"),
+        replace(DOC, app="other"),
+        replace(DOC, release=RELEASE),
     ],
 )
-def test_any_field_but_time_changing_is_a_change(doc, applied):
-    assert changed(render(DOC, 10, NOW), doc, applied)
+def test_any_field_but_time_changing_is_a_change(doc):
+    assert not doc.same_content(DOC.render(NOW))
 
 
 @pytest.mark.parametrize(
     "previous", ["", "not json", "[1, 2]", '"text"', "null", '{"role":"canary"}']
 )
 def test_a_garbled_or_foreign_previous_status_is_a_change(previous):
-    assert changed(previous, DOC, 10)
+    assert not DOC.same_content(previous)
+
+
+@pytest.mark.parametrize("text", [None, "", "not json", "[1, 2]", '"text"', "null"])
+def test_what_is_not_a_json_object_reads_as_no_status(text):
+    assert MemberStatus.parse(text) is None
+
+
+def test_odd_fields_read_leniently_one_by_one():
+    odd = '{"role":"boss","app":7,"desiredWeight":"10","appliedWeight":150,"phase":"Canary"}'
+    assert MemberStatus.parse(odd) == MemberStatus("none", "", None, "Canary", "", None)
 
 
 def test_applied_share_is_unknown_without_an_owned_app():
@@ -97,21 +134,22 @@ def test_applied_share_is_each_members_part_of_the_requests(state, v1_share, v2_
     )
 
 
-docs = st.builds(
-    StatusDoc,
+statuses = st.builds(
+    MemberStatus,
     st.sampled_from(["stable", "canary", "none"]),
     st.text(),
     st.one_of(st.none(), st.integers(0, 100)),
     st.text(),
-    st.text(),
+    st.text(max_size=2000),
+    st.one_of(st.none(), st.integers(0, 100)),
 )
 times = st.datetimes(timezones=st.just(UTC))
 
 
-@given(doc=docs, applied=st.one_of(st.none(), st.integers(0, 100)), written=times, later=times)
-def test_rerendering_an_unchanged_status_is_never_a_change(doc, applied, written, later):
-    previous = render(doc, applied, written)
-    assert not changed(previous, doc, applied)
-    assert json.loads(previous) | {"time": None} == json.loads(render(doc, applied, later)) | {
+@given(status=statuses, written=times, later=times)
+def test_rerendering_an_unchanged_status_is_never_a_change(status, written, later):
+    previous = status.render(written)
+    assert status.same_content(previous)
+    assert json.loads(previous) | {"time": None} == json.loads(status.render(later)) | {
         "time": None
     }

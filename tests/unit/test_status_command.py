@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from canaryctl.annotations import APP, CANARY, STATUS
-from canaryctl.commands.status import COLUMNS, Row, Step, format_table, row_to_dict, rows_from_views
+from canaryctl.commands.status import COLUMNS, Row, Step, format_table, row_to_dict, rows_of
 from canaryctl.objects import Service
 from canaryctl.release.config import STEPS
 from canaryctl.release.state import CheckResult, MetricCheck, ReleaseState
@@ -97,7 +97,7 @@ def test_an_automated_canary_and_its_stable_make_one_row():
             **{STEPS: "5,10,25,50"},
         ),
     ]
-    [row] = rows_from_views(views)
+    [row] = rows_of(views)
     assert (row.namespace, row.app, row.stables, row.canary) == (
         "shop",
         "web",
@@ -122,7 +122,7 @@ def test_an_automated_canary_and_its_stable_make_one_row():
 
 
 def test_an_app_without_canary_gets_one_row_with_its_status_phase():
-    [row] = rows_from_views(
+    [row] = rows_of(
         [service("api", status=status("stable", "api", 100, 100, "Stable", "default upstream"))]
     )
     assert (row.app, row.stables, row.canary, row.phase, row.message) == (
@@ -140,7 +140,7 @@ def test_a_manual_canary_shows_its_status_phase_and_no_step():
         service("v1", status=status("stable", "web", 90, 90, "Stable")),
         service("v2", status=status("canary", "web", 10, None, "Canary")),
     ]
-    assert table_lines(rows_from_views(views))[1] == [
+    assert table_lines(rows_of(views))[1] == [
         "shop",
         "web",
         "v1",
@@ -169,7 +169,7 @@ def test_garbage_status_is_shown_as_unknown_under_its_published_app():
             **{APP: "typed-app"},
         ),
     ]
-    rows = {row.stables: row for row in rows_from_views(views)}
+    rows = {row.stables: row for row in rows_of(views)}
     broken, listed, typed = rows[("shop/broken",)], rows[("shop/list",)], rows[("shop/typed",)]
     assert (broken.app, broken.phase) == ("legacy", "Unknown")
     assert "not a JSON object" in broken.message
@@ -184,12 +184,12 @@ def test_garbage_status_is_shown_as_unknown_under_its_published_app():
 
 
 def test_services_without_an_app_do_not_merge_into_one_row():
-    rows = rows_from_views([service("a", status="oops"), service("b", status="oops")])
+    rows = rows_of([service("a", status="oops"), service("b", status="oops")])
     assert sorted(row.stables for row in rows) == [("shop/a",), ("shop/b",)]
 
 
 def test_services_without_status_are_not_listed():
-    assert rows_from_views([service("plain", **{APP: "web"})]) == []
+    assert rows_of([service("plain", **{APP: "web"})]) == []
 
 
 def test_a_held_app_shows_the_hold_before_the_release_phase():
@@ -201,7 +201,7 @@ def test_a_held_app_shows_the_hold_before_the_release_phase():
             **{CANARY: "true"},
         ),
     ]
-    [row] = rows_from_views(views)
+    [row] = rows_of(views)
     assert (row.stables, row.canary, row.phase, row.message) == (
         ("shop/v1",),
         "shop/v2",
@@ -224,7 +224,7 @@ def test_two_canaries_get_a_row_each():
             **{CANARY: "true"},
         ),
     ]
-    rows = rows_from_views(views)
+    rows = rows_of(views)
     assert [(row.canary, row.phase) for row in rows] == [
         ("shop/v2", "Conflict"),
         ("shop/v3", "Conflict"),
@@ -236,13 +236,13 @@ def test_members_in_other_namespaces_are_named_with_their_namespace():
         service("v1", namespace="prod", status=status("stable", "web", 90, 90, "Stable")),
         service("v2", namespace="canary", status=status("canary", "web", 10, 10, "Canary")),
     ]
-    [row] = rows_from_views(views)
+    [row] = rows_of(views)
     assert table_lines([row])[1][:4] == ["canary", "web", "prod/v1", "v2"]
 
 
 def test_a_paused_release_explains_itself_and_shows_a_hand_set_weight():
     paused = release("Paused", step=2, weight=20, reason="weight set by hand to 20 %")
-    [row] = rows_from_views(
+    [row] = rows_of(
         [
             service(
                 "v2",
@@ -256,7 +256,7 @@ def test_a_paused_release_explains_itself_and_shows_a_hand_set_weight():
 
 
 def test_a_step_without_a_readable_schedule_shows_a_question_mark():
-    [row] = rows_from_views(
+    [row] = rows_of(
         [
             service(
                 "v2",
@@ -276,7 +276,7 @@ def test_last_check_cells_for_each_outcome():
                 "canary", "web", 25, 25, "Canary", release=release(check=check, checked_ago=ago)
             ),
         )
-        return table_lines(rows_from_views([view]))[1][7]
+        return table_lines(rows_of([view]))[1][7]
 
     assert (
         cell(
@@ -317,7 +317,7 @@ def test_json_rows_carry_full_keys_and_the_check():
             **{STEPS: "5,10,25,50"},
         ),
     ]
-    [row] = rows_from_views(views)
+    [row] = rows_of(views)
     document = json.loads(json.dumps(row_to_dict(row)))
     assert document["stable"] == ["shop/web-v1"] and document["canary"] == "shop/web-v2"
     assert document["step"] == {"number": 3, "count": 5, "weight": 25, "scheduledWeight": 25}
@@ -336,7 +336,7 @@ def test_rows_are_sorted_by_namespace_then_app():
         service("a2", namespace="a", status=status("stable", "zeta", 100, 100, "Stable")),
         service("a1", namespace="a", status=status("stable", "alpha", 100, 100, "Stable")),
     ]
-    assert [(row.namespace, row.app) for row in rows_from_views(views)] == [
+    assert [(row.namespace, row.app) for row in rows_of(views)] == [
         ("a", "alpha"),
         ("a", "zeta"),
         ("z", "b"),
@@ -376,7 +376,7 @@ status_texts = st.text(max_size=200) | st.fixed_dictionaries(
 
 @given(status_texts)
 def test_any_status_annotation_yields_one_table_line(text):
-    [row] = rows_from_views([service("s", status=text, **{APP: "web"})])
+    [row] = rows_of([service("s", status=text, **{APP: "web"})])
     assert row.stables == ("shop/s",) or row.canary == "shop/s"
     lines = format_table([row], NOW).splitlines()
     assert len(lines) == 2 and all(char.isprintable() for char in lines[1])

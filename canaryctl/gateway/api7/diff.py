@@ -58,20 +58,20 @@ class Call:
     body: Json | None = None  # for POST and PUT
 
 
-def plan(current: AppState | None, desired: AppSpec) -> list[Call]:
+def calls_for(current: AppState | None, desired: AppSpec) -> list[Call]:
     """The calls that make the gateway route as `desired`, given `current` (with its `raw`)."""
     if current is None:
-        return plan_objects(None, desired)
+        return calls_for_objects(None, desired)
     if not current.owned:
         raise TerminalGatewayError(
             f"application {current.name!r} exists in API7 Cloud but was not created by "
             "canaryctl; refusing to modify it"
         )
-    return plan_objects(current.raw, desired)
+    return calls_for_objects(current.raw, desired)
 
 
-def plan_objects(observed: Api7Objects | None, desired: AppSpec) -> list[Call]:
-    """`plan` on the raw objects of an owned app (or none); also the basis of `conforms`."""
+def calls_for_objects(observed: Api7Objects | None, desired: AppSpec) -> list[Call]:
+    """`calls_for` on the raw objects of an owned app (or none); also the basis of `conforms`."""
     if observed is None:
         return _create_calls(desired)
     new_app = app_body(desired, observed.app)

@@ -17,7 +17,7 @@ from canaryctl.gateway.api7.bodies import (
     is_owned,
     upstreams_by_version,
 )
-from canaryctl.gateway.api7.diff import plan_objects
+from canaryctl.gateway.api7.diff import calls_for_objects
 from canaryctl.gateway.model import AppSpec, AppState, Upstream
 
 
@@ -36,7 +36,7 @@ def app_state(objects: Api7Objects) -> AppState:
     conforms = (
         owned
         and stable is not None
-        and not plan_objects(objects, AppSpec(app.get("name", ""), stable, canary, weight))
+        and not calls_for_objects(objects, AppSpec(app.get("name", ""), stable, canary, weight))
     )
     return AppState(
         name=app.get("name", ""),

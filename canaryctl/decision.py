@@ -1,0 +1,382 @@
+"""Everything canaryctl decides about one application, in one pure function: `decide`.
+
+The reconciler observes first — the application's member Services, what the gateway holds
+under its name, and (only when one is due, see `due_check`) an analysis check of the canary —
+then calls `decide(AppInputs) -> Outcome` once and carries the outcome out. The outcome is the
+whole answer: what the gateway must hold (apply a spec, delete, or keep what it has), the
+Warning Events (always) and Normal Events (once the gateway write succeeded), every member's
+status document including release progress, whether to read the gateway back, and when to
+look again. Inputs and outputs are plain data, so every case is a table row in the tests, and
+a restart, resync or relist of an unchanged world decides "keep" with no Events.
+
+Roles: the stable is the member without the canary flag, or else the flagged member the
+gateway already uses as default upstream (a promoted canary stays stable after the old stable
+is gone). The canary is the other flagged member. Any doubt — invalid annotations, a foreign
+application of the same name, two stables, two canaries, a canary whose stable left below
+100 % — keeps the gateway as it is, with a Warning on the Services concerned.
+
+Promotion: when the stable has left and the gateway routes the canary, the canary becomes the
+default upstream if it is at 100 % in the gateway, or if 100 % is now asked for (otherwise the
+StableMissing advice "set 100 to promote" could never work).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from canaryctl import changes
+from canaryctl.annotations import APP, CANARY, PERCENT, STATUS, Invalid, Member, parse_member
+from canaryctl.gateway.model import AppSpec, AppState
+from canaryctl.objects import Service
+from canaryctl.release.decide import Decision
+from canaryctl.release.runner import CheckRequest, Release, check_request, release_of
+from canaryctl.release.state import CheckResult
+from canaryctl.status import MemberStatus, Role
+
+GatewayAction = Literal["keep", "apply", "delete"]
+EventType = Literal["Normal", "Warning"]
+
+
+@dataclass(frozen=True)
+class AppInputs:
+    """What the reconciler observed about one application."""
+
+    app: str
+    members: tuple[Service, ...]  # Services whose published-service is `app`
+    observed: AppState | None  # what the gateway holds under that name (None: nothing)
+    now: datetime
+    former_members: tuple[Service, ...] = ()  # status still names `app`, but publish nothing
+    check: CheckResult | None = None  # the analysis check made for this reconcile, if one was due
+    cluster_domain: str = "cluster.local"
+    watched_namespaces: frozenset[str] | None = None  # None: every namespace
+
+
+@dataclass(frozen=True)
+class ServiceEvent:
+    """A Kubernetes Event to record on the Service `service_key`."""
+
+    service_key: str
+    type: EventType
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Everything to do about one application after one look at it."""
+
+    app: str
+    gateway: GatewayAction
+    spec: AppSpec | None = None  # "apply": what to write; "keep": what already routes (or None)
+    held: str = ""  # why the gateway is kept although something is wrong ("" when all is well)
+    warnings: tuple[ServiceEvent, ...] = ()  # recorded whatever happens, once per input
+    notices: tuple[ServiceEvent, ...] = ()  # recorded once the gateway write succeeded
+    statuses: Mapping[str, MemberStatus | None] = field(default_factory=dict)  # None: remove
+    verify_weight: bool = False  # an automated weight write: read the gateway back after it
+    requeue_after: float | None = None  # seconds until the release wants another look
+    release_outcome: str | None = None  # set when this reconcile ended an automated release
+
+
+def decide(inputs: AppInputs) -> Outcome:
+    """The whole outcome for one application, from what was observed about it."""
+    if not inputs.members:
+        return _without_members(inputs)
+    roles = _assign_roles(inputs)
+    if isinstance(roles, Outcome):
+        return roles  # bad input or a role conflict: on hold
+    stable, canary = roles
+    if stable is None:
+        assert canary is not None  # members exist and every one is flagged
+        return _without_stable(inputs, canary)
+    release = _release(canary)
+    if isinstance(release, Invalid):
+        return _hold_invalid(inputs, {canary.service.key: release})
+    if release is None:
+        return _serve(inputs, stable, canary, weight=canary.percent if canary else 0)
+    decision = release.advance(inputs.check, inputs.now)
+    return _serve(inputs, stable, canary, decision.weight, decision)
+
+
+def due_check(inputs: AppInputs) -> CheckRequest | None:
+    """The analysis check `decide` will want for these inputs, if one is due now."""
+    if not inputs.members:
+        return None
+    roles = _assign_roles(inputs)
+    if isinstance(roles, Outcome) or None in roles:
+        return None
+    stable, canary = roles
+    assert stable is not None and canary is not None
+    release = _release(canary)
+    if not isinstance(release, Release):
+        return None
+    return check_request(release, inputs.app, canary.upstream, stable.upstream, inputs.now)
+
+
+# --- roles ------------------------------------------------------------------------------------
+
+
+def _assign_roles(inputs: AppInputs) -> tuple[Member | None, Member | None] | Outcome:
+    """(stable, canary) among valid members, or the hold that bad input or a conflict makes."""
+    services = sorted(inputs.members, key=lambda service: service.key)
+    parsed = {service.key: parse_member(service, inputs.cluster_domain) for service in services}
+    invalid = {key: result for key, result in parsed.items() if isinstance(result, Invalid)}
+    foreign = inputs.observed is not None and not inputs.observed.owned
+    if invalid or foreign:
+        return _hold_bad_input(inputs, invalid, foreign)
+    valid = [result for result in parsed.values() if isinstance(result, Member)]
+    unflagged = [member for member in valid if not member.is_canary]
+    if len(unflagged) > 1:
+        return _hold_conflict(inputs, valid, unflagged, _two_stables(inputs.app, unflagged))
+    stable = unflagged[0] if unflagged else _sticky_stable(valid, inputs.observed)
+    canaries = [member for member in valid if member.is_canary and member is not stable]
+    if len(canaries) > 1:
+        return _hold_conflict(inputs, valid, canaries, _two_canaries(inputs.app, canaries))
+    return stable, canaries[0] if canaries else None
+
+
+def _sticky_stable(valid: list[Member], observed: AppState | None) -> Member | None:
+    """The flagged member the gateway already uses as default upstream, if any."""
+    if observed is None or observed.stable is None:
+        return None
+    return next((m for m in valid if m.upstream.key == observed.stable.key), None)
+
+
+def _release(canary: Member | None) -> Release | Invalid | None:
+    if canary is None:
+        return None
+    return release_of(canary.service, _previous(canary.service).release)
+
+
+def _previous(service: Service) -> MemberStatus:
+    """The status canaryctl last wrote on `service` (an empty one when there is none)."""
+    found = MemberStatus.parse(service.annotations.get(STATUS))
+    return found or MemberStatus("none", "", None, "", "")
+
+
+# --- outcomes that route ---------------------------------------------------------------------
+
+
+def _serve(
+    inputs: AppInputs,
+    stable: Member,
+    canary: Member | None,
+    weight: int | None,
+    release: Decision | None = None,
+) -> Outcome:
+    """Route the stable, and the canary at `weight`: apply unless the gateway already does."""
+    spec = AppSpec(inputs.app, stable.upstream)
+    if canary is not None:
+        spec = AppSpec(inputs.app, stable.upstream, canary.upstream, weight or 0)
+    statuses = _serving_statuses(spec, stable, canary, release)
+    release_events = tuple(
+        ServiceEvent(canary.service.key, e.type, e.reason, e.message)
+        for e in (release.events if release and canary else ())
+    )
+    observed = inputs.observed
+    write = observed is None or not observed.matches(spec)
+    notices = tuple(
+        ServiceEvent(notice.service_key, "Normal", notice.reason, notice.message)
+        for notice in (changes.describe(observed, spec, stable, canary) if write else ())
+    )
+    return Outcome(
+        inputs.app,
+        "apply" if write else "keep",
+        spec,
+        notices=notices + release_events,
+        statuses={**statuses, **_forgotten(inputs)},
+        verify_weight=write and release is not None,
+        requeue_after=release.requeue_after if release else None,
+        release_outcome=release.outcome if release else None,
+    )
+
+
+def _without_stable(inputs: AppInputs, canary: Member) -> Outcome:
+    """Only a canary is left: promote it if it already (or is asked to) take everything, else hold."""
+    observed = inputs.observed
+    routed = (
+        observed is not None
+        and observed.canary is not None
+        and observed.canary.key == canary.upstream.key
+    )
+    app, key = inputs.app, canary.service.key
+    if routed:
+        assert observed is not None
+        if observed.weight == 100 or canary.percent == 100:
+            return _serve(inputs, canary, None, 0)
+        message = (
+            f"the stable of application {app} left while canary {key} is at {observed.weight} "
+            f"%; not shifting traffic: set {PERCENT}=100 to promote the canary, or restore the "
+            "stable"
+        )
+    else:
+        message = (
+            f"canary {key} has no stable: no Service publishes application {app} without "
+            f"{CANARY}=true; publish the stable first, or remove the canary flag"
+        )
+    status = _held_status(canary.service, "canary", app, "Holding", message)
+    warning = ServiceEvent(key, "Warning", "StableMissing", message)
+    return _hold(inputs, message, (warning,), {key: status})
+
+
+def _without_members(inputs: AppInputs) -> Outcome:
+    """No Service publishes the app any more: delete what canaryctl created, nothing else."""
+    observed, app = inputs.observed, inputs.app
+    if observed is None or not observed.owned:
+        return Outcome(app, "keep", statuses=_forgotten(inputs))
+    if not _in_scope(observed, inputs.watched_namespaces):
+        why = f"not deleting {app}: its Services are outside the watched namespaces"
+        return Outcome(app, "keep", held=why)
+    message = (
+        f"application {app} has no member Services left; deleted it and everything canaryctl "
+        "created for it from the gateway"
+    )
+    notices = tuple(
+        ServiceEvent(service.key, "Normal", "CleanedUp", message)
+        for service in inputs.former_members
+    )
+    return Outcome(app, "delete", notices=notices, statuses=_forgotten(inputs))
+
+
+def _in_scope(state: AppState, watched: frozenset[str] | None) -> bool:
+    """Whether the controller watches every namespace `state`'s upstreams come from.
+
+    Controllers scoped to different namespaces may share one gateway: an app without members
+    here may well have its members in another controller's namespaces.
+    """
+    if watched is None:
+        return True
+    upstreams = [upstream for upstream in (state.stable, state.canary) if upstream is not None]
+    return bool(upstreams) and all(upstream.namespace in watched for upstream in upstreams)
+
+
+def _forgotten(inputs: AppInputs) -> dict[str, MemberStatus | None]:
+    """Former members lose their stale status annotation."""
+    return {service.key: None for service in inputs.former_members}
+
+
+# --- holds: the gateway keeps its last good state ----------------------------------------------
+
+
+def _hold(
+    inputs: AppInputs,
+    why: str,
+    warnings: tuple[ServiceEvent, ...],
+    statuses: dict[str, MemberStatus],
+) -> Outcome:
+    return Outcome(
+        inputs.app, "keep", held=why, warnings=warnings, statuses={**statuses, **_forgotten(inputs)}
+    )
+
+
+def _hold_bad_input(inputs: AppInputs, invalid: dict[str, Invalid], foreign: bool) -> Outcome:
+    """Warn about every invalid annotation and a foreign namesake; touch nothing in the gateway."""
+    app, members = inputs.app, sorted(inputs.members, key=lambda service: service.key)
+    warnings = [
+        ServiceEvent(key, "Warning", "InvalidAnnotation", problem.message)
+        for key, result in invalid.items()
+        for problem in result.problems
+    ]
+    phases = {key: ("Invalid", result.message) for key, result in invalid.items()}
+    if foreign:
+        message = (
+            f"an application named {app} already exists in the gateway and is not managed by "
+            "canaryctl; leaving it alone"
+        )
+        warnings += [ServiceEvent(s.key, "Warning", "Conflict", message) for s in members]
+        phases = {s.key: ("Conflict", message) for s in members} | phases
+    waiting = (
+        f"application {app} is on hold until {', '.join(invalid)} "
+        f"{'has' if len(invalid) == 1 else 'have'} valid annotations; the gateway keeps its last "
+        "good state"
+    )
+    statuses = {
+        s.key: _held_status(s, "none", app, *phases.get(s.key, ("Holding", waiting)))
+        for s in members
+    }
+    why = "; ".join(message for _, message in phases.values())
+    return _hold(inputs, why, tuple(sorted(warnings, key=lambda w: w.service_key)), statuses)
+
+
+def _hold_invalid(inputs: AppInputs, invalid: dict[str, Invalid]) -> Outcome:
+    """Invalid release settings on the canary: hold, as for any invalid annotation."""
+    return _hold_bad_input(inputs, invalid, foreign=False)
+
+
+def _hold_conflict(
+    inputs: AppInputs, valid: list[Member], culprits: list[Member], message: str
+) -> Outcome:
+    """Several members claim one role: warn each of them, hold the application."""
+    app = inputs.app
+    culprit_keys = {member.service.key for member in culprits}
+    waiting = f"application {app} is on hold: {message}"
+    statuses = {
+        m.service.key: _held_status(m.service, "none", app, "Conflict", message)
+        if m.service.key in culprit_keys
+        else _held_status(m.service, "none", app, "Holding", waiting)
+        for m in valid
+    }
+    warnings = tuple(ServiceEvent(m.service.key, "Warning", "Conflict", message) for m in culprits)
+    return _hold(inputs, message, warnings, statuses)
+
+
+def _held_status(service: Service, role: Role, app: str, phase: str, message: str) -> MemberStatus:
+    """A member's status while its app is on hold; a release state it carries is kept."""
+    return MemberStatus(role, app, None, phase, message, release=_previous(service).release)
+
+
+def _two_stables(app: str, stables: list[Member]) -> str:
+    return (
+        f"Services {_names(stables)} all publish application {app} without the canary flag; an "
+        f"application has one stable: set {CANARY}=true on all but one, or remove their {APP}"
+    )
+
+
+def _two_canaries(app: str, canaries: list[Member]) -> str:
+    return (
+        f"Services {_names(canaries)} are all canaries of application {app}; at most one canary "
+        f"runs at a time: remove {APP} or {CANARY} from all but one"
+    )
+
+
+def _names(members: list[Member]) -> str:
+    keys = [member.service.key for member in members]
+    return ", ".join(keys[:-1]) + " and " + keys[-1]
+
+
+# --- statuses of a routing application ---------------------------------------------------------
+
+
+def _serving_statuses(
+    spec: AppSpec, stable: Member, canary: Member | None, release: Decision | None
+) -> dict[str, MemberStatus]:
+    """Statuses of the members of an application that routes as `spec`."""
+    app = spec.name
+    if canary is None:
+        if stable.is_canary:
+            message = (
+                f"promoted from canary to default upstream of application {app}; receives all "
+                f"requests ({CANARY} may now be removed)"
+            )
+            return {stable.service.key: MemberStatus("stable", app, 100, "Promoted", message)}
+        message = f"default upstream of application {app}; receives all requests"
+        return {stable.service.key: MemberStatus("stable", app, 100, "Stable", message)}
+    stable_message = (
+        f"default upstream of application {app}; receives {100 - spec.weight} % of requests, "
+        f"canary {canary.service.key} the other {spec.weight} %"
+    )
+    canary_message = (
+        f"canary of application {app}; receives {spec.weight} % of requests, "
+        f"stable {stable.service.key} the rest"
+    )
+    progress = release.state if release else _previous(canary.service).release
+    return {
+        stable.service.key: MemberStatus(
+            "stable", app, 100 - spec.weight, "Stable", stable_message
+        ),
+        canary.service.key: MemberStatus(
+            "canary", app, spec.weight, "Canary", canary_message, release=progress
+        ),
+    }

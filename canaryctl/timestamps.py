@@ -1,0 +1,25 @@
+"""The one time format canaryctl writes: whole UTC seconds, `2024-06-01T12:00:05Z`.
+
+Kubernetes writes its own timestamps this way (Events, conditions), and so do the status
+annotation and the persisted release state; one helper keeps every writer and reader agreeing.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def format_utc(moment: datetime) -> str:
+    """`moment` (timezone-aware) in UTC, to the second."""
+    if moment.tzinfo is None:
+        raise ValueError("timestamps need a timezone-aware time")
+    return moment.astimezone(UTC).strftime(FORMAT)
+
+
+def parse_utc(text: str) -> datetime:
+    """The aware UTC time `format_utc` wrote; ValueError (or TypeError) for anything else."""
+    if not isinstance(text, str):
+        raise TypeError(f"expected a timestamp string, got {type(text).__name__}")
+    return datetime.strptime(text, FORMAT).replace(tzinfo=UTC)
