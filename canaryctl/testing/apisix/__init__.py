@@ -12,7 +12,22 @@ apisix`). Faults, request log, resolve map and the HTTP server come from
 `canaryctl.testing.httpemulation`.
 """
 
-from canaryctl.testing.apisix.emulator import ApisixEmulator
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from canaryctl.testing.httpemulation.requestlog import RequestRecord
 
+if TYPE_CHECKING:
+    from canaryctl.testing.apisix.emulator import ApisixEmulator
+
 __all__ = ["ApisixEmulator", "RequestRecord"]
+
+
+def __getattr__(name: str) -> Any:
+    """`ApisixEmulator` is imported on first use, so `canaryctl --help` stays light."""
+    if name == "ApisixEmulator":
+        from canaryctl.testing.apisix.emulator import ApisixEmulator
+
+        return ApisixEmulator
+    raise AttributeError(name)

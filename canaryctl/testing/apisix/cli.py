@@ -13,10 +13,7 @@ import os
 import sys
 from typing import Any
 
-from canaryctl.testing.apisix.dataplane import METRICS_SCOPES, NODE_LABELS
-from canaryctl.testing.apisix.emulator import ApisixEmulator
 from canaryctl.testing.httpemulation.resolve import resolve_argument
-from canaryctl.testing.httpemulation.signals import stop_signals
 
 KEY_ENV = "APISIX_ADMIN_KEY"
 
@@ -41,12 +38,25 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="HOST:PORT=ADDR:PORT",
         help="send data-plane traffic for upstream node HOST:PORT to ADDR:PORT (repeatable)",
     )
-    parser.add_argument("--node-label", choices=NODE_LABELS, default="target")
-    parser.add_argument("--metrics-scope", choices=METRICS_SCOPES, default="global")
+    parser.add_argument(
+        "--node-label",
+        choices=("target", "address"),
+        default="target",
+        help="metrics `node`: the node as configured (default) or its address, as APISIX does",
+    )
+    parser.add_argument(
+        "--metrics-scope",
+        choices=("global", "route"),
+        default="global",
+        help="count every request (default) or only routes with the prometheus plugin",
+    )
     parser.add_argument("--fault-seed", type=int, default=None, help="seed for random faults")
 
 
 def run(args: Any) -> int:
+    from canaryctl.testing.apisix.emulator import ApisixEmulator  # not needed to parse flags
+    from canaryctl.testing.httpemulation.signals import stop_signals
+
     try:
         emulator = ApisixEmulator(
             admin_key=args.admin_key or os.environ.get(KEY_ENV),
