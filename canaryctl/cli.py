@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
 DEV_COMMANDS: dict[str, str] = {
     "localkube": "canaryctl.testing.localkube.cli",
     "api7cloud": "canaryctl.testing.api7cloud.cli",
+    "apisix": "canaryctl.testing.apisix.cli",
     "error-page": "canaryctl.testing.errorpage",
 }
 

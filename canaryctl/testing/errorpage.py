@@ -20,8 +20,8 @@ from fractions import Fraction
 from types import TracebackType
 from typing import Any
 
-from canaryctl.testing.api7cloud.cli import stop_signals
-from canaryctl.testing.api7cloud.server import BackgroundHTTPServer, QuietHandler
+from canaryctl.testing.httpemulation.server import BackgroundHTTPServer, QuietHandler
+from canaryctl.testing.httpemulation.signals import stop_signals
 
 PATH = "/api/error_page"
 

@@ -23,7 +23,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from canaryctl.testing.api7cloud import Emulator
-from canaryctl.testing.api7cloud.metrics import LATENCY_BUCKETS_MS
+from canaryctl.testing.apisix.metrics import LATENCY_BUCKETS_MS
 from canaryctl.testing.errorpage import ErrorPage
 from canaryctl.testing.processes import next_line, stdout_lines
 

@@ -6,7 +6,6 @@ import collections
 
 import pytest
 
-from canaryctl.testing.api7cloud.faults import FaultSet
 from canaryctl.testing.api7cloud.routing import (
     Balancers,
     RequestFacts,
@@ -18,6 +17,7 @@ from canaryctl.testing.api7cloud.routing import (
     rules_match,
 )
 from canaryctl.testing.errorpage import FailureAccumulator
+from canaryctl.testing.httpemulation.faults import FaultSet
 
 NO_FACTS = RequestFacts(headers={}, query={}, cookies={})
 

@@ -20,7 +20,7 @@ from canaryctl import metrics
 from canaryctl.release.analysis import Analyzer, QueryTemplates, Target
 from canaryctl.release.config import ReleaseConfig
 from canaryctl.release.prometheus import AnalysisError, PrometheusClient, redact
-from canaryctl.testing.api7cloud.server import BackgroundHTTPServer, QuietHandler
+from canaryctl.testing.httpemulation.server import BackgroundHTTPServer, QuietHandler
 from canaryctl.testing.localkube import free_port
 
 NOW = datetime(2024, 6, 1, 12, 0, 0, tzinfo=UTC)

@@ -10,7 +10,7 @@ Envelope `status` codes follow gRPC numbering (the service is Go with gRPC-style
 5 NotFound (404), 12 Unimplemented (405), 6 AlreadyExists (409, only ever injected),
 8 ResourceExhausted (429). An unexpected exception answers 500 in plain text.
 
-Paths under `/_emulator/` are the admin API (see `admin`): no token, not logged, never faulted.
+Paths under `/_emulator/` are the control API (see `admin`): no token, not logged, never faulted.
 """
 
 from __future__ import annotations
@@ -25,12 +25,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from canaryctl.testing.api7cloud import admin
-from canaryctl.testing.api7cloud.faults import Fault, FaultSet
-from canaryctl.testing.api7cloud.requestlog import RequestLog, RequestRecord
 from canaryctl.testing.api7cloud.resources import ApiError, bad_request
-from canaryctl.testing.api7cloud.server import QuietHandler
 from canaryctl.testing.api7cloud.store import Store
+from canaryctl.testing.httpemulation import control
+from canaryctl.testing.httpemulation.faults import Fault, FaultSet
+from canaryctl.testing.httpemulation.requestlog import RequestLog, RequestRecord
+from canaryctl.testing.httpemulation.server import QuietHandler
 
 _STATUS_CODES = {
     200: (0, "OK"),
@@ -56,7 +56,7 @@ class OpenApiContext:
     token: str
     faults: FaultSet
     request_log: RequestLog
-    admin: admin.AdminContext
+    control: control.ControlContext
 
 
 # --- routes: (method, path regex, action(store, path params, body)) --------------------
@@ -178,8 +178,8 @@ class OpenApiHandler(QuietHandler):
     def _handle(self) -> None:
         url = self._url = urlsplit(self.path)
         body = self.read_body()
-        if url.path.startswith(admin.PREFIX):
-            status, payload = admin.handle(self.context.admin, self.command, url.path, body)
+        if url.path.startswith(control.PREFIX):
+            status, payload = control.handle(self.context.control, self.command, url.path, body)
             self.send_bytes(status, json.dumps(payload).encode(), _JSON)
             return
         self._answer(url.path, url.query, body)
@@ -187,8 +187,8 @@ class OpenApiHandler(QuietHandler):
     def send_bytes(
         self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None
     ) -> None:
-        """Log the call before answering, so a client that saw the answer also sees it in the log."""
-        if not self._url.path.startswith(admin.PREFIX):
+        """Log the call before answering: a client that saw the answer also sees it in the log."""
+        if not self._url.path.startswith(control.PREFIX):
             self._record(status)
         super().send_bytes(status, body, content_type, headers)
 

@@ -8,30 +8,15 @@ environment variable API7_CLOUD_TOKEN.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import signal
 import sys
-import threading
-from collections.abc import Iterator
 from typing import Any
 
-from canaryctl.testing.api7cloud.dataplane import split_host_port
 from canaryctl.testing.api7cloud.emulator import Emulator
+from canaryctl.testing.httpemulation.resolve import resolve_argument
+from canaryctl.testing.httpemulation.signals import stop_signals
 
 TOKEN_ENV = "API7_CLOUD_TOKEN"
-
-
-def _resolve_entry(value: str) -> tuple[str, str]:
-    target, sep, address = value.partition("=")
-    try:
-        split_host_port(target)
-        split_host_port(address)
-    except ValueError:
-        sep = ""
-    if not sep:
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT=ADDR:PORT, got {value!r}")
-    return target, address
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -47,7 +32,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--resolve",
-        type=_resolve_entry,
+        type=resolve_argument,
         action="append",
         default=[],
         metavar="HOST:PORT=ADDR:PORT",
@@ -64,20 +49,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--fault-seed", type=int, default=None, help="seed for probabilistic faults"
     )
-
-
-@contextlib.contextmanager
-def stop_signals() -> Iterator[threading.Event]:
-    """An event set by SIGINT or SIGTERM while inside the block (handlers restored after)."""
-    stop = threading.Event()
-    previous = {
-        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)
-    }
-    try:
-        yield stop
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def run(args: Any) -> int:

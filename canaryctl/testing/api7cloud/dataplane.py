@@ -18,17 +18,15 @@ status, body and content type.
 
 from __future__ import annotations
 
-import http.client
 import json
-import threading
 import time
 from dataclasses import dataclass
+from email.message import Message
 from http.cookies import CookieError, SimpleCookie
 from urllib.parse import parse_qs, urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from canaryctl.testing.api7cloud.metrics import ApisixMetrics
 from canaryctl.testing.api7cloud.routing import (
     ApiMatch,
     Balancers,
@@ -38,59 +36,14 @@ from canaryctl.testing.api7cloud.routing import (
     match_api,
     upstream_by_version,
 )
-from canaryctl.testing.api7cloud.server import QuietHandler
 from canaryctl.testing.api7cloud.store import PublishedApp, Store
+from canaryctl.testing.apisix.metrics import METRICS_PATH, ApisixMetrics
+from canaryctl.testing.httpemulation.proxy import UpstreamReply, forward, forwardable
+from canaryctl.testing.httpemulation.resolve import Resolver, host_without_port
+from canaryctl.testing.httpemulation.server import QuietHandler
 
-METRICS_PATH = "/apisix/prometheus/metrics"
-# hop-by-hop headers, plus those http.client sets itself
-_NOT_FORWARDED = {
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "host",
-    "content-length",
-}
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _DEFAULT_TIMEOUT_S = 30.0
-
-
-def split_host_port(value: str) -> tuple[str, int]:
-    """ "host:port" -> (host, port); ValueError when the port is missing or not a number."""
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit():
-        raise ValueError(f"expected HOST:PORT, got {value!r}")
-    return host, int(port)
-
-
-def host_without_port(value: str) -> str:
-    """The `Host` header's host part, lower-cased ("Error-Page:80" -> "error-page")."""
-    host, sep, port = value.rpartition(":")
-    return (host if sep and port.isdigit() else value).lower()
-
-
-class Resolver:
-    """Static `host:port -> addr:port` overrides in front of DNS. Thread-safe."""
-
-    def __init__(self, entries: dict[str, str] | None = None):
-        self._lock = threading.Lock()
-        self._map: dict[str, tuple[str, int]] = {}
-        for target, address in (entries or {}).items():
-            self.add(target, address)
-
-    def add(self, target: str, address: str) -> None:
-        split_host_port(target)
-        resolved = split_host_port(address)
-        with self._lock:
-            self._map[target.lower()] = resolved
-
-    def resolve(self, host: str, port: int) -> tuple[str, int]:
-        with self._lock:
-            return self._map.get(f"{host}:{port}".lower(), (host, port))
 
 
 @dataclass
@@ -101,14 +54,7 @@ class DataPlaneContext:
     balancers: Balancers
 
 
-@dataclass(frozen=True)
-class _UpstreamReply:
-    status: int
-    body: bytes
-    content_type: str | None
-
-
-def _request_facts(headers: http.client.HTTPMessage, query: str) -> RequestFacts:
+def _request_facts(headers: Message, query: str) -> RequestFacts:
     cookies: dict[str, str] = {}
     try:
         jar = SimpleCookie(headers.get("Cookie") or "")
@@ -193,32 +139,20 @@ class DataPlaneHandler(QuietHandler):
 
     def _call_upstream(
         self, upstream: dict, scheme: str, address: tuple[str, int], path: str, body: bytes
-    ) -> _UpstreamReply:
+    ) -> UpstreamReply:
         settings = upstream.get("upstream") or {}
         timeout = float(((settings.get("timeout") or {}).get("read")) or _DEFAULT_TIMEOUT_S)
-        connection_class = (
-            http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
-        )
-        connection = connection_class(address[0], address[1], timeout=timeout)
-        headers = {
-            name: value
-            for name, value in self.headers.items()
-            if name.lower() not in _NOT_FORWARDED
-        }
+        headers = forwardable(self.headers.items())
         rewrite = settings.get("upstream_host_mode") == "rewrite" and settings.get("upstream_host")
         headers["Host"] = rewrite or self.headers.get("Host") or ""
-        try:
-            connection.request(self.command, path, body=body or None, headers=headers)
-            response = connection.getresponse()
-            return _UpstreamReply(
-                response.status, response.read(), response.getheader("Content-Type")
+        reply = forward(self.command, scheme, address, path, headers, body, timeout)
+        if reply.failure is not None:
+            return UpstreamReply(
+                502,
+                json.dumps({"error_msg": "502 Bad Gateway"}).encode(),
+                (("Content-Type", "application/json"),),
             )
-        except (OSError, http.client.HTTPException):
-            return _UpstreamReply(
-                502, json.dumps({"error_msg": "502 Bad Gateway"}).encode(), "application/json"
-            )
-        finally:
-            connection.close()
+        return reply
 
     def _send_json(self, status: int, payload: dict) -> None:
         self.send_bytes(status, json.dumps(payload).encode(), "application/json")

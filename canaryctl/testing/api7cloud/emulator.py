@@ -12,20 +12,16 @@ from types import TracebackType
 from typing import Any
 
 from canaryctl.gateway.model import OWNER_LABEL
-from canaryctl.testing.api7cloud.admin import AdminContext
+from canaryctl.testing.api7cloud.admin import control_context
 from canaryctl.testing.api7cloud.api import OpenApiContext, OpenApiHandler
-from canaryctl.testing.api7cloud.dataplane import (
-    METRICS_PATH,
-    DataPlaneContext,
-    DataPlaneHandler,
-    Resolver,
-)
-from canaryctl.testing.api7cloud.faults import FaultSet
-from canaryctl.testing.api7cloud.metrics import ApisixMetrics
-from canaryctl.testing.api7cloud.requestlog import RequestLog, RequestRecord
+from canaryctl.testing.api7cloud.dataplane import DataPlaneContext, DataPlaneHandler
 from canaryctl.testing.api7cloud.routing import Balancers
-from canaryctl.testing.api7cloud.server import BackgroundHTTPServer
 from canaryctl.testing.api7cloud.store import Store
+from canaryctl.testing.apisix.metrics import METRICS_PATH, ApisixMetrics
+from canaryctl.testing.httpemulation.faults import FaultSet
+from canaryctl.testing.httpemulation.requestlog import RequestLog, RequestRecord
+from canaryctl.testing.httpemulation.resolve import Resolver
+from canaryctl.testing.httpemulation.server import BackgroundHTTPServer
 
 
 class Emulator:
@@ -50,10 +46,10 @@ class Emulator:
         self.resolver = Resolver(resolve)
         self.metrics = ApisixMetrics()
         self._request_log = RequestLog()
-        admin = AdminContext(self.store, self.faults, self._request_log, self.resolver.add)
+        control = control_context(self.store, self.faults, self._request_log, self.resolver.add)
         self._api = BackgroundHTTPServer(
             OpenApiHandler,
-            OpenApiContext(self.store, token, self.faults, self._request_log, admin),
+            OpenApiContext(self.store, token, self.faults, self._request_log, control),
             host,
             port,
         )
@@ -135,7 +131,8 @@ class Emulator:
         return self.store.list_canaries(app_id)
 
     def create_foreign_app(self, name: str, **fields: Any) -> dict[str, Any]:
-        """An app canaryctl does not own (no owner label unless `labels` says so), in the default cluster."""
+        """An app canaryctl does not own (no owner label unless `labels` has it), in the default
+        cluster."""
         body = {"name": name, "hosts": [name], "path_prefix": "/", "protocols": ["HTTP"], **fields}
         if OWNER_LABEL in (body.get("labels") or []):
             raise ValueError("a foreign app must not carry canaryctl's owner label")

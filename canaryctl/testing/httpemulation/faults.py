@@ -1,11 +1,12 @@
-"""Injected failures of the Open API, so tests can prove the client survives a bad gateway.
+"""Injected failures of an emulated API, so tests can prove a client survives a bad gateway.
 
-A fault applies to requests whose method and path (without query) match its fnmatch
-patterns. It fires always, with a `probability`, and/or only `times` times (then it is
-gone). Kinds:
+Shared by every emulator: this module only decides *whether* and *how* a request fails;
+each emulator renders the failure in its own service's words. A fault applies to requests
+whose method and path (without query) match its fnmatch patterns. It fires always, with a
+`probability`, and/or only `times` times (then it is gone). Kinds:
 
-- `status`: answer `status` instead; >= 500 with a plain-text body, otherwise an envelope;
-- `retry_after`: answer 429 with header `Retry-After: <retry_after>` and an envelope;
+- `status`: answer `status` instead (body in the emulated service's error format);
+- `retry_after`: answer 429 with header `Retry-After: <retry_after>`;
 - `latency`: wait `latency_ms` first, then serve normally (latencies of all firing faults add up);
 - `drop`: close the connection without any response.
 

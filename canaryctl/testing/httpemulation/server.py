@@ -3,7 +3,7 @@
 `ThreadingHTTPServer.shutdown()` only ends the accept loop: keep-alive connections stay
 open and their handler threads keep answering. Tests need `stop()` to mean "nothing of this
 server is left", so connections are tracked, shut down, and their threads joined. Shared
-by the emulator's two ports and the error-page backend.
+by every emulator port and the error-page backend.
 """
 
 from __future__ import annotations
@@ -127,7 +127,7 @@ class BackgroundHTTPServer:
 
     @property
     def host(self) -> str:
-        return self._server.server_address[0]
+        return str(self._server.server_address[0])
 
     @property
     def port(self) -> int:

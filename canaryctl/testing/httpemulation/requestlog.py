@@ -1,7 +1,7 @@
-"""The Open API calls an emulator received, so tests can count gateway calls per change.
+"""The API calls an emulator received, so tests can count gateway calls per change.
 
-Admin calls (`/_emulator/...`) are not recorded. A dropped connection is recorded with
-status 0.
+Shared by every emulator. Control calls (`/_emulator/...`) are not recorded. A dropped
+connection is recorded with status 0.
 """
 
 from __future__ import annotations
