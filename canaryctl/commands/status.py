@@ -40,7 +40,7 @@ HOLD_PHASES = ("Conflict", "Invalid", "Holding")  # an application on hold: most
 UNKNOWN = "Unknown"
 COLUMNS = ("NAMESPACE", "APP", "STABLE", "CANARY", "WEIGHT", "PHASE", "STEP", "LAST CHECK")
 _PAGE_SIZE = 500
-_UNITS = {"error_rate": "%", "latency_p99": "ms"}
+_UNITS = {"error_rate": "%", "latency_p99": "ms", "slow_requests": "%"}
 
 
 @dataclass(frozen=True)
