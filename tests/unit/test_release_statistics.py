@@ -140,7 +140,7 @@ def test_impossible_counts_are_refused():
         Counts(-1, 4)
 
 
-def test_a_million_requests_take_milliseconds_and_never_overflow():
+def test_a_million_requests_never_overflow():
     started = time.perf_counter()
     p_values = [
         fisher_greater(Counts(events, 1_000_000), Counts(500_000, 1_000_000))
