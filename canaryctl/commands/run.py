@@ -21,6 +21,7 @@ from canaryctl.gateway.base import GatewayError
 from canaryctl.kube import load_api_client
 from canaryctl.release.analysis import (
     DEFAULT_ERRORS,
+    DEFAULT_LATENCY_BUCKETS,
     DEFAULT_LATENCY_P99,
     DEFAULT_REQUESTS,
     Analyzer,
@@ -85,6 +86,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         ("requests", DEFAULT_REQUESTS),
         ("errors", DEFAULT_ERRORS),
         ("latency-p99", DEFAULT_LATENCY_P99),
+        ("latency-buckets", DEFAULT_LATENCY_BUCKETS),  # canary-compare: statistical
     ):
         analysis.add_argument(
             f"--query-{name}",
@@ -162,5 +164,10 @@ def _settings(args: argparse.Namespace) -> Settings:
 def _analyzer(args: argparse.Namespace) -> Analyzer | None:
     if not args.prometheus_url:
         return None
-    templates = QueryTemplates(args.query_requests, args.query_errors, args.query_latency_p99)
+    templates = QueryTemplates(
+        args.query_requests,
+        args.query_errors,
+        args.query_latency_p99,
+        args.query_latency_buckets,
+    )
     return Analyzer(PrometheusClient(args.prometheus_url), templates)

@@ -41,7 +41,7 @@ from canaryctl.timestamps import format_utc
 HOLD_PHASES = ("Conflict", "Invalid", "Holding")  # an application on hold: most telling first
 UNKNOWN = "Unknown"
 COLUMNS = ("NAMESPACE", "APP", "STABLE", "CANARY", "WEIGHT", "PHASE", "STEP", "LAST CHECK")
-_UNITS = {"error_rate": "%", "latency_p99": "ms"}
+_UNITS = {"error_rate": "%", "latency_p99": "ms", "slow_requests": "%"}
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,10 @@ shorter than two scrape intervals sees nothing (no-data). The minimum request co
 compared with the estimate rounded to the nearest integer. Windows are not widened to a
 minimum length: that would mix in traffic from before the last weight change; the step
 interval should be at least twice the scrape interval.
+
+With `canary-compare: statistical` the canary is tested against the stable
+(`canaryctl.release.statistical`): both sides' request and 5xx counts, and for latency the
+histogram buckets per `le` (in milliseconds, like APISIX's), from the `latency_buckets` query.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from canaryctl import metrics
 from canaryctl.release.config import ReleaseConfig
 from canaryctl.release.prometheus import AnalysisError, PrometheusClient
 from canaryctl.release.state import CheckResult, MetricCheck
+from canaryctl.release.statistical import Sample, classify
 
 VARIABLES = ("namespace", "app", "service", "target", "window")
 DEFAULT_REQUESTS = 'sum(increase(apisix_http_status{node="{target}"}[{window}]))'
@@ -34,6 +39,9 @@ DEFAULT_ERRORS = 'sum(increase(apisix_http_status{node="{target}",code=~"5.."}[{
 DEFAULT_LATENCY_P99 = (
     "histogram_quantile(0.99, sum by (le) "
     '(rate(apisix_http_latency_bucket{type="request",node="{target}"}[{window}])))'
+)
+DEFAULT_LATENCY_BUCKETS = (
+    'sum by (le) (increase(apisix_http_latency_bucket{type="request",node="{target}"}[{window}]))'
 )
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
 
@@ -55,9 +63,10 @@ class QueryTemplates:
     requests: str = DEFAULT_REQUESTS
     errors: str = DEFAULT_ERRORS
     latency_p99: str = DEFAULT_LATENCY_P99
+    latency_buckets: str = DEFAULT_LATENCY_BUCKETS  # compare=statistical: one series per `le`
 
     def __post_init__(self) -> None:
-        for name in ("requests", "errors", "latency_p99"):
+        for name in ("requests", "errors", "latency_p99", "latency_buckets"):
             unknown = sorted(set(_PLACEHOLDER.findall(getattr(self, name))) - set(VARIABLES))
             if unknown:
                 raise ValueError(
@@ -125,6 +134,11 @@ class Analyzer:
                 requests,
                 window,
             )
+        if config.compare == "statistical":
+            stable_sample = self._sample(config, stable, window, now) if stable else None
+            return classify(
+                config, self._sample(config, canary, window, now, requests), stable_sample, window
+            )
         measured = self._measure(config, canary, window, now, requests)
         if config.max_latency_p99_ms is not None and measured.latency_p99_ms is None:
             return CheckResult(
@@ -168,6 +182,25 @@ class Analyzer:
             p99 = self._query(self.templates.latency_p99, target, window, now)
         return _Measured(requests, min(100.0, 100.0 * errors / requests), p99)
 
+    def _sample(
+        self,
+        config: ReleaseConfig,
+        target: Target,
+        window: int,
+        now: datetime,
+        requests: float | None = None,
+    ) -> Sample:
+        """Counts and latency buckets of one side; only requests when it served too few."""
+        if requests is None:
+            requests = self._query(self.templates.requests, target, window, now) or 0.0
+        if _whole(requests) < config.min_requests:
+            return Sample(requests)
+        errors = self._query(self.templates.errors, target, window, now) or 0.0
+        if config.max_latency_p99_ms is None:
+            return Sample(requests, errors)
+        expr = self.templates.render(self.templates.latency_buckets, target, f"{window}s")
+        return Sample(requests, errors, _bounds(self.client.query_by_label(expr, now, "le")))
+
     def _query(self, template: str, target: Target, window: int, now: datetime) -> float | None:
         return self.client.query(self.templates.render(template, target, f"{window}s"), now)
 
@@ -175,6 +208,17 @@ class Analyzer:
 def _whole(requests: float) -> int:
     """A request estimate rounded half up (Python's round() would make 18.5 -> 18 but 19.5 -> 20)."""
     return math.floor(requests + 0.5)
+
+
+def _bounds(buckets: dict[str, float]) -> dict[float, float]:
+    """{"500": n, "+Inf": m} -> {500.0: n, inf: m}; a bound that is not a number is an error."""
+    try:
+        bounds = {float(le): count for le, count in buckets.items()}
+    except ValueError:
+        raise AnalysisError(f"histogram bucket bounds are not numbers: {sorted(buckets)}") from None
+    if any(math.isnan(le) for le in bounds):
+        raise AnalysisError("a histogram bucket bound is NaN")
+    return bounds
 
 
 def _judge(config: ReleaseConfig, canary: _Measured, stable: _Measured | None) -> list[MetricCheck]:

@@ -14,6 +14,9 @@ Decisions where the brief is silent:
 - Percentages may carry a trailing `%` (`1%` is read as 1).
 - `canary-action` is `VERB` or `VERB@STAMP`. The controller acts once per distinct value, so
   repeating an action means writing a new stamp (`canaryctl retry` does that itself).
+- `canary-compare: statistical` tests the canary against the stable (see
+  `canaryctl.release.statistics`): `canary-confidence` is a fraction 0.8-0.999 or a percentage
+  with `%` (`95%`); `canary-min-effect` is in percentage points of requests, above 0.
 - An unknown `api7.cloud/canary-*` annotation is a problem even without `canary-steps`: a
   typo such as `canary-stpes` would otherwise silently leave the release manual.
 """
@@ -40,6 +43,8 @@ MIN_REQUESTS = PREFIX + "canary-min-requests"
 FAILURE_LIMIT = PREFIX + "canary-failure-limit"
 ERROR_LIMIT = PREFIX + "canary-error-limit"
 NODATA_LIMIT = PREFIX + "canary-nodata-limit"
+CONFIDENCE = PREFIX + "canary-confidence"
+MIN_EFFECT = PREFIX + "canary-min-effect"
 ON_FAILURE = PREFIX + "canary-on-failure"
 ACTION = PREFIX + "canary-action"
 
@@ -58,12 +63,14 @@ RELEASE_ANNOTATIONS = (
     NODATA_LIMIT,
     ON_FAILURE,
     ACTION,
+    CONFIDENCE,
+    MIN_EFFECT,
 )
 _CANARY_PREFIX = PREFIX + "canary-"
 
 VERBS = ("promote", "abort", "pause", "resume", "retry")
 Verb = Literal["promote", "abort", "pause", "resume", "retry"]
-Compare = Literal["absolute", "stable"]
+Compare = Literal["absolute", "stable", "statistical"]
 OnFailure = Literal["rollback", "pause"]
 
 _DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)", re.ASCII)
@@ -104,6 +111,8 @@ class ReleaseConfig:
     nodata_limit: int = 5
     on_failure: OnFailure = "rollback"
     action: Action | None = None
+    confidence: float = 0.95  # compare=statistical: 1 - the test's significance level
+    min_effect: float = 1.0  # compare=statistical: points of bad requests worth failing for
 
 
 def parse_release(service: Service) -> ReleaseConfig | Invalid | None:
@@ -177,6 +186,15 @@ def _decimal(text: str) -> float | None:
     return float(text) if _DECIMAL.fullmatch(text) else None
 
 
+def _confidence(text: str) -> float | None:
+    """ "0.95" or "95%" -> 0.95, when within 0.8-0.999."""
+    percent = text.endswith("%")
+    value = _decimal(text)
+    if value is not None and percent:
+        value /= 100
+    return value if value is not None and 0.8 <= value <= 0.999 else None
+
+
 def _integer(text: str) -> int | None:
     return int(text) if _DIGITS.fullmatch(text) else None
 
@@ -219,7 +237,12 @@ _FIELDS: tuple[
         'percentages 0-100, e.g. "1" or "0.5"',
     ),
     (MAX_LATENCY_P99, "max_latency_p99_ms", _latency_ms, _LATENCY),
-    (COMPARE, "compare", _choice("absolute", "stable"), "absolute or stable"),
+    (
+        COMPARE,
+        "compare",
+        _choice("absolute", "stable", "statistical"),
+        "absolute, stable or statistical",
+    ),
     (
         ERROR_RATE_MARGIN,
         "error_rate_margin",
@@ -241,6 +264,18 @@ _FIELDS: tuple[
     (FAILURE_LIMIT, "failure_limit", _within(_integer, 1, 1000), "integers 1-1000"),
     (ERROR_LIMIT, "error_limit", _within(_integer, 1, 1000), "integers 1-1000"),
     (NODATA_LIMIT, "nodata_limit", _within(_integer, 1, 1000), "integers 1-1000"),
+    (
+        CONFIDENCE,
+        "confidence",
+        _confidence,
+        'fractions from 0.8 to 0.999 or percentages with %, e.g. "0.95" or "99%"',
+    ),
+    (
+        MIN_EFFECT,
+        "min_effect",
+        _within(_decimal, 0.01, 100),
+        'percentage points from 0.01 to 100, e.g. "1" or "0.5"',
+    ),
     (ON_FAILURE, "on_failure", _choice("rollback", "pause"), "rollback or pause"),
     (
         ACTION,

@@ -1,6 +1,7 @@
 """A thin client for Prometheus's instant-query HTTP API, for release analysis.
 
-Analysis needs one number per query, evaluated at a given time, and must tell "no data"
+Analysis needs one number per query (or, for histogram buckets, one number per value of a
+label), evaluated at a given time, and must tell "no data"
 apart from "Prometheus is broken": an empty result or NaN is `None` (no data), while every
 failure — connection refused, timeout, HTTP 4xx/5xx, `status: error`, a result that is not
 one number — raises `AnalysisError` with a message fit for an Event. Messages show the
@@ -55,6 +56,26 @@ class PrometheusClient:
         """The value of `expr` at time `at`: one number, or None when there is no data (empty or NaN)."""
         data = self._get("/api/v1/query", {"query": expr, "time": f"{at.timestamp():.3f}"})
         return _single_value(data, expr)
+
+    def query_by_label(self, expr: str, at: datetime, label: str) -> dict[str, float]:
+        """Each series of the vector `expr` at `at`, keyed by its `label` value ({} for no data).
+
+        Made for `sum by (le) (...)` over histogram buckets; NaN samples are left out.
+        """
+        data = self._get("/api/v1/query", {"query": expr, "time": f"{at.timestamp():.3f}"})
+        values: dict[str, float] = {}
+        for sample in _vector(data, expr):
+            metric = sample.get("metric") if isinstance(sample, dict) else None
+            key = metric.get(label) if isinstance(metric, dict) else None
+            if not isinstance(key, str) or key in values:
+                raise AnalysisError(
+                    f"query {expr!r} returned series without one distinct {label!r} each; "
+                    f"expected one series per {label} (aggregate with sum by ({label}))"
+                )
+            value = _number(sample.get("value"), expr)
+            if value is not None:
+                values[key] = value
+        return values
 
     def _get(self, path: str, params: dict[str, str]) -> Any:
         """The `data` of a successful answer; AnalysisError for everything else."""
@@ -128,6 +149,15 @@ def _single_value(data: Any, expr: str) -> float | None:
         )
     sample = result[0]
     return _number(sample.get("value") if isinstance(sample, dict) else None, expr)
+
+
+def _vector(data: Any, expr: str) -> list[Any]:
+    """The samples of a `vector` result."""
+    kind = data.get("resultType") if isinstance(data, dict) else None
+    result = data.get("result") if isinstance(data, dict) else None
+    if kind != "vector" or not isinstance(result, list):
+        raise AnalysisError(f"query {expr!r} returned a {kind}; expected a vector")
+    return result
 
 
 def _number(sample: Any, expr: str) -> float | None:

@@ -32,16 +32,39 @@ CHECK_OUTCOMES: tuple[CheckOutcome, ...] = (
 
 
 @dataclass(frozen=True)
+class Evidence:
+    """The test behind a metric judged with compare=statistical (`canaryctl.release.statistics`).
+
+    Shares and bounds are percent of requests: bad requests (5xx, or slower than `slower_than_ms`)
+    on each side, and one-sided bounds at `confidence` on canary minus stable, in points.
+    """
+
+    verdict: CheckOutcome  # pass, fail or no_data (inconclusive)
+    method: str  # "fisher" (exact) or "z"
+    p_value: float  # one-sided: chance of a canary this bad if it were like the stable
+    low: float
+    high: float
+    canary_bad: int
+    canary_requests: int
+    stable_bad: int
+    stable_requests: int
+    confidence: float
+    min_effect: float  # percentage points
+    slower_than_ms: float | None = None  # latency: the bucket bound above which a request is slow
+
+
+@dataclass(frozen=True)
 class MetricCheck:
     """One judged metric: its value, the limit it had to stay at or below, and the verdict."""
 
-    name: str  # "error_rate" (percent) or "latency_p99" (milliseconds)
+    name: str  # "error_rate" (percent), "latency_p99" (milliseconds) or "slow_requests" (percent)
     value: float
     threshold: float
     passed: bool
     stable: float | None = (
         None  # the stable's value the threshold was derived from (compare=stable)
     )
+    evidence: Evidence | None = None  # compare=statistical only
 
 
 @dataclass(frozen=True)
@@ -158,17 +181,58 @@ def _check_to_dict(check: CheckResult, at: datetime | None) -> dict[str, Any]:
         "message": check.message,
         "requests": check.requests,
         "windowSeconds": check.window_s,
-        "metrics": [
-            {
-                "name": m.name,
-                "value": m.value,
-                "threshold": m.threshold,
-                "passed": m.passed,
-                "stable": m.stable,
-            }
-            for m in check.metrics
-        ],
+        "metrics": [_metric_to_dict(m) for m in check.metrics],
     }
+
+
+def _metric_to_dict(metric: MetricCheck) -> dict[str, Any]:
+    data = {
+        "name": metric.name,
+        "value": metric.value,
+        "threshold": metric.threshold,
+        "passed": metric.passed,
+        "stable": metric.stable,
+    }
+    if metric.evidence is not None:  # absent, not null, so older documents stay byte-identical
+        data["evidence"] = _evidence_to_dict(metric.evidence)
+    return data
+
+
+def _evidence_to_dict(evidence: Evidence) -> dict[str, Any]:
+    return {
+        "verdict": evidence.verdict,
+        "method": evidence.method,
+        "pValue": evidence.p_value,
+        "difference": {"low": evidence.low, "high": evidence.high},
+        "canary": {"bad": evidence.canary_bad, "requests": evidence.canary_requests},
+        "stable": {"bad": evidence.stable_bad, "requests": evidence.stable_requests},
+        "confidence": evidence.confidence,
+        "minEffect": evidence.min_effect,
+        "slowerThanMs": evidence.slower_than_ms,
+    }
+
+
+def _evidence_from_dict(data: Mapping[str, Any]) -> Evidence:
+    verdict = _typed(data["verdict"], str)
+    if verdict not in CHECK_OUTCOMES:
+        raise ValueError(f"unknown verdict {verdict!r}")
+    difference, canary, stable = (
+        _typed(data[key], dict) for key in ("difference", "canary", "stable")
+    )
+    return Evidence(
+        verdict=verdict,
+        method=_typed(data["method"], str),
+        p_value=_number(data["pValue"]),
+        low=_number(difference["low"]),
+        high=_number(difference["high"]),
+        canary_bad=_count(canary["bad"]),
+        canary_requests=_count(canary["requests"]),
+        stable_bad=_count(stable["bad"]),
+        stable_requests=_count(stable["requests"]),
+        confidence=_number(data["confidence"]),
+        min_effect=_number(data["minEffect"]),
+        slower_than_ms=_optional(data["slowerThanMs"], _number),
+    )
 
 
 def _check_from_dict(data: Mapping[str, Any]) -> CheckResult:
@@ -182,6 +246,7 @@ def _check_from_dict(data: Mapping[str, Any]) -> CheckResult:
             threshold=_number(m["threshold"]),
             passed=_typed(m["passed"], bool),
             stable=_optional(m["stable"], _number),
+            evidence=_optional(m.get("evidence"), _evidence_from_dict),
         )
         for m in _typed(data["metrics"], list)
     )

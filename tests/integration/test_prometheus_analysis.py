@@ -276,6 +276,46 @@ def test_relative_mode_fails_a_canary_worse_than_its_stable(client, apps, window
     assert f"(stable {rate.stable:.1f} %)" in result.message
 
 
+# compare=statistical on the same real series. About 45 requests per side fit in the window, so a
+# minimum effect of 30 points is what this little traffic can clear; at the default 1 point the
+# honest answer is "not enough data".
+STATISTICAL = replace(CONFIG, compare="statistical", min_effect=30.0)
+
+
+def test_statistical_mode_passes_a_canary_as_bad_as_its_stable(client, apps, window):
+    result = check(client, apps["as-bad-as-stable"], window, STATISTICAL, with_stable=True)
+    assert result.result == "pass", result.message
+    [rate, latency] = result.metrics
+    assert 25 <= rate.value <= 35 and 25 <= rate.stable <= 35
+    assert rate.evidence.high < 30 and rate.evidence.canary_requests >= CONFIG.min_requests
+    assert latency.name == "slow_requests" and latency.evidence.slower_than_ms == 500.0
+    assert latency.evidence.canary_bad == 0 and latency.evidence.canary_requests > 0
+
+
+def test_statistical_mode_fails_a_canary_worse_than_its_stable(client, apps, window):
+    result = check(client, apps["worse-than-stable"], window, STATISTICAL, with_stable=True)
+    assert result.result == "fail", result.message
+    rate = result.metrics[0]
+    assert 65 <= rate.value <= 75 and rate.evidence.p_value < 0.05
+    assert result.message.startswith(f"error rate {rate.value:.1f} % (")
+
+
+def test_statistical_mode_says_no_data_when_the_traffic_cannot_show_one_point(client, apps, window):
+    default = replace(CONFIG, compare="statistical")
+    result = check(client, apps["healthy"], window, default, with_stable=True)
+    assert result.result == "no_data", result.message
+    assert all(m.evidence.verdict == "no_data" and m.evidence.high > 1 for m in result.metrics)
+
+
+def test_statistical_mode_fails_a_slow_canary_from_its_latency_buckets(client, apps, window):
+    slow_limit = replace(STATISTICAL, max_latency_p99_ms=100.0)
+    result = check(client, apps["slow"], window, slow_limit, with_stable=True)
+    assert result.result == "fail", result.message
+    latency = result.metrics[1]
+    assert latency.evidence.slower_than_ms == 100.0 and latency.value >= 90, result.message
+    assert "requests slower than 100 ms" in result.message
+
+
 def test_an_application_without_traffic_is_no_data(client, apps, window):
     result = check(client, apps["idle"], window)
     assert (result.result, result.requests) == ("no_data", 0.0)

@@ -70,19 +70,24 @@ class FakePrometheus:
         with self._lock:
             return [params["query"] for _, params in self.requests]
 
-    def serve_values(self, values: dict[tuple[str, str], float | None]) -> None:
-        """Answer by (kind, service): kind is requests / errors / p99, recognised in the default queries."""
+    def serve_values(self, values: dict[tuple[str, str], object]) -> None:
+        """Answer by (kind, service): kind is requests / errors / p99 / buckets, recognised in the
+        default queries; buckets are {le: cumulative count} answered one series per `le`."""
 
         def answer(expr: str) -> Answer:
             kind = (
                 "p99"
                 if "histogram_quantile" in expr
+                else "buckets"
+                if expr.startswith("sum by (le)")
                 else "errors"
                 if 'code=~"5.."' in expr
                 else "requests"
             )
             service = next(s for s in ("error-page-v1", "error-page-v2") if s in expr)
             value = values.get((kind, service))
+            if kind == "buckets":
+                return 200, by_le(value or {})
             return 200, vector() if value is None else vector(value)
 
         self.answer = answer
@@ -96,6 +101,12 @@ def vector(*values: float | str) -> dict:
             "result": [{"metric": {}, "value": [1717243200.0, str(value)]} for value in values],
         },
     }
+
+
+def by_le(buckets: dict[str, float]) -> dict:
+    """A `sum by (le)` answer: one series per bucket bound."""
+    series = [{"metric": {"le": le}, "value": [1717243200.0, str(n)]} for le, n in buckets.items()]
+    return {"status": "success", "data": {"resultType": "vector", "result": series}}
 
 
 @pytest.fixture
@@ -429,3 +440,205 @@ def test_every_check_is_counted_by_result(fake, client):
         "no_data": 1,
         "error": 0,
     }
+
+
+# --- the bucket query and compare=statistical ---------------------------------------------------
+
+
+def test_a_query_by_label_returns_one_value_per_label(fake, client):
+    fake.answer = lambda expr: (200, by_le({"100": 3, "500": "NaN", "+Inf": 7.5}))
+    assert client.query_by_label("sum by (le) (x)", NOW, "le") == {"100": 3.0, "+Inf": 7.5}
+    fake.answer = lambda expr: (200, vector())
+    assert client.query_by_label("sum by (le) (x)", NOW, "le") == {}
+
+
+@pytest.mark.parametrize(
+    "body, words",
+    [
+        (vector(1), ["without one distinct 'le'", "sum by (le)"]),
+        (
+            {
+                "status": "success",
+                "data": {
+                    "resultType": "vector",
+                    "result": [{"metric": {"le": "1"}, "value": [0, "1"]}] * 2,
+                },
+            },
+            ["without one distinct 'le'"],
+        ),
+        ({"status": "success", "data": {"resultType": "scalar", "result": [0, "1"]}}, ["scalar"]),
+        (by_le({"1": "+Inf"}), ["returned +Inf"]),
+    ],
+)
+def test_a_query_by_label_refuses_what_is_not_one_series_per_label(fake, client, body, words):
+    fake.answer = lambda expr: (200, body)
+    with pytest.raises(AnalysisError) as raised:
+        client.query_by_label("sum by (le) (x)", NOW, "le")
+    for word in words:
+        assert word in str(raised.value)
+
+
+def test_the_default_bucket_template_sums_increases_by_le():
+    templates = QueryTemplates()
+    assert templates.render(templates.latency_buckets, CANARY, "37s") == (
+        'sum by (le) (increase(apisix_http_latency_bucket{type="request",'
+        'node="error-page-v2.demo.svc.cluster.local:80"}[37s]))'
+    )
+    with pytest.raises(ValueError, match=r"latency_buckets query template: unknown variable.*pod"):
+        QueryTemplates(latency_buckets="sum by (le) ({pod})")
+
+
+STATISTICAL = replace(CONFIG, compare="statistical")
+
+
+def fast(total: float) -> dict[str, float]:
+    """Latency buckets (ms) where every request took at most 100 ms."""
+    return {"100": total, "500": total, "1000": total, "+Inf": total}
+
+
+def slow(total: float, over_500ms: float) -> dict[str, float]:
+    return {"100": total / 2, "500": total - over_500ms, "1000": total, "+Inf": total}
+
+
+def sides(canary: tuple[float, float, dict], stable: tuple[float, float, dict]) -> dict:
+    """(requests, errors, buckets) for the canary (v2) and the stable (v1)."""
+    values: dict[tuple[str, str], object] = {}
+    for service, (requests, errors, buckets) in (
+        ("error-page-v2", canary),
+        ("error-page-v1", stable),
+    ):
+        values.update(
+            {
+                ("requests", service): requests,
+                ("errors", service): errors,
+                ("buckets", service): buckets,
+            }
+        )
+    return values
+
+
+def test_statistical_mode_asks_counts_and_buckets_of_both_sides(fake, client):
+    fake.serve_values(sides((400.0, 0.0, fast(400)), (4000.0, 4.0, fast(4000))))
+    result = check(client, STATISTICAL, STABLE)
+    queries = fake.queries()
+    assert len(queries) == 6 and not any("histogram_quantile" in query for query in queries)
+    assert sum(query.startswith("sum by (le)") for query in queries) == 2
+    assert all("[12s]" in query for query in queries)
+    assert result.result == "pass", result.message
+
+
+def test_one_error_in_30_with_a_stable_at_3_percent_passes(fake, client):
+    # the brief's first case: canary 1/30 (3.3 %) vs stable 30/1000 (3.0 %)
+    fake.serve_values(sides((30.0, 1.0, fast(30)), (1000.0, 30.0, fast(1000))))
+    result = check(client, STATISTICAL, STABLE)
+    assert result.result == "pass"
+    [errors, latency] = result.metrics
+    assert errors.evidence.verdict == "pass" and errors.passed
+    assert latency.evidence.verdict == "pass"  # no slow request on either side
+    assert (errors.evidence.canary_bad, errors.evidence.canary_requests) == (1, 30)
+    assert (errors.evidence.stable_bad, errors.evidence.stable_requests) == (30, 1000)
+    assert errors.evidence.method == "fisher" and errors.evidence.p_value > 0.5
+    assert result.message.startswith(
+        "error rate 3.3 % (1/30) vs stable 3.0 % (30/1000): no evidence that it is worse, "
+        "p = 0.61 (Fisher exact) >= 0.05"
+    )
+    assert result.message.endswith("over 12 s (30 requests)")
+
+
+def test_twelve_errors_in_100_against_a_stable_at_1_percent_fails(fake, client):
+    # the brief's second case: canary 12/100 (12 %) vs stable 10/1000 (1 %)
+    fake.serve_values(sides((100.0, 12.0, fast(100)), (1000.0, 10.0, fast(1000))))
+    result = check(client, STATISTICAL, STABLE)
+    assert result.result == "fail"
+    [errors, latency] = result.metrics
+    assert not errors.passed and latency.passed
+    assert (errors.value, errors.stable, errors.threshold) == pytest.approx((12.0, 1.0, 2.0))
+    assert errors.evidence.p_value < 1e-6 and errors.evidence.low > 1.0
+    assert result.message.startswith(
+        "error rate 12.0 % (12/100) vs stable 1.0 % (10/1000): 11.0 points worse (at least 6.58 at 95 % confidence), p = "
+    )
+    assert result.message.endswith("(Fisher exact) < 0.05 over 12 s (100 requests)")
+
+
+def test_a_canary_with_more_slow_requests_fails_on_latency(fake, client):
+    fake.serve_values(sides((1000.0, 0.0, slow(1000, 80)), (5000.0, 0.0, slow(5000, 10))))
+    result = check(client, STATISTICAL, STABLE)
+    assert result.result == "fail"
+    [errors, latency] = result.metrics
+    assert errors.passed and not latency.passed
+    assert latency.name == "slow_requests" and latency.evidence.slower_than_ms == 500.0
+    assert (latency.value, latency.stable) == pytest.approx((8.0, 0.2))
+    assert result.message.startswith(
+        "requests slower than 500 ms 8.0 % (80/1000) vs stable 0.2 % (10/5000): 7.8 points worse"
+    )
+    assert "p99 about 938 ms vs 494 ms" in result.message
+
+
+def test_a_healthy_canary_passes_with_both_tests_in_the_message(fake, client):
+    fake.serve_values(sides((2000.0, 2.0, slow(2000, 2)), (8000.0, 12.0, slow(8000, 8))))
+    result = check(client, STATISTICAL, STABLE)
+    assert result.result == "pass" and all(m.evidence.verdict == "pass" for m in result.metrics)
+    assert result.message.startswith(
+        "error rate 0.1 % (2/2000) vs stable 0.1 % (12/8000): no evidence that it is worse, p = 0.8 "
+    )
+    assert "; requests slower than 500 ms 0.1 % (2/2000) vs stable 0.1 % (8/8000)" in result.message
+
+
+def test_confidence_and_min_effect_come_from_the_config(fake, client):
+    # the only error of 1030 requests hit the canary: p = 30/1030 = 0.029, at least 0.73
+    # points worse at 95 % confidence
+    fake.serve_values(sides((30.0, 1.0, fast(30)), (1000.0, 0.0, fast(1000))))
+    assert check(client, STATISTICAL, STABLE).result == "no_data"  # 1 point not yet shown
+    strict = replace(STATISTICAL, confidence=0.99)
+    assert check(client, strict, STABLE).result == "pass"  # not significant at 99 %
+    touchy = replace(STATISTICAL, min_effect=0.5)  # half a point already matters
+    assert check(client, touchy, STABLE).result == "fail"
+
+
+def test_a_stable_with_too_few_requests_leaves_nothing_to_compare_with(fake, client):
+    fake.serve_values(sides((100.0, 50.0, fast(100)), (3.0, 0.0, fast(3))))
+    result = check(client, STATISTICAL, STABLE)
+    assert (result.result, result.message) == (
+        "no_data",
+        "3 requests to the stable, fewer than the minimum 20: nothing to compare the canary "
+        "with over 12 s (100 requests)",
+    )
+    assert check(client, STATISTICAL, None).result == "no_data"
+
+
+def test_missing_latency_buckets_are_no_data_but_never_hide_a_failure(fake, client):
+    fake.serve_values(sides((1000.0, 0.0, {}), (1000.0, 0.0, fast(1000))))
+    result = check(client, STATISTICAL, STABLE)
+    assert (result.result, result.message) == (
+        "no_data",
+        "no latency buckets for the canary over 12 s (1000 requests)",
+    )
+    assert result.metrics[0].evidence.verdict == "pass"  # the error rate was still judged
+    fake.serve_values(sides((1000.0, 300.0, {}), (1000.0, 0.0, fast(1000))))
+    assert check(client, STATISTICAL, STABLE).result == "fail"
+
+
+def test_a_latency_limit_above_every_bucket_cannot_be_judged(fake, client):
+    fake.serve_values(sides((1000.0, 0.0, fast(1000)), (1000.0, 0.0, fast(1000))))
+    result = check(client, replace(STATISTICAL, max_latency_p99_ms=5000.0), STABLE)
+    assert result.result == "no_data"
+    assert "no latency bucket bound at or above 5000 ms" in result.message
+
+
+def test_latency_off_asks_no_buckets_in_statistical_mode(fake, client):
+    fake.serve_values(sides((1000.0, 0.0, {}), (1000.0, 0.0, {})))
+    result = check(client, replace(STATISTICAL, max_latency_p99_ms=None), STABLE)
+    assert result.result == "pass" and [m.name for m in result.metrics] == ["error_rate"]
+    assert not any(query.startswith("sum by (le)") for query in fake.queries())
+
+
+def test_a_bucket_bound_that_is_not_a_number_is_an_error(fake, client):
+    fake.serve_values(sides((1000.0, 0.0, {"fast": 1000}), (1000.0, 0.0, fast(1000))))
+    result = check(client, STATISTICAL, STABLE)
+    assert result.result == "error" and "bucket bounds are not numbers" in result.message
+
+
+def test_too_few_canary_requests_ask_nothing_more_in_statistical_mode(fake, client):
+    fake.serve_values(sides((5.0, 5.0, fast(5)), (1000.0, 0.0, fast(1000))))
+    assert check(client, STATISTICAL, STABLE).result == "no_data"
+    assert len(fake.queries()) == 1

@@ -61,6 +61,8 @@ def test_steps_alone_enable_automation_with_documented_defaults():
         nodata_limit=5,
         on_failure="rollback",
         action=None,
+        confidence=0.95,
+        min_effect=1.0,
     )
 
 
@@ -80,6 +82,8 @@ def test_every_setting_is_read():
             rc.NODATA_LIMIT: "6",
             rc.ON_FAILURE: "pause",
             rc.ACTION: "retry@1717236000",
+            rc.CONFIDENCE: "0.99",
+            rc.MIN_EFFECT: "0.5",
         }
     )
     assert config == ReleaseConfig(
@@ -96,7 +100,37 @@ def test_every_setting_is_read():
         nodata_limit=6,
         on_failure="pause",
         action=Action("retry", "retry@1717236000"),
+        confidence=0.99,
+        min_effect=0.5,
     )
+
+
+@pytest.mark.parametrize(
+    "annotations, confidence, min_effect",
+    [
+        ({}, 0.95, 1.0),
+        ({rc.CONFIDENCE: "0.8"}, 0.8, 1.0),
+        ({rc.CONFIDENCE: "0.999"}, 0.999, 1.0),
+        ({rc.CONFIDENCE: "99%"}, 0.99, 1.0),
+        ({rc.CONFIDENCE: " 97.5% "}, 0.975, 1.0),
+        ({rc.MIN_EFFECT: "0.01"}, 0.95, 0.01),
+        ({rc.MIN_EFFECT: "2.5%"}, 0.95, 2.5),
+    ],
+)
+def test_statistical_comparison_settings(annotations, confidence, min_effect):
+    config = config_of({rc.STEPS: "5,50", rc.COMPARE: "statistical", **annotations})
+    assert config.compare == "statistical"
+    assert config.confidence == pytest.approx(confidence) and config.min_effect == min_effect
+
+
+def test_the_statistical_problems_spell_out_what_is_accepted():
+    problems = problems_of({rc.STEPS: "50", rc.COMPARE: "Kayenta", rc.CONFIDENCE: "95"})
+    assert [p.message for p in problems] == [
+        'annotation api7.cloud/canary-compare="Kayenta" is invalid: '
+        "accepted values are absolute, stable or statistical",
+        'annotation api7.cloud/canary-confidence="95" is invalid: accepted values are '
+        'fractions from 0.8 to 0.999 or percentages with %, e.g. "0.95" or "99%"',
+    ]
 
 
 def test_latency_judging_can_be_switched_off():
@@ -168,6 +202,16 @@ def test_malformed_durations(text):
         (rc.MAX_LATENCY_P99, "500"),
         (rc.MAX_LATENCY_P99, "2h"),
         (rc.COMPARE, "relative"),
+        (rc.COMPARE, "statistics"),
+        (rc.CONFIDENCE, "95"),
+        (rc.CONFIDENCE, "0.5"),
+        (rc.CONFIDENCE, "1"),
+        (rc.CONFIDENCE, "0.9999"),
+        (rc.CONFIDENCE, "0.95%"),
+        (rc.CONFIDENCE, "high"),
+        (rc.MIN_EFFECT, "0"),
+        (rc.MIN_EFFECT, "101"),
+        (rc.MIN_EFFECT, "-1"),
         (rc.ERROR_RATE_MARGIN, "x"),
         (rc.LATENCY_RATIO, "0.5"),
         (rc.MIN_REQUESTS, "0"),

@@ -14,6 +14,7 @@ from canaryctl.release.state import (
     CHECK_OUTCOMES,
     PHASES,
     CheckResult,
+    Evidence,
     MetricCheck,
     ReleaseState,
     whole_seconds_up,
@@ -23,13 +24,30 @@ T0 = datetime(2024, 6, 1, 12, 0, 0, tzinfo=UTC)
 
 finite = st.floats(min_value=0, max_value=1e9, allow_nan=False, allow_infinity=False)
 times = st.integers(0, 10**9).map(lambda s: datetime(2020, 1, 1, tzinfo=UTC) + timedelta(seconds=s))
+signed = st.floats(min_value=-100, max_value=100, allow_nan=False)
+evidences = st.builds(
+    Evidence,
+    verdict=st.sampled_from(["pass", "fail", "no_data"]),
+    method=st.sampled_from(["fisher", "z"]),
+    p_value=st.floats(0, 1),
+    low=signed,
+    high=signed,
+    canary_bad=st.integers(0, 10**6),
+    canary_requests=st.integers(0, 10**6),
+    stable_bad=st.integers(0, 10**6),
+    stable_requests=st.integers(0, 10**6),
+    confidence=st.floats(0.8, 0.999),
+    min_effect=st.floats(0.01, 100),
+    slower_than_ms=st.none() | finite,
+)
 metric_checks = st.builds(
     MetricCheck,
-    name=st.sampled_from(["error_rate", "latency_p99"]),
+    name=st.sampled_from(["error_rate", "latency_p99", "slow_requests"]),
     value=finite,
     threshold=finite,
     passed=st.booleans(),
     stable=st.none() | finite,
+    evidence=st.none() | evidences,
 )
 check_results = st.builds(
     CheckResult,
@@ -110,6 +128,89 @@ def test_the_persisted_form_is_readable():
         "percentSeen": 10,
         "lastAction": None,
     }
+
+
+EVIDENCE = Evidence("fail", "fisher", 2.5e-9, 6.58, 17.38, 12, 100, 10, 1000, 0.95, 1.0)
+
+
+def test_statistical_evidence_is_persisted_with_the_metric():
+    check = CheckResult(
+        "fail",
+        "error rate 12.0 % ...",
+        100.0,
+        60,
+        (MetricCheck("error_rate", 12.0, 2.0, False, 1.0, EVIDENCE),),
+    )
+    state = ReleaseState("Progressing", 0, 5, T0, failures=1, last_check=check, last_check_at=T0)
+    [metric] = state.to_dict()["lastCheck"]["metrics"]
+    assert metric["evidence"] == {
+        "verdict": "fail",
+        "method": "fisher",
+        "pValue": 2.5e-9,
+        "difference": {"low": 6.58, "high": 17.38},
+        "canary": {"bad": 12, "requests": 100},
+        "stable": {"bad": 10, "requests": 1000},
+        "confidence": 0.95,
+        "minEffect": 1.0,
+        "slowerThanMs": None,
+    }
+    assert ReleaseState.from_dict(json.loads(json.dumps(state.to_dict()))) == state
+
+
+def test_a_state_written_before_evidence_existed_reads_back():
+    old = {  # as canaryctl wrote it before compare=statistical: no "evidence" key at all
+        "phase": "Progressing",
+        "step": 1,
+        "weight": 10,
+        "stepStartedAt": "2024-06-01T12:00:00Z",
+        "counts": {"fail": 1, "error": 0, "noData": 0},
+        "lastCheck": {
+            "result": "fail",
+            "at": "2024-06-01T12:00:12Z",
+            "message": "error rate 30.0 % > 1.0 % over 12 s (60 requests)",
+            "requests": 60.0,
+            "windowSeconds": 12,
+            "metrics": [
+                {
+                    "name": "error_rate",
+                    "value": 30.0,
+                    "threshold": 1.0,
+                    "passed": False,
+                    "stable": None,
+                }
+            ],
+        },
+        "reason": "",
+        "percentSeen": 10,
+        "lastAction": None,
+    }
+    state = ReleaseState.from_dict(old)
+    assert state is not None and state.last_check is not None
+    assert state.last_check.metrics == (MetricCheck("error_rate", 30.0, 1.0, False),)
+    assert state.to_dict() == old
+
+
+def _evidence_json(**changes) -> dict:
+    metric = MetricCheck("error_rate", 12.0, 2.0, False, 1.0, EVIDENCE)
+    check = CheckResult("fail", "", 100.0, 60, (metric,))
+    data = ReleaseState("Progressing", 0, 5, T0, last_check=check).to_dict()
+    data["lastCheck"]["metrics"][0]["evidence"].update(changes)
+    return json.loads(json.dumps(data))
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        _evidence_json(verdict="maybe"),
+        _evidence_json(pValue="0.1"),
+        _evidence_json(canary={"bad": -1, "requests": 100}),
+        _evidence_json(difference=[0, 1]),
+        _evidence_json(slowerThanMs="500"),
+    ],
+)
+def test_garbage_evidence_means_start_fresh(data):
+    assert ReleaseState.from_dict(data) is None
+    assert ReleaseState.from_dict(_evidence_json()) is not None
 
 
 def test_outcomes_are_the_metric_labels():

@@ -23,7 +23,8 @@ def test_run_without_a_token_exits_2(monkeypatch, capsys):
     assert "API7_CLOUD_TOKEN" in capsys.readouterr().err
 
 
-def test_run_with_an_unknown_query_variable_exits_2(monkeypatch, capsys):
+@pytest.mark.parametrize("flag", ["--query-errors", "--query-latency-buckets"])
+def test_run_with_an_unknown_query_variable_exits_2(monkeypatch, capsys, flag):
     monkeypatch.setenv("API7_CLOUD_TOKEN", "secret-token-value")
     assert (
         main(
@@ -33,7 +34,7 @@ def test_run_with_an_unknown_query_variable_exits_2(monkeypatch, capsys):
                 "http://127.0.0.1:9",
                 "--prometheus-url",
                 "http://127.0.0.1:9",
-                "--query-errors",
+                flag,
                 "sum({bogus})",
             ]
         )

@@ -299,6 +299,10 @@ def test_last_check_cells_for_each_outcome():
         )
         == "fail latency_p99 812.3ms > 500ms"
     )
+    statistical = MetricCheck("slow_requests", 8.0, 1.2, False, 0.2)  # compare=statistical
+    assert cell(CheckResult("fail", "", 1000.0, 30, (statistical,)), None) == (
+        "fail slow_requests 8% > 1.2%"
+    )
 
 
 def test_json_rows_carry_full_keys_and_the_check():
