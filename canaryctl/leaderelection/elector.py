@@ -11,7 +11,10 @@ again: a replica that lost the lease should exit and restart clean, as controlle
 `is_leader()` is computed from the clock on every call, so it turns False at the renew
 deadline even while the loop is stuck in a request; writers should ask it right before
 each write. Stopping gracefully waits for the leader's work to finish, then releases the
-Lease so a standby takes over at its next try instead of after a full lease duration.
+Lease so a standby takes over at its next try instead of after a full lease duration; the
+work returning or raising on its own counts as a graceful stop. Unlike client-go,
+on_stopped_leading is called only by an elector that led, and on_new_leader is not told
+about an empty (released) holder.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ write at its next try and takes over one lease duration after that.
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ import pytest
 from kubernetes import client
 
 from canaryctl import metrics
-from canaryctl.kube import load_api_client
+from canaryctl.kube import SERVICEACCOUNT_DIR_ENV, load_api_client
 from canaryctl.leaderelection import JITTER_FACTOR, ElectionConfig, LeaderElector, LeaseLock
 from canaryctl.leaderelection.leaselock import LeaseConflict
 from canaryctl.testing.partition import PartitionableRelay
@@ -268,6 +269,30 @@ def test_each_change_of_holder_counts_one_transition(kube_api, config, start):
         leader.elector.stop()
         chain.remove(leader)
         chain.append(start())
+
+
+def test_a_service_account_needs_only_get_create_update_on_leases(
+    localkube, kube_api, namespace, config, start, tmp_path, monkeypatch
+):
+    kubectl = localkube.kubectl
+    kubectl("create", "serviceaccount", "canaryctl", "-n", namespace)
+    kubectl("create", "role", "leader-election", "-n", namespace, "--verb=get,create,update",
+            "--resource=leases.coordination.k8s.io")  # fmt: skip
+    kubectl("create", "rolebinding", "leader-election", "-n", namespace,
+            "--role=leader-election", f"--serviceaccount={namespace}:canaryctl")  # fmt: skip
+    (tmp_path / "token").write_text(localkube.service_account_token(namespace, "canaryctl"))
+    shutil.copy(localkube.pki / "ca.crt", tmp_path / "ca.crt")
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", str(localkube.apiserver_port))
+    monkeypatch.setenv(SERVICEACCOUNT_DIR_ENV, str(tmp_path))
+
+    with load_api_client(None) as pod_api:
+        leader = start(pod_api)
+        pod_api.user_agent = leader.elector.user_agent("canaryctl/test")
+        lead(leader)
+        leader.elector.stop()
+    assert leader.stopped_at is not None
+    assert read_lease(kube_api, config).lease_duration_seconds == 1  # released
 
 
 class RacingLock(LeaseLock):
