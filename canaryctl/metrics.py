@@ -155,6 +155,21 @@ events_dropped_total = Counter(
     registry=REGISTRY,
 )
 
+# leader election: client-go's gauge (same name and label), plus handoffs seen by this replica
+leader_election_master_status = Gauge(
+    "leader_election_master_status",
+    "Gauge of if the reporting system is master of the relevant lease, "
+    "0 indicates backup, 1 indicates master. 'name' is the string used to identify the lease.",
+    ["name"],
+    registry=REGISTRY,
+)
+leader_election_transitions_total = Counter(
+    "canaryctl_leader_election_transitions_total",
+    "Changes of the lease holder this replica observed (the first holder it saw not counted)",
+    ["name"],
+    registry=REGISTRY,
+)
+
 RECONCILE_RESULTS = ("success", "error", "requeue", "requeue_after")
 RELEASE_RESULTS = ("succeeded", "rolled_back", "aborted", "promoted")
 CHECK_RESULTS = ("pass", "fail", "no_data", "error")
@@ -162,8 +177,13 @@ WATCH_RESTART_REASONS = ("expired", "closed", "error")
 RELIST_REASONS = ("initial", "expired", "resync")
 
 
-def initialise(queue_name: str = CONTROLLER, backend: str = "api7") -> None:
-    """Touch every fixed label set so each series exists (at 0) from the first scrape."""
+def initialise(
+    queue_name: str = CONTROLLER, backend: str = "api7", lease_name: str | None = None
+) -> None:
+    """Touch every fixed label set so each series exists (at 0) from the first scrape.
+
+    `lease_name`: the leader election Lease, if leader election is on.
+    """
     for result in RECONCILE_RESULTS:
         reconcile_total.labels(CONTROLLER, result)
     reconcile_errors_total.labels(CONTROLLER)
@@ -188,3 +208,11 @@ def initialise(queue_name: str = CONTROLLER, backend: str = "api7") -> None:
         releases_total.labels(result)
     for result in CHECK_RESULTS:
         analysis_checks_total.labels(result)
+    if lease_name:
+        initialise_leader_election(lease_name)
+
+
+def initialise_leader_election(lease_name: str) -> None:
+    """Not leading (0) and no transitions yet, for one Lease."""
+    leader_election_master_status.labels(lease_name).set(0)
+    leader_election_transitions_total.labels(lease_name)

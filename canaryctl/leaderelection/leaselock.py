@@ -1,0 +1,88 @@
+"""The three API calls leader election makes on a coordination.k8s.io/v1 Lease, as raw JSON.
+
+Writes are full updates (PUT) carrying the resourceVersion of the Lease as last seen, so
+the API server itself arbitrates races: of two electors writing the same version, one
+gets 409 Conflict and knows it lost. A patch would not give that guarantee.
+
+Each call is bounded by a *total* timeout chosen by the caller and is never retried
+underneath it, because a leader blocked in a request past its renew deadline must not
+think it still leads. The generated client cannot promise that (urllib3 silently retries a
+timed-out PUT up to three times, each with a fresh timeout) and its typed models reject
+Lease fields newer than the client, so requests go through the ApiClient's own connection
+pool and credentials (including a rotated ServiceAccount token) but not through its models.
+"""
+
+from __future__ import annotations
+
+import json
+
+import urllib3
+from kubernetes import client
+
+LEASES = "/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
+MIN_TIMEOUT = 0.05  # seconds; a request is never sent with less (or no) time left
+
+
+class LeaseConflict(Exception):
+    """HTTP 409: another elector created or wrote the Lease first."""
+
+
+class LeaseLock:
+    """One Lease, named by namespace and name, read and written through `api`."""
+
+    def __init__(self, api: client.ApiClient, namespace: str, name: str) -> None:
+        self._api = api
+        self.namespace, self.name = namespace, name
+
+    def get(self, timeout: float) -> dict | None:
+        """The Lease, or None if it does not exist."""
+        try:
+            return self._request("GET", f"/{self.name}", None, timeout)
+        except client.ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+
+    def create(self, spec: dict, timeout: float) -> dict:
+        """Create the Lease with `spec`; LeaseConflict if it exists by now."""
+        body = {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {"name": self.name, "namespace": self.namespace},
+            "spec": spec,
+        }
+        return self._request("POST", "", body, timeout)
+
+    def update(self, lease: dict, spec: dict, timeout: float) -> dict:
+        """Replace `lease` (as read, resourceVersion included) with `spec` merged into its spec.
+
+        Spec fields other than the election's (e.g. a strategy set by someone else) stay.
+        LeaseConflict if the Lease changed since `lease` was read.
+        """
+        body = {**lease, "spec": {**(lease.get("spec") or {}), **spec}}
+        return self._request("PUT", f"/{self.name}", body, timeout)
+
+    def _request(self, method: str, suffix: str, body: dict | None, timeout: float) -> dict:
+        """One request, no retries, at most `timeout` seconds; the response's JSON body.
+
+        Raises LeaseConflict on 409, kubernetes ApiException on other errors, urllib3
+        errors when the API server cannot be reached in time.
+        """
+        path = LEASES.format(namespace=self.namespace) + suffix
+        headers = {"Accept": "application/json", "Content-Type": "application/json"}
+        _, url, headers, _, _ = self._api.param_serialize(
+            method, path, header_params=headers, auth_settings=["BearerToken"]
+        )
+        response = self._api.rest_client.pool_manager.request(
+            method,
+            url,
+            body=json.dumps(body).encode() if body is not None else None,
+            headers=headers,
+            timeout=urllib3.Timeout(total=max(timeout, MIN_TIMEOUT)),
+            retries=False,
+        )
+        if response.status == 409:
+            raise LeaseConflict(f"HTTP 409 {response.reason}")
+        if not 200 <= response.status < 300:
+            raise client.ApiException(status=response.status, reason=response.reason)
+        return json.loads(response.data)
