@@ -11,6 +11,8 @@ from typing import Any
 
 # Marks gateway objects canaryctl created; objects without it are never modified or deleted.
 OWNER_LABEL = "managed-by:canaryctl"
+# API7 Cloud labels are plain strings: the owner namespace is recorded as `<prefix><namespace>`.
+NAMESPACE_LABEL_PREFIX = "canaryctl-namespace:"
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,7 @@ class AppSpec:
     stable: Upstream
     canary: Upstream | None = None
     weight: int = 0  # percent of requests sent to the canary, 0-100; 0 when canary is None
+    owner: str = ""  # the namespace the app belongs to, recorded on the gateway objects
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,7 @@ class AppState:
     canary: Upstream | None
     weight: int  # canary share actually routed (0 when there is no live canary rule)
     conforms: bool = True  # hosts, route, labels etc. are as canaryctl writes them
+    owner: str = ""  # the owner namespace recorded on the gateway objects ("" if none is)
     raw: Any = field(default=None, compare=False, repr=False)
 
     def matches(self, spec: AppSpec) -> bool:
@@ -73,4 +77,5 @@ class AppState:
             and self.stable == spec.stable
             and self.canary == spec.canary
             and (spec.canary is None or self.weight == spec.weight)
+            and self.owner == spec.owner
         )

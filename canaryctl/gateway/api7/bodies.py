@@ -4,7 +4,7 @@ The diff, the state parser and the backend must agree on one definition of "the 
 canaryctl writes it"; this module is that definition. Each builder starts from the object
 the gateway holds (so fields canaryctl does not manage, such as plugins or an upstream's
 timeouts tuned in the console, survive a PUT) and overwrites only the managed fields; each
-`*_view` projects an object onto its managed fields so two objects can be compared with `==`.
+`*_managed_fields` projects an object onto its managed fields so two objects can be compared with `==`.
 Everything here is pure.
 """
 
@@ -14,7 +14,7 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from canaryctl.gateway.model import OWNER_LABEL, AppSpec, Upstream
+from canaryctl.gateway.model import NAMESPACE_LABEL_PREFIX, OWNER_LABEL, AppSpec, Upstream
 
 API_NAME = "canaryctl"  # the one match-everything API canaryctl creates in an app
 CANARY_NAME = "canaryctl"  # the one canary release canaryctl creates in an app
@@ -63,9 +63,23 @@ def writable(obj: Json | None) -> Json:
     return body
 
 
-def _labels_with_owner(obj: Json | None) -> list[str]:
-    labels = list((obj or {}).get("labels") or [])
-    return labels if OWNER_LABEL in labels else [*labels, OWNER_LABEL]
+def owner_of(app: Json) -> str:
+    """The owner namespace recorded on an app ("" when none is)."""
+    for label in app.get("labels") or []:
+        if isinstance(label, str) and label.startswith(NAMESPACE_LABEL_PREFIX):
+            return label.removeprefix(NAMESPACE_LABEL_PREFIX)
+    return ""
+
+
+def _labels_with_owner(obj: Json | None, namespace: str = "") -> list[str]:
+    """`obj`'s labels plus canaryctl's ownership label (and the owner namespace, if given)."""
+    labels = [
+        label
+        for label in (obj or {}).get("labels") or []
+        if not (namespace and isinstance(label, str) and label.startswith(NAMESPACE_LABEL_PREFIX))
+    ]
+    labels += [] if OWNER_LABEL in labels else [OWNER_LABEL]
+    return labels + ([NAMESPACE_LABEL_PREFIX + namespace] if namespace else [])
 
 
 def spec_upstreams(spec: AppSpec) -> list[Upstream]:
@@ -98,7 +112,7 @@ def app_body(spec: AppSpec, base: Json | None = None) -> Json:
     body.update(
         name=spec.name,
         hosts=[spec.name],
-        labels=_labels_with_owner(base),
+        labels=_labels_with_owner(base, spec.owner),
         protocols=["HTTP"],
         path_prefix="/",
         active=0,
@@ -137,7 +151,7 @@ def canary_body(spec: AppSpec, base: Json | None = None) -> Json:
     return body
 
 
-def _upstream_view(entry: Json) -> tuple:
+def _upstream_managed_fields(entry: Json) -> tuple:
     inner = entry.get("upstream") or {}
     targets = sorted(
         (t.get("host"), int(t.get("port") or 0), t.get("weight"))
@@ -146,14 +160,16 @@ def _upstream_view(entry: Json) -> tuple:
     return inner.get("scheme"), inner.get("lb_type"), tuple(targets)
 
 
-def app_view(app: Json) -> tuple:
+def app_managed_fields(app: Json) -> tuple:
     """The managed fields of an application, comparable with `==`."""
     upstreams = {
-        version: _upstream_view(entry) for version, entry in upstreams_by_version(app).items()
+        version: _upstream_managed_fields(entry)
+        for version, entry in upstreams_by_version(app).items()
     }
     return (
         tuple(app.get("hosts") or []),
         is_owned(app),
+        owner_of(app),
         tuple(app.get("protocols") or []),
         app.get("path_prefix"),
         app.get("active"),
@@ -162,7 +178,7 @@ def app_view(app: Json) -> tuple:
     )
 
 
-def api_view(api: Json) -> tuple:
+def api_managed_fields(api: Json) -> tuple:
     """The managed fields of an API, comparable with `==`."""
     paths = tuple((p.get("path"), p.get("path_type")) for p in api.get("paths") or [])
     return (

@@ -33,9 +33,9 @@ from canaryctl.gateway.api7.bodies import (
     Api7Objects,
     Json,
     api_body,
-    api_view,
+    api_managed_fields,
     app_body,
-    app_view,
+    app_managed_fields,
     canary_body,
     canary_percent,
     canary_routes_as,
@@ -84,7 +84,7 @@ def calls_for_objects(observed: Api7Objects | None, desired: AppSpec) -> list[Ca
     if blocking and not _default_may_route(observed, desired):
         return _bridge_calls(observed, new_app, blocking, retiring, kept, desired)
     calls = [Call(DELETE, CANARY, c["id"]) for c in blocking]
-    if app_view(observed.app) != app_view(new_app):
+    if app_managed_fields(observed.app) != app_managed_fields(new_app):
         calls.append(Call(PUT, APP, observed.app["id"], new_app))
     calls += _api_calls(observed.apis)
     calls += [Call(DELETE, CANARY, c["id"]) for c in retiring if c not in blocking]
@@ -150,10 +150,12 @@ def _api_calls(apis: tuple[Json, ...]) -> list[Call]:
     """Exactly one canaryctl API as canaryctl writes it: keep a conforming one, drop duplicates."""
     if not apis:
         return [Call(POST, API, body=api_body())]
-    ordered = sorted(apis, key=lambda api: api_view(api) != api_view(api_body(api)))
+    ordered = sorted(
+        apis, key=lambda api: api_managed_fields(api) != api_managed_fields(api_body(api))
+    )
     kept, extras = ordered[0], ordered[1:]
     calls = [Call(DELETE, API, api["id"]) for api in extras]
-    if api_view(kept) != api_view(api_body(kept)):
+    if api_managed_fields(kept) != api_managed_fields(api_body(kept)):
         calls.append(Call(PUT, API, kept["id"], api_body(kept)))
     return calls
 

@@ -15,6 +15,7 @@ from canaryctl.gateway.api7.bodies import (
     canary_percent,
     is_live,
     is_owned,
+    owner_of,
     upstreams_by_version,
 )
 from canaryctl.gateway.api7.diff import calls_for_objects
@@ -32,17 +33,15 @@ def app_state(objects: Api7Objects) -> AppState:
     if live is not None and live.get("canary_upstream_version") != default_version:
         canary = _upstream(upstreams.get(live.get("canary_upstream_version")))
     weight = _routed_percent(live) if canary is not None else 0
-    owned = is_owned(app)
-    conforms = (
-        owned
-        and stable is not None
-        and not calls_for_objects(objects, AppSpec(app.get("name", ""), stable, canary, weight))
-    )
+    owned, owner = is_owned(app), owner_of(app)
+    as_routed = AppSpec(app.get("name", ""), stable, canary, weight, owner) if stable else None
+    conforms = owned and as_routed is not None and not calls_for_objects(objects, as_routed)
     return AppState(
         name=app.get("name", ""),
         owned=owned,
         stable=stable,
         canary=canary,
+        owner=owner,
         weight=weight,
         conforms=conforms,
         raw=objects,
