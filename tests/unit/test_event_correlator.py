@@ -1,4 +1,4 @@
-"""EventCorrelator and EventLog: client-go's aggregation, spam filter and dedupe, on a stepped clock."""
+"""EventCorrelator and EventLog: client-go's aggregation, spam filter, dedupe; stepped clock."""
 
 from __future__ import annotations
 
