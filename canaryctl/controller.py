@@ -27,7 +27,7 @@ from canaryctl.objects import Service
 from canaryctl.reconciler import APP_INDEX, INDEXERS, Reconciler, apps_of
 from canaryctl.release.analysis import Analyzer
 from canaryctl.release.runner import ReleaseRunner
-from canaryctl.server import health_endpoint, metrics_endpoint
+from canaryctl.server import MetricsEndpointFactory, health_endpoint, metrics_endpoint
 from canaryctl.workqueue import new_controller_queue
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,7 @@ class Settings:
     dry_run: bool = False
     sync_timeout: float = 120.0
     analyzer: Analyzer | None = None  # release analysis; None without --prometheus-url
+    metrics_server: MetricsEndpointFactory = metrics_endpoint  # run --metrics-secure: HTTPS + auth
 
 
 class Controller:
@@ -83,7 +84,7 @@ class Controller:
         """Serve metrics and health, sync both caches, then start the workers."""
         metrics.initialise(QUEUE_NAME)
         self._endpoints = [
-            metrics_endpoint(self.settings.metrics_addr, metrics.REGISTRY).start(),
+            self.settings.metrics_server(self.settings.metrics_addr, metrics.REGISTRY).start(),
             health_endpoint(self.settings.health_addr, self.ready).start(),
         ]
         self.informer.start()
