@@ -38,7 +38,7 @@ from canaryctl.reconciler import (
     apps_of,
 )
 from canaryctl.release.analysis import Analyzer
-from canaryctl.server import Endpoint, health_endpoint, metrics_endpoint
+from canaryctl.server import Endpoint, MetricsEndpointFactory, health_endpoint, metrics_endpoint
 from canaryctl.workqueue import RateLimitingQueue, new_controller_queue
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,7 @@ class Settings:
     dry_run: bool = False
     sync_timeout: float = 120.0
     analyzer: Analyzer | None = None  # release analysis; None without --prometheus-url
+    metrics_server: MetricsEndpointFactory = metrics_endpoint  # run --metrics-secure: HTTPS + auth
 
 
 class Informer(Protocol):
@@ -130,7 +131,7 @@ class Controller:
         """Serve metrics and health, sync both caches, then start the workers."""
         metrics.initialise(QUEUE_NAME)
         self._endpoints = [
-            metrics_endpoint(self.settings.metrics_addr, metrics.REGISTRY).start(),
+            self.settings.metrics_server(self.settings.metrics_addr, metrics.REGISTRY).start(),
             health_endpoint(self.settings.health_addr, self.ready).start(),
         ]
         self.informer.start()

@@ -2,11 +2,14 @@
 
 Recording must never slow down or break a reconcile, so `normal()`/`warning()` only put
 the event on a bounded queue (dropping, and counting, when it is full) and one background
-thread sends it. Like client-go's EventCorrelator, an event identical to one sent in the
-last ten minutes (same Service uid, type, reason and message) does not create a new
-object: the existing Event's `count` and `lastTimestamp` are patched, so a Warning that
-repeats on every retry shows up once, "x12", instead of flooding the namespace. If that
-Event has already expired (404), a new one is created.
+thread sends it. Before that, `event_correlator` decides as client-go's EventCorrelator
+does: similar events (same Service, type and reason) beyond 10 distinct messages in ten
+minutes go to one "(combined from similar events)" Event; a Service gets a burst of 25
+events per type, then one per five minutes, and the rest are dropped (counted). An event
+identical to one written in the last ten minutes does not create a new object: the
+existing Event's `count`, `lastTimestamp` and message are patched, so a Warning that
+repeats on every retry shows up once, "x12". If that Event has already expired (404), a
+new one is created.
 """
 
 from __future__ import annotations
@@ -19,19 +22,25 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import urllib3
 from kubernetes import client
 
 from canaryctl import metrics
+from canaryctl.event_correlator import (
+    DEDUPE_WINDOW_SECONDS,
+    EventCorrelator,
+    EventLog,
+    Involved,
+    Written,
+)
 from canaryctl.kube import MERGE_PATCH, describe_error, read_json
 from canaryctl.objects import Service
 
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE_LENGTH = 1024
-AGGREGATION_WINDOW_SECONDS = 600.0
-REMEMBERED_EVENTS = 4096  # client-go's LRU size for the correlator
 REQUEST_TIMEOUT = (5.0, 15.0)
 RETRY_DELAYS = (
     1.0,
@@ -47,22 +56,9 @@ class _Occurrence:
     type: str
     reason: str
     message: str
+    key: tuple  # what identical writes share (the correlator's key)
     at: datetime.datetime
     event_name: str  # fixed per occurrence, so a retried create cannot make a duplicate
-
-    @property
-    def identity(self) -> tuple[str, str, str, str]:
-        return self.service.uid, self.type, self.reason, self.message
-
-
-@dataclass
-class _Sent:
-    """An Event object we created, remembered so repeats can bump its count."""
-
-    namespace: str
-    name: str
-    count: int
-    last_sent: float  # recorder clock
 
 
 class EventRecorder:
@@ -75,19 +71,21 @@ class EventRecorder:
         host: str | None = None,
         *,
         max_pending: int = 1000,
-        window: float = AGGREGATION_WINDOW_SECONDS,
+        window: float = DEDUPE_WINDOW_SECONDS,
         autostart: bool = True,
         clock: Callable[[], float] = time.monotonic,
+        correlator: EventCorrelator | None = None,
     ):
         self._api = client.CoreV1Api(api_client)
         self.component = component
         self.host = host or socket.gethostname()
-        self._max_pending, self._window, self._clock = max_pending, window, clock
+        self._max_pending = max_pending
+        self._correlator = correlator or EventCorrelator(clock)
+        self._log = EventLog(clock, window)
         self._pending: collections.deque[_Occurrence] = collections.deque()
         self._busy = False
         self._stopped = False
         self._changed = threading.Condition()
-        self._sent: collections.OrderedDict[tuple, _Sent] = collections.OrderedDict()
         self._thread: threading.Thread | None = None
         self.dropped = 0
         if autostart:
@@ -102,24 +100,32 @@ class EventRecorder:
         self._record(service, "Warning", reason, message)
 
     def _record(self, service: Service, event_type: str, reason: str, message: str) -> None:
-        name = f"{service.name}.{time.time_ns():x}"  # client-go's naming: object name + nanoseconds in hex
-        occurrence = _Occurrence(
-            service, event_type, reason, message[:MAX_MESSAGE_LENGTH], _now(), name
-        )
+        involved = Involved(service.namespace, service.name, service.uid)
+        admitted = self._correlator.admit(involved, event_type, reason, message)
+        if admitted is None:
+            self._drop("spam_filter", service, reason)
+            return
+        name = f"{service.name}.{time.time_ns():x}"  # client-go's naming: object name + ns in hex
+        text = admitted.message[:MAX_MESSAGE_LENGTH]
+        occurrence = _Occurrence(service, event_type, reason, text, admitted.key, _now(), name)
         with self._changed:
             if self._stopped or len(self._pending) >= self._max_pending:
-                self.dropped += 1
-                metrics.events_dropped_total.inc()
-                if self.dropped % 100 == 1:  # the first drop of every hundred
-                    log.warning(
-                        "dropped %d events so far (queue full or recorder stopped)",
-                        self.dropped,
-                        extra={"service": service.key, "reason": reason},
-                    )
+                self._drop("stopped" if self._stopped else "queue_full", service, reason)
                 return
             self._pending.append(occurrence)
             self._changed.notify_all()
         metrics.events_total.labels(reason).inc()
+
+    def _drop(self, why: str, service: Service, reason: str) -> None:
+        self.dropped += 1
+        metrics.events_dropped_total.labels(why).inc()
+        if self.dropped % 100 == 1:  # the first drop of every hundred
+            log.warning(
+                "dropped %d events so far (last: %s)",
+                self.dropped,
+                why,
+                extra={"service": service.key, "reason": reason},
+            )
 
     # lifecycle -----------------------------------------------------------------------------------
 
@@ -142,13 +148,13 @@ class EventRecorder:
         with self._changed:
             self._stopped = True
             self.dropped += len(self._pending)
-            metrics.events_dropped_total.inc(len(self._pending))
+            metrics.events_dropped_total.labels("stopped").inc(len(self._pending))
             self._pending.clear()
             self._changed.notify_all()
         if self._thread is not None:
             self._thread.join(timeout)
 
-    # sending (background thread) -------------------------------------------------------------------
+    # sending (background thread) -----------------------------------------------------------------
 
     def _send_forever(self) -> None:
         while True:
@@ -184,8 +190,8 @@ class EventRecorder:
 
     def _send(self, occurrence: _Occurrence) -> None:
         """Patch the Event of an identical recent occurrence, or create a new one."""
-        sent = self._sent.get(occurrence.identity)
-        if sent is not None and self._clock() - sent.last_sent < self._window:
+        sent = self._log.recent(occurrence.key)
+        if sent is not None:
             try:
                 self._patch(sent, occurrence)
                 return
@@ -194,40 +200,33 @@ class EventRecorder:
                     raise
         self._create(occurrence)
 
-    def _patch(self, sent: _Sent, occurrence: _Occurrence) -> None:
-        body = {"count": sent.count + 1, "lastTimestamp": _timestamp(occurrence.at)}
-        read_json(
-            self._api.patch_namespaced_event(
-                sent.name,
-                sent.namespace,
-                body,
-                _content_type=MERGE_PATCH,
-                _preload_content=False,
-                _request_timeout=REQUEST_TIMEOUT,
-            )
+    def _patch(self, sent: Written, occurrence: _Occurrence) -> None:
+        body = {
+            "count": sent.count + 1,
+            "lastTimestamp": _timestamp(occurrence.at),
+            "message": occurrence.message,  # an aggregated Event shows the latest one
+        }
+        _call(
+            self._api.patch_namespaced_event,
+            sent.name,
+            sent.namespace,
+            body,
+            _content_type=MERGE_PATCH,
         )
-        sent.count += 1
-        sent.last_sent = self._clock()
-        self._sent.move_to_end(occurrence.identity)
+        self._log.remember(occurrence.key, sent.namespace, sent.name, sent.count + 1)
 
     def _create(self, occurrence: _Occurrence) -> None:
         service, name = occurrence.service, occurrence.event_name
         try:
-            read_json(
-                self._api.create_namespaced_event(
-                    service.namespace,
-                    self._event_body(name, occurrence),
-                    _preload_content=False,
-                    _request_timeout=REQUEST_TIMEOUT,
-                )
+            _call(
+                self._api.create_namespaced_event,
+                service.namespace,
+                self._event_body(name, occurrence),
             )
         except client.ApiException as error:
             if error.status != 409:  # 409: an earlier try of this very create went through
                 raise
-        self._sent[occurrence.identity] = _Sent(service.namespace, name, 1, self._clock())
-        self._sent.move_to_end(occurrence.identity)
-        while len(self._sent) > REMEMBERED_EVENTS:
-            self._sent.popitem(last=False)
+        self._log.remember(occurrence.key, service.namespace, name, 1)
 
     def _event_body(self, name: str, occurrence: _Occurrence) -> dict:
         service, at = occurrence.service, _timestamp(occurrence.at)
@@ -253,6 +252,13 @@ class EventRecorder:
             "firstTimestamp": at,
             "lastTimestamp": at,
         }
+
+
+def _call(method: Callable[..., Any], *args: Any, **kwargs: Any) -> dict:
+    """One API call with a bounded timeout; the raw JSON answer (no model objects)."""
+    return read_json(
+        method(*args, _preload_content=False, _request_timeout=REQUEST_TIMEOUT, **kwargs)
+    )
 
 
 def _now() -> datetime.datetime:

@@ -151,7 +151,18 @@ events_total = Counter(
 )
 events_dropped_total = Counter(
     "canaryctl_events_dropped_total",
-    "Events dropped because the recorder's queue was full or it had stopped",
+    "Events not written, by reason: spam_filter (over a Service's burst of 25, refilled "
+    "1 per 5 min), queue_full (the recorder's queue), stopped (the recorder had stopped)",
+    ["reason"],
+    registry=REGISTRY,
+)
+
+# `run --metrics-secure`: decision allowed|unauthenticated|forbidden|error; source: where the
+# decision came from — apiserver (reviews), cache, or request (no bearer token: nothing to ask)
+metrics_auth_total = Counter(
+    "canaryctl_metrics_auth_total",
+    "Requests to the secure /metrics endpoint, by decision and its source",
+    ["decision", "source"],
     registry=REGISTRY,
 )
 
@@ -175,6 +186,8 @@ RELEASE_RESULTS = ("succeeded", "rolled_back", "aborted", "promoted")
 CHECK_RESULTS = ("pass", "fail", "no_data", "error")
 WATCH_RESTART_REASONS = ("expired", "closed", "error")
 RELIST_REASONS = ("initial", "expired", "resync")
+EVENT_DROP_REASONS = ("spam_filter", "queue_full", "stopped")
+METRICS_AUTH_DECISIONS = ("allowed", "unauthenticated", "forbidden", "error")
 
 
 def initialise(
@@ -208,6 +221,8 @@ def initialise(
         releases_total.labels(result)
     for result in CHECK_RESULTS:
         analysis_checks_total.labels(result)
+    for reason in EVENT_DROP_REASONS:
+        events_dropped_total.labels(reason)
     if lease_name:
         initialise_leader_election(lease_name)
 
@@ -216,3 +231,11 @@ def initialise_leader_election(lease_name: str) -> None:
     """Not leading (0) and no transitions yet, for one Lease."""
     leader_election_master_status.labels(lease_name).set(0)
     leader_election_transitions_total.labels(lease_name)
+
+
+def initialise_metrics_auth() -> None:
+    """The secure endpoint's series, touched only when it is on."""
+    for decision in METRICS_AUTH_DECISIONS:
+        for source in ("apiserver", "cache"):
+            metrics_auth_total.labels(decision, source)
+    metrics_auth_total.labels("unauthenticated", "request")

@@ -4,18 +4,26 @@ In a pod it uses the in-cluster config; elsewhere `--kubeconfig`. The API7 Cloud
 address come from API7_CLOUD_TOKEN / API7_CLOUD_ADDR (the seed's Secret `api7-cloud`, key
 `token`); flags override. SIGTERM or Ctrl-C: stop taking work, finish in-flight reconciles,
 exit 0.
+
+With `--metrics-secure`, `/metrics` is served over HTTPS to callers that kube-apiserver
+authenticates (bearer token, TokenReview) and authorizes for `get` on `/metrics`
+(SubjectAccessReview), with the mounted certificate or a self-signed one made at start.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import functools
 import logging
 import os
 import signal
+import ssl
 import threading
 
-from canaryctl import logs
+from canaryctl import logs, tls
 from canaryctl.controller import Controller, Settings, build_controller
+from canaryctl.delegated_auth import KubernetesAuthGuard
 from canaryctl.gateway.api7 import DEFAULT_BASE_URL, Api7Client, Api7Gateway
 from canaryctl.gateway.base import GatewayError
 from canaryctl.kube import load_api_client
@@ -28,6 +36,7 @@ from canaryctl.release.analysis import (
     QueryTemplates,
 )
 from canaryctl.release.prometheus import PrometheusClient
+from canaryctl.server import MetricsEndpointFactory, metrics_endpoint
 
 log = logging.getLogger("canaryctl")
 
@@ -73,6 +82,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--health-addr", default=":8081", help="address serving /healthz and /readyz"
     )
+    parser.add_argument(
+        "--metrics-secure",
+        action="store_true",
+        help="serve /metrics over HTTPS, only to bearer tokens kube-apiserver accepts "
+        "(TokenReview) whose user may get the non-resource URL /metrics (SubjectAccessReview)",
+    )
+    parser.add_argument(
+        "--metrics-cert-file",
+        metavar="PEM",
+        help="certificate (chain) for --metrics-secure (default: self-signed, made at start)",
+    )
+    parser.add_argument("--metrics-key-file", metavar="PEM", help="its private key")
     parser.add_argument("--log-format", choices=("json", "text"), default="text")
     parser.add_argument(
         "--log-level", choices=("debug", "info", "warning", "error"), default="info"
@@ -105,7 +126,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         settings = _settings(args)
-    except ValueError as error:  # e.g. a query template with an unknown {variable}
+        metrics_tls = _metrics_tls(args)
+    except (ValueError, OSError) as error:  # e.g. an unknown {variable}, an unreadable cert
         log.error("invalid flag: %s", error)
         return 2
     stop = threading.Event()
@@ -125,8 +147,10 @@ def run(args: argparse.Namespace) -> int:
             "cluster_id": cluster.cluster_id,
         },
     )
-    gateway = Api7Gateway(client, cluster.cluster_id)
-    controller = build_controller(load_api_client(args.kubeconfig), gateway, settings)
+    api = load_api_client(args.kubeconfig)
+    if metrics_tls is not None:
+        settings = dataclasses.replace(settings, metrics_server=_secure_metrics(api, metrics_tls))
+    controller = build_controller(api, Api7Gateway(client, cluster.cluster_id), settings)
     failed = threading.Event()
     threading.Thread(
         target=_start, args=(controller, stop, failed), name="start", daemon=True
@@ -159,6 +183,26 @@ def _settings(args: argparse.Namespace) -> Settings:
         dry_run=args.dry_run,
         analyzer=_analyzer(args),
     )
+
+
+def _metrics_tls(args: argparse.Namespace) -> ssl.SSLContext | None:
+    """The TLS context for --metrics-secure: the given certificate, else a self-signed one."""
+    cert, key = args.metrics_cert_file, args.metrics_key_file
+    if not args.metrics_secure:
+        if cert or key:
+            raise ValueError("--metrics-cert-file/--metrics-key-file need --metrics-secure")
+        return None
+    if bool(cert) != bool(key):
+        raise ValueError("--metrics-cert-file and --metrics-key-file go together")
+    if cert:
+        return tls.server_context_from_files(cert, key)
+    log.info("serving /metrics with a self-signed certificate made at start")
+    return tls.server_context()
+
+
+def _secure_metrics(api, context: ssl.SSLContext) -> MetricsEndpointFactory:
+    """`/metrics` over HTTPS behind Kubernetes authentication and authorization."""
+    return functools.partial(metrics_endpoint, tls=context, guard=KubernetesAuthGuard(api))
 
 
 def _analyzer(args: argparse.Namespace) -> Analyzer | None:

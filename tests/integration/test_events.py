@@ -1,4 +1,4 @@
-"""EventRecorder against a real kube-apiserver: fields, aggregation of repeats, expiry, overflow."""
+"""EventRecorder on a real kube-apiserver: fields, repeats, similar events, floods, overflow."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 from kubernetes import client
 
 from canaryctl import metrics
+from canaryctl.event_correlator import AGGREGATE_PREFIX
 from canaryctl.events import MAX_MESSAGE_LENGTH, EventRecorder
 from canaryctl.objects import Service
 
@@ -135,11 +136,12 @@ def test_a_repeat_after_the_window_or_after_expiry_creates_a_new_event(
 
 def test_overflow_drops_and_counts_and_long_messages_are_truncated(recorder_for, core_api, service):
     recorder = recorder_for(max_pending=2, autostart=False)
-    dropped_before = metrics.events_dropped_total._value.get()
+    queue_full = metrics.events_dropped_total.labels("queue_full")
+    dropped_before = queue_full._value.get()
     for index in range(4):
         recorder.warning(service, "AnalysisFailed", f"check {index} " + "x" * 2000)
     assert recorder.dropped == 2
-    assert metrics.events_dropped_total._value.get() == dropped_before + 2
+    assert queue_full._value.get() == dropped_before + 2
 
     recorder.start()
     assert recorder.flush(10)
@@ -159,3 +161,34 @@ def test_recording_never_blocks_even_when_the_apiserver_is_unreachable(service):
     finally:
         recorder.stop()
     assert recorder.dropped >= 49  # at most one was being sent when stop() gave up the rest
+
+
+def test_a_flood_of_similar_events_makes_ten_objects_and_one_aggregated_count(
+    recorder_for, core_api, service
+):
+    """3,000 weight changes on one Service, each with its own message, as fast as they come.
+
+    client-go's rules: 9 distinct messages get their own Event; from the 10th on, similar
+    events (same Service, type, reason) go to one aggregated Event. The spam filter lets a
+    Service have 25 events of a type, then one per 5 minutes: so 10 objects, the aggregated
+    one counting the 16 accepted after the first 9, and 2,975 dropped.
+    """
+    recorder = recorder_for()
+    spam = metrics.events_dropped_total.labels("spam_filter")
+    dropped_before, recorded_before = (
+        spam._value.get(),
+        metrics.events_total.labels("CanaryWeightChanged")._value.get(),
+    )
+    for index in range(3000):
+        recorder.normal(service, "CanaryWeightChanged", f"canary weight {index / 30:.2f}%")
+    assert recorder.flush(30)
+
+    events = events_of(core_api, service)
+    plain = [e for e in events if not e["message"].startswith(AGGREGATE_PREFIX)]
+    [aggregated] = [e for e in events if e["message"].startswith(AGGREGATE_PREFIX)]
+    assert len(events) == 10 and [e["count"] for e in plain] == [1] * 9
+    assert sorted(e["message"] for e in plain) == [f"canary weight {i / 30:.2f}%" for i in range(9)]
+    assert aggregated["count"] == 16 and aggregated["reason"] == "CanaryWeightChanged"
+    assert aggregated["message"] == AGGREGATE_PREFIX + "canary weight 0.80%"  # the 25th, i=24
+    assert recorder.dropped == spam._value.get() - dropped_before == 2975
+    assert metrics.events_total.labels("CanaryWeightChanged")._value.get() == recorded_before + 25

@@ -1,22 +1,27 @@
-"""In-cluster mode for real: `canaryctl run` as the shipped ServiceAccount, with only the shipped RBAC.
+"""In-cluster mode for real: `canaryctl run` as the shipped ServiceAccount, with the shipped RBAC.
 
 The test does what the kubelet does for a pod: applies `manifests/`, mints a token for the
 `canaryctl` ServiceAccount (TokenRequest), lays out token, CA and namespace as the
 ServiceAccount mount, and points KUBERNETES_SERVICE_HOST/PORT at the local control plane.
-The controller gets no kubeconfig (no flag, no KUBECONFIG, an empty HOME), and the seed's
-walk-through must still converge — every list, watch, status patch and Event going through
-RBAC — without a single refusal and without the token ever reaching the log.
+The controller gets no kubeconfig (no flag, no KUBECONFIG, an empty HOME) and the
+Deployment's own arguments (`--metrics-secure` among them), and the seed's walk-through
+must still converge — every list, watch, status patch and Event going through RBAC —
+without a single refusal and without a token ever reaching the log; `/metrics` answers
+over HTTPS only to a ServiceAccount bound to `canaryctl-metrics-reader`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import ssl
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
+import yaml
 from kubernetes import client
 
 from canaryctl.demo.environment import DemoEnvironment
@@ -47,6 +52,30 @@ def seed_stages_in(namespace: str) -> list[Stage]:
     ]
 
 
+def deployment_args() -> list[str]:
+    """The controller container's arguments after `run`, as manifests/deployment.yaml has them."""
+    deployment = yaml.safe_load((MANIFESTS / "deployment.yaml").read_text())
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["args"][0] == "run"
+    return container["args"][1:]
+
+
+@pytest.fixture
+def metrics_reader_token(localkube, namespace) -> Iterator[str]:
+    """A token of a ServiceAccount bound to canaryctl-metrics-reader, as Prometheus' would be."""
+    localkube.kubectl("create", "serviceaccount", "prometheus", "-n", namespace)
+    binding = f"{namespace}-canaryctl-metrics"
+    localkube.kubectl(
+        "create",
+        "clusterrolebinding",
+        binding,
+        "--clusterrole=canaryctl-metrics-reader",
+        f"--serviceaccount={namespace}:prometheus",
+    )
+    yield localkube.service_account_token(namespace, "prometheus")
+    localkube.kubectl("delete", "clusterrolebinding", binding, check=False)
+
+
 @pytest.fixture
 def pod_token(localkube) -> str:
     localkube.kubectl("apply", "-k", str(MANIFESTS))
@@ -75,20 +104,31 @@ def demo(localkube, serviceaccount_dir, tmp_path, monkeypatch) -> Iterator[DemoE
         namespace=f"incluster-{uuid.uuid4().hex[:8]}",
         progress=lambda _: None,
         serviceaccount_dir=serviceaccount_dir,
+        controller_args=deployment_args(),
     ) as env:
         yield env
 
 
-def test_seed_walkthrough_converges_as_the_shipped_serviceaccount(demo, pod_token):
+def test_seed_walkthrough_converges_as_the_shipped_serviceaccount(
+    demo, pod_token, metrics_reader_token, tmp_path
+):
     for stage in seed_stages_in(demo.namespace):
         result = run_stage(demo, stage, say=lambda _: None)
         assert result.matched, (stage.title, result.answers)
+    scrapes = scrape_secure_metrics(demo, tmp_path, reader=metrics_reader_token, pod=pod_token)
 
     assert demo.stop_controller() == 0
     log = demo.controller_log.read_text()
     assert "controller started" in log
     assert "Forbidden" not in log, log[-3000:]  # an RBAC refusal, however it was logged
-    assert pod_token not in log and demo.token not in log
+    assert pod_token not in log and demo.token not in log and metrics_reader_token not in log
+
+    reader, controller_itself, anonymous = scrapes
+    assert reader.status_code == 200
+    assert (
+        'controller_runtime_reconcile_total{controller="service",result="success"}' in reader.text
+    )
+    assert (controller_itself.status_code, anonymous.status_code) == (403, 401)
 
     # status patches and Events went through RBAC too
     status = demo.kubectl(
@@ -99,6 +139,22 @@ def test_seed_walkthrough_converges_as_the_shipped_serviceaccount(demo, pod_toke
         "get", "events", "-n", demo.namespace, "-o", "jsonpath={.items[*].reason}"
     ).stdout.split()
     assert {"Published", "Promoted"} <= set(events), events
+
+
+def scrape_secure_metrics(demo, tmp_path: Path, reader: str, pod: str) -> list[requests.Response]:
+    """GET /metrics over HTTPS, pinning the certificate the controller made, as the reader,
+    as the controller's own ServiceAccount, and without a token."""
+    pinned = tmp_path / "served.pem"
+    pinned.write_text(ssl.get_server_certificate(("127.0.0.1", demo.metrics_port)))
+    url = f"https://127.0.0.1:{demo.metrics_port}/metrics"
+    return [
+        requests.get(url, headers=headers, verify=pinned, timeout=10)
+        for headers in (
+            {"Authorization": f"Bearer {reader}"},
+            {"Authorization": f"Bearer {pod}"},
+            {},
+        )
+    ]
 
 
 def test_incluster_client_reads_services_cluster_wide_and_no_secrets(

@@ -39,7 +39,7 @@ def of_kind(objects: list[dict], kind: str) -> list[dict]:
 
 
 def overlay(tmp_path: Path, base: Path, namespace: str) -> Path:
-    """A kustomization in tmp_path that moves `base` into `namespace` (kustomize wants a relative base)."""
+    """A kustomization in tmp_path moving `base` into `namespace` (kustomize wants it relative)."""
     (tmp_path / "kustomization.yaml").write_text(
         f"namespace: {namespace}\nresources:\n  - {os.path.relpath(base, tmp_path)}\n"
     )
@@ -86,6 +86,7 @@ def test_apply_creates_every_object_without_warnings(localkube, installed):
         "serviceaccount/canaryctl",
         "clusterrole/canaryctl",
         "clusterrolebinding/canaryctl",
+        "clusterrole/canaryctl-metrics-reader",
         "deployment/canaryctl",
         "service/canaryctl-metrics",
     }
@@ -99,7 +100,7 @@ def test_apply_creates_every_object_without_warnings(localkube, installed):
 
 def test_server_dry_run_is_clean(localkube, installed):
     lines = dry_run_lines(localkube, MANIFESTS)
-    assert len(lines) == 6 and all(line.endswith("(server dry run)") for line in lines), lines
+    assert len(lines) == 7 and all(line.endswith("(server dry run)") for line in lines), lines
 
 
 def test_namespace_is_overridable_by_an_overlay(localkube, declared_namespace, tmp_path):
@@ -137,7 +138,7 @@ def test_examples_pass_server_dry_run_in_a_namespace(localkube, declared_namespa
     ]
 
 
-# the controller's pod -------------------------------------------------------------------------------
+# the controller's pod ------------------------------------------------------------------------
 
 
 def controller_pod(localkube) -> dict:
@@ -173,7 +174,7 @@ def test_controller_pod_is_admitted_under_restricted_pod_security(localkube, ins
     pod = controller_pod(localkube)
     assert create_dry_run(localkube, pod).returncode == 0
 
-    # the namespace really enforces it: the same pod without its container securityContext is refused
+    # the namespace really enforces it: the pod without its container securityContext is refused
     loose = copy.deepcopy(pod)
     del loose["spec"]["containers"][0]["securityContext"]
     refused = create_dry_run(localkube, loose)
@@ -187,7 +188,7 @@ def test_deployment_matches_the_controller_contract(localkube):
     [container] = pod["containers"]
     assert (spec["replicas"], spec["strategy"]["type"]) == (1, "Recreate")  # no leader election yet
     assert container["image"] == f"ghcr.io/canaryctl/canaryctl:{canaryctl.__version__}"
-    assert container["args"] == ["run", "--log-format=json"]
+    assert container["args"] == ["run", "--log-format=json", "--metrics-secure"]
     env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"]}
     assert env == {
         "API7_CLOUD_TOKEN": {"name": "api7-cloud", "key": "token"},
@@ -206,6 +207,7 @@ def test_deployment_matches_the_controller_contract(localkube):
         "prometheus.io/scrape": "true",
         "prometheus.io/port": "8080",
         "prometheus.io/path": "/metrics",
+        "prometheus.io/scheme": "https",  # --metrics-secure
     }
     assert (
         metrics["spec"]["selector"].items()
@@ -214,11 +216,12 @@ def test_deployment_matches_the_controller_contract(localkube):
     assert metrics["spec"]["ports"] == [{"name": "metrics", "port": 8080, "targetPort": "metrics"}]
 
 
-# RBAC ----------------------------------------------------------------------------------------------
+# RBAC ----------------------------------------------------------------------------------------
 
 IN_APP_NAMESPACE = ("-n", APP_NAMESPACE)
 EVERYWHERE = ("--all-namespaces",)
 IN_OWN_NAMESPACE = ("-n", SYSTEM_NAMESPACE)
+NOT_NAMESPACED: tuple[str, ...] = ()  # non-resource URLs
 
 ALLOWED = [
     ("get", "services", IN_APP_NAMESPACE),
@@ -227,6 +230,8 @@ ALLOWED = [
     ("patch", "services", IN_APP_NAMESPACE),
     ("create", "events", IN_APP_NAMESPACE),
     ("patch", "events", IN_APP_NAMESPACE),
+    ("create", "tokenreviews.authentication.k8s.io", EVERYWHERE),  # --metrics-secure
+    ("create", "subjectaccessreviews.authorization.k8s.io", EVERYWHERE),
 ]
 DENIED = [
     ("get", "secrets", IN_OWN_NAMESPACE),  # not even its own api7-cloud Secret
@@ -249,6 +254,9 @@ DENIED = [
     ("bind", "clusterroles.rbac.authorization.k8s.io", EVERYWHERE),
     ("escalate", "clusterroles.rbac.authorization.k8s.io", EVERYWHERE),
     ("*", "*", EVERYWHERE),
+    ("get", "/metrics", NOT_NAMESPACED),  # its own metrics: only for the metrics-reader role
+    ("create", "localsubjectaccessreviews.authorization.k8s.io", IN_APP_NAMESPACE),
+    ("create", "certificatesigningrequests.certificates.k8s.io", EVERYWHERE),
 ]
 
 
@@ -278,11 +286,46 @@ def granted_rules(localkube, user: str) -> set[tuple[str, ...]]:
     return {tuple(line.split()) for line in table.splitlines()[1:]}
 
 
-def test_controller_has_nothing_beyond_its_two_rules(localkube, installed):
+UNBOUND = f"system:serviceaccount:{SYSTEM_NAMESPACE}:no-bindings"
+
+
+def test_controller_has_nothing_beyond_its_four_rules(localkube, installed):
     """Everything the ServiceAccount may do, minus what any unbound ServiceAccount may do."""
-    unbound = f"system:serviceaccount:{SYSTEM_NAMESPACE}:no-bindings"
-    extra = granted_rules(localkube, CONTROLLER) - granted_rules(localkube, unbound)
+    extra = granted_rules(localkube, CONTROLLER) - granted_rules(localkube, UNBOUND)
     assert extra == {
         ("events", "[]", "[]", "[create", "patch]"),
         ("services", "[]", "[]", "[get", "list", "watch", "patch]"),
+        ("tokenreviews.authentication.k8s.io", "[]", "[]", "[create]"),
+        ("subjectaccessreviews.authorization.k8s.io", "[]", "[]", "[create]"),
     }
+
+
+@pytest.fixture
+def metrics_reader(localkube, declared_namespace, installed) -> str:
+    """A ServiceAccount bound to canaryctl-metrics-reader, as the README tells Prometheus users."""
+    namespace = declared_namespace
+    localkube.kubectl("create", "serviceaccount", "prometheus", "-n", namespace)
+    binding = f"{namespace}-canaryctl-metrics"
+    localkube.kubectl(
+        "create",
+        "clusterrolebinding",
+        binding,
+        "--clusterrole=canaryctl-metrics-reader",
+        f"--serviceaccount={namespace}:prometheus",
+    )
+    yield f"system:serviceaccount:{namespace}:prometheus"
+    localkube.kubectl("delete", "clusterrolebinding", binding, check=False)
+
+
+def test_metrics_reader_role_grants_get_on_metrics_and_nothing_else(localkube, metrics_reader):
+    [role] = [
+        o
+        for o in of_kind(render(localkube, MANIFESTS), "ClusterRole")
+        if o["metadata"]["name"] == "canaryctl-metrics-reader"
+    ]
+    assert role["rules"] == [{"nonResourceURLs": ["/metrics"], "verbs": ["get"]}]
+    assert can_i(localkube, metrics_reader, "get", "/metrics", NOT_NAMESPACED) == "yes"
+    assert can_i(localkube, metrics_reader, "post", "/metrics", NOT_NAMESPACED) == "no"
+    assert can_i(localkube, UNBOUND, "get", "/metrics", NOT_NAMESPACED) == "no"
+    extra = granted_rules(localkube, metrics_reader) - granted_rules(localkube, UNBOUND)
+    assert extra == {("[/metrics]", "[]", "[get]")}

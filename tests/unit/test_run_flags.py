@@ -42,3 +42,26 @@ def test_run_with_an_unknown_query_variable_exits_2(monkeypatch, capsys, flag):
     )
     err = capsys.readouterr().err
     assert "unknown variable(s) bogus" in err and "secret-token-value" not in err
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--metrics-cert-file=tls.crt", "--metrics-key-file=tls.key"], "need --metrics-secure"),
+        (["--metrics-secure", "--metrics-cert-file=tls.crt"], "go together"),
+        (
+            [
+                "--metrics-secure",
+                "--metrics-cert-file=/nonexistent/tls.crt",
+                "--metrics-key-file=/nonexistent/tls.key",
+            ],
+            "No such file",
+        ),
+    ],
+    ids=["without-secure", "cert-without-key", "missing-files"],
+)
+def test_bad_metrics_tls_flags_exit_2(monkeypatch, capsys, flags, message):
+    monkeypatch.setenv("API7_CLOUD_TOKEN", "secret-token-value")
+    assert main(["run", "--api7-addr", "http://127.0.0.1:9", *flags]) == 2
+    err = capsys.readouterr().err
+    assert "invalid flag" in err and message in err and "Traceback" not in err
