@@ -1,8 +1,8 @@
 """Run the seed's canary walk-through on this machine, no cluster needed.
 
 Starts a real local kube-apiserver + etcd (built from the Go module proxy on first use,
-which takes several minutes), the API7 Cloud emulator with its data plane, two error-page
-backends and the controller; then runs the blog's kubectl commands and, after each stage,
+which takes several minutes), the gateway chosen with --gateway (default: the API7 Cloud
+emulator with its data plane), two error-page backends and the controller; then runs the blog's kubectl commands and, after each stage,
 sends 100 requests through the gateway and prints how many reached v1 and v2. Exits 0 only
 if every stage matched. With --auto, canaryctl makes the release decisions itself from
 Prometheus metrics (see canaryctl/demo/auto.py).
@@ -14,13 +14,16 @@ import argparse
 import sys
 import time
 
-from canaryctl.demo.auto import run_auto_demo
-from canaryctl.demo.environment import DemoEnvironment
-from canaryctl.demo.walkthrough import SEED_STAGES, run_stage, table
-from canaryctl.testing.prometheus import PrometheusUnavailable
+from canaryctl.demo.gateways import KITS
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--gateway",
+        choices=sorted(KITS),
+        default="api7",
+        help="the gateway to run against (default: %(default)s)",
+    )
     parser.add_argument(
         "--keep-going", action="store_true", help="run every stage even after a mismatch"
     )
@@ -42,14 +45,16 @@ def progress(message: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.auto:
-        return _run_auto()
+        return _run_auto(args.gateway)
+    from canaryctl.demo.environment import DemoEnvironment
+    from canaryctl.demo.walkthrough import SEED_STAGES, run_stage, table
+
     started = time.monotonic()
     results = []
     try:
-        with DemoEnvironment(progress=progress) as env:
-            say(
-                f"controller running (log: {env.controller_log}); gateway data plane at {env.emulator.dataplane_url}"
-            )
+        with DemoEnvironment(progress=progress, gateway=args.gateway) as env:
+            say(f"controller running (log: {env.controller_log})")
+            say(f"{args.gateway} data plane at {env.kit.dataplane_url}")
             for stage in SEED_STAGES:
                 results.append(run_stage(env, stage, say))
                 if not results[-1].matched and not args.keep_going:
@@ -67,14 +72,16 @@ def run(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
-def _run_auto() -> int:
+def _run_auto(gateway: str) -> int:
+    from canaryctl.demo.auto import run_auto_demo
+    from canaryctl.testing.prometheus import PrometheusUnavailable
+
     started = time.monotonic()
     try:
-        ok = run_auto_demo(say, progress)
+        ok = run_auto_demo(say, progress, gateway)
     except (RuntimeError, TimeoutError, PrometheusUnavailable) as error:
         say(f"demo failed: {error}")
         return 1
-    say(
-        f"\n{'v2 promoted and v3 rolled back' if ok else 'demo FAILED'} in {time.monotonic() - started:.0f} s"
-    )
+    verdict = "v2 promoted and v3 rolled back" if ok else "demo FAILED"
+    say(f"\n{verdict} in {time.monotonic() - started:.0f} s")
     return 0 if ok else 1

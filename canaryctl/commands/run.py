@@ -1,9 +1,8 @@
-"""Run the controller: watch Services, publish them as canary releases on API7 Cloud.
+"""Run the controller: watch Services, publish them as canary releases on a gateway.
 
-In a pod it uses the in-cluster config; elsewhere `--kubeconfig`. The API7 Cloud token and
-address come from API7_CLOUD_TOKEN / API7_CLOUD_ADDR (the seed's Secret `api7-cloud`, key
-`token`); flags override. SIGTERM or Ctrl-C: stop taking work, finish in-flight reconciles,
-exit 0.
+`--gateway` chooses the backend (API7 Cloud by default); each backend's module adds its own
+flags and connects (see `GATEWAYS`). In a pod canaryctl uses the in-cluster config; elsewhere
+`--kubeconfig`. SIGTERM or Ctrl-C: stop taking work, finish in-flight reconciles, exit 0.
 
 With `--metrics-secure`, `/metrics` is served over HTTPS to callers that kube-apiserver
 authenticates (bearer token, TokenReview) and authorizes for `get` on `/metrics`
@@ -16,16 +15,16 @@ import argparse
 import dataclasses
 import functools
 import logging
-import os
 import signal
 import ssl
 import threading
 
+import canaryctl
 from canaryctl import logs, tls
 from canaryctl.controller import Controller, Settings, build_controller
 from canaryctl.delegated_auth import KubernetesAuthGuard
-from canaryctl.gateway.api7 import DEFAULT_BASE_URL, Api7Client, Api7Gateway
-from canaryctl.gateway.base import GatewayError
+from canaryctl.gateway.api7 import options as api7_options
+from canaryctl.gateway.base import ConnectError
 from canaryctl.kube import load_api_client
 from canaryctl.release.analysis import (
     DEFAULT_ERRORS,
@@ -40,6 +39,9 @@ from canaryctl.server import MetricsEndpointFactory, metrics_endpoint
 
 log = logging.getLogger("canaryctl")
 
+# --gateway NAME -> the module that adds the backend's flags and connects it
+GATEWAYS = {"api7": api7_options}
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -53,21 +55,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="watch only this namespace (repeatable; default: all namespaces)",
     )
     parser.add_argument(
-        "--api7-addr",
-        default=os.environ.get("API7_CLOUD_ADDR") or DEFAULT_BASE_URL,
-        help="API7 Cloud address (env API7_CLOUD_ADDR)",
+        "--gateway",
+        choices=sorted(GATEWAYS),
+        default="api7",
+        help="the gateway backend (default: %(default)s)",
     )
-    parser.add_argument(
-        "--api7-token",
-        default=None,
-        help="API7 Cloud access token (env API7_CLOUD_TOKEN; "
-        "prefer the environment: flags are visible in the process list)",
-    )
-    parser.add_argument(
-        "--api7-ca-bundle", default=None, help="CA bundle to verify API7 Cloud's certificate"
-    )
-    parser.add_argument("--api7-org", help="organization id or name (default: the only one)")
-    parser.add_argument("--api7-cluster", help="cluster id or name (default: the only one)")
     parser.add_argument(
         "--cluster-domain", default="cluster.local", help="Kubernetes cluster DNS domain"
     )
@@ -99,6 +91,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--log-level", choices=("debug", "info", "warning", "error"), default="info"
     )
     parser.add_argument("--dry-run", action="store_true", help="log the plan, write nothing")
+    for backend in GATEWAYS.values():
+        backend.add_options(parser)
     analysis = parser.add_argument_group("release analysis (canaries with api7.cloud/canary-steps)")
     analysis.add_argument(
         "--prometheus-url", help="Prometheus HTTP API base URL, e.g. http://prometheus:9090"
@@ -120,10 +114,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     logs.setup(args.log_format, args.log_level)
-    token = args.api7_token or os.environ.get("API7_CLOUD_TOKEN")
-    if not token:
-        log.error("no API7 Cloud token: set API7_CLOUD_TOKEN (or --api7-token)")
-        return 2
     try:
         settings = _settings(args)
         metrics_tls = _metrics_tls(args)
@@ -133,24 +123,15 @@ def run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    client = Api7Client(token, args.api7_addr, ca_bundle=args.api7_ca_bundle)
     try:
-        cluster = client.resolve_cluster(args.api7_org, args.api7_cluster)
-    except GatewayError as error:
-        log.error("cannot choose the API7 Cloud cluster: %s", error)
-        return 1
-    log.info(
-        "using API7 Cloud cluster",
-        extra={
-            "org": cluster.org_name,
-            "cluster": cluster.cluster_name,
-            "cluster_id": cluster.cluster_id,
-        },
-    )
+        connection = GATEWAYS[args.gateway].connect(args, f"canaryctl/{canaryctl.__version__}")
+    except ConnectError as error:
+        log.error("%s", error)
+        return error.exit_code
     api = load_api_client(args.kubeconfig)
     if metrics_tls is not None:
         settings = dataclasses.replace(settings, metrics_server=_secure_metrics(api, metrics_tls))
-    controller = build_controller(api, Api7Gateway(client, cluster.cluster_id), settings)
+    controller = build_controller(api, connection.gateway, settings)
     failed = threading.Event()
     threading.Thread(
         target=_start, args=(controller, stop, failed), name="start", daemon=True
@@ -158,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
     stop.wait()
     log.info("shutting down" if not failed.is_set() else "giving up")
     controller.stop()
-    client.close()
+    connection.close()
     return 1 if failed.is_set() else 0
 
 

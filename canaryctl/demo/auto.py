@@ -1,7 +1,6 @@
 """`canaryctl demo --auto`: canaryctl decides the release from Prometheus metrics.
 
-On top of the seed's set-up, a real Prometheus scrapes the emulator's data plane (APISIX
-metric names) and a load generator sends steady traffic. A healthy v2 is then released step
+On top of the seed's set-up, a real Prometheus scrapes the gateway's request metrics and a load generator sends steady traffic. A healthy v2 is then released step
 by step and promoted; a v3 that fails 30 % of its requests is rolled back, and the failing
 value is printed. Exits 0 only if both happened.
 """
@@ -24,7 +23,7 @@ FINAL_PHASES = ("Succeeded", "RolledBack", "Aborted", "Paused")
 
 
 def release(env: DemoEnvironment, version: str, say: Callable[[str], None]) -> dict:
-    """Deploy error-page-`version` as an automated canary and follow it to its end; return the final state."""
+    """Deploy error-page-`version` as an automated canary, follow it to its end, return its state."""
     for command in (
         f"kubectl apply -f error-page-{version}.yaml -n {NAMESPACE}",
         f'{ANNOTATE} error-page-{version} "api7.cloud/published-canary-service=true" {SETTINGS}',
@@ -56,9 +55,11 @@ def follow(
     raise TimeoutError(f"the release of {service} did not end within {timeout:.0f} s")
 
 
-def run_auto_demo(say: Callable[[str], None], progress: Callable[[str], None]) -> bool:
+def run_auto_demo(
+    say: Callable[[str], None], progress: Callable[[str], None], gateway: str = "api7"
+) -> bool:
     with DemoEnvironment(
-        versions=("v1", "v2", "v3"), progress=progress, with_prometheus=True
+        versions=("v1", "v2", "v3"), progress=progress, with_prometheus=True, gateway=gateway
     ) as env:
         env.backends["v3"].fail_rate = 0.3
         say(f"Prometheus at {env.prometheus.url} scrapes the gateway's data plane every second")
@@ -69,7 +70,7 @@ def run_auto_demo(say: Callable[[str], None], progress: Callable[[str], None]) -
             say(f"$ {command}")
             env.shell(command)
         env.wait_for_split((f"{NAMESPACE}/error-page-v1", None, 0))
-        with LoadGenerator(env.emulator.dataplane_url, rate=50) as load:
+        with LoadGenerator(env.kit.dataplane_url, rate=50) as load:
             say("\n== v2 (healthy): canaryctl steps 10 -> 30 -> 60 -> 100 %, judging each step")
             v2 = release(env, "v2", say)
             say(f"$ kubectl delete service error-page-v1 -n {NAMESPACE}")

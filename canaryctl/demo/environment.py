@@ -1,9 +1,9 @@
 """Everything the seed's walk-through needs, on loopback, in one context manager.
 
-A real kube-apiserver + etcd (localkube), the API7 Cloud emulator with its data plane,
-one error-page backend per version, and the controller as a real `canaryctl run`
-subprocess. Service DNS names do not resolve here, so the emulator's data plane maps each
-`error-page-vN.<namespace>.svc.cluster.local:80` to its local backend. Used by
+A real kube-apiserver + etcd (localkube), a gateway (a kit from `canaryctl.demo.gateways`:
+API7 Cloud by default), one error-page backend per version, and the controller as a real
+`canaryctl run` subprocess. Service DNS names do not resolve here, so the gateway kit routes
+each `error-page-vN.<namespace>.svc.cluster.local:80` to its local backend. Used by
 `canaryctl demo` and by the end-to-end tests.
 """
 
@@ -12,7 +12,6 @@ from __future__ import annotations
 import collections
 import json
 import os
-import secrets
 import shlex
 import signal
 import subprocess
@@ -26,8 +25,8 @@ import requests
 
 import canaryctl
 from canaryctl.annotations import STATUS
+from canaryctl.demo.gateways import Split, kit_for
 from canaryctl.kube import SERVICEACCOUNT_DIR_ENV
-from canaryctl.testing.api7cloud import Emulator
 from canaryctl.testing.errorpage import ErrorPage
 from canaryctl.testing.localkube import LocalKube, free_port, wait_until
 from canaryctl.testing.prometheus import PrometheusServer
@@ -47,7 +46,7 @@ def examples_dir() -> Path:
 
 
 class DemoEnvironment:
-    """localkube + emulator + error-page backends + controller, torn down in reverse order."""
+    """localkube + gateway + error-page backends + controller, torn down in reverse order."""
 
     def __init__(
         self,
@@ -58,6 +57,7 @@ class DemoEnvironment:
         controller_args: Sequence[str] = (),
         with_prometheus: bool = False,
         serviceaccount_dir: Path | None = None,
+        gateway: str = "api7",
     ):
         self.versions = list(versions)
         self.namespace = namespace
@@ -66,7 +66,7 @@ class DemoEnvironment:
         self.serviceaccount_dir = serviceaccount_dir
         self.with_prometheus = with_prometheus
         self.prometheus: PrometheusServer | None = None
-        self.token = secrets.token_hex(16)
+        self.kit = kit_for(gateway)
         self.kube = kube
         self._own_kube = kube is None
         self._stack = ExitStack()
@@ -94,9 +94,10 @@ class DemoEnvironment:
         if self._own_kube:
             self.progress("starting a local kube-apiserver + etcd")
             self.kube = self._stack.enter_context(LocalKube(progress=self.progress))
-        self.emulator = self._stack.enter_context(Emulator(token=self.token))
-        if self.with_prometheus:  # scrapes the data plane's APISIX metrics every second
-            self.prometheus = PrometheusServer([self.emulator.dataplane_address])
+        self.kit.start(self._stack)
+        self.emulator = self.kit.emulator
+        if self.with_prometheus:  # scrapes the gateway's request metrics every second
+            self.prometheus = PrometheusServer([self.kit.metrics_target])
             self._stack.callback(self.prometheus.close)
             self.prometheus.start()
         for version in self.versions:
@@ -112,7 +113,7 @@ class DemoEnvironment:
         """Start error-page `version` and route its Service's DNS name to it."""
         backend = self._stack.enter_context(ErrorPage(version=version, fail_rate=fail_rate))
         self.backends[version] = backend
-        self.emulator.add_resolve(
+        self.kit.route_service(
             f"error-page-{version}.{self.namespace}.svc.cluster.local:80", backend.address
         )
         return backend
@@ -133,7 +134,7 @@ class DemoEnvironment:
             "canaryctl",
             "run",
             *access_args,
-            f"--api7-addr={self.emulator.url}",
+            *self.kit.controller_args(),
             f"--metrics-addr=127.0.0.1:{self.metrics_port}",
             f"--health-addr=127.0.0.1:{self.health_port}",
             f"--namespace={self.namespace}",
@@ -141,7 +142,7 @@ class DemoEnvironment:
             *self._analysis_args(),
             *self.controller_args,
         ]
-        env = {**os.environ, **access_env, "API7_CLOUD_TOKEN": self.token}
+        env = {**os.environ, **access_env, **self.kit.controller_env()}
         with open(self.controller_log, "ab") as log:
             self.controller = subprocess.Popen(
                 command, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
@@ -273,8 +274,8 @@ class DemoEnvironment:
         return sorted(json.loads(out)["items"], key=lambda e: e.get("lastTimestamp") or "")
 
     def gateway_writes(self) -> list:
-        """The emulator's logged API calls that were not reads."""
-        return [record for record in self.emulator.request_log() if record.method != "GET"]
+        """The gateway's logged calls that wrote to it."""
+        return self.kit.writes()
 
     def send(self, count: int = 100) -> collections.Counter:
         """Send `count` requests with `Host: error-page` through the data plane; count answers by version."""
@@ -282,27 +283,16 @@ class DemoEnvironment:
         with requests.Session() as session:
             for _ in range(count):
                 response = session.get(
-                    f"{self.emulator.dataplane_url}/api/error_page",
+                    f"{self.kit.dataplane_url}/api/error_page",
                     headers={"Host": APP_HOST},
                     timeout=5,
                 )
                 answers[_version_of(response)] += 1
         return answers
 
-    def split(self, app: str = APP_HOST) -> tuple[str | None, str | None, int]:
-        """(default upstream version, in-progress canary version, percent) as the emulator holds them."""
-        found = self.emulator.app_by_name(app)
-        if found is None or not self.emulator.apis(
-            found["id"]
-        ):  # not routable before its API exists
-            return (None, None, 0)
-        live = [c for c in self.emulator.canaries(found["id"]) if c.get("state") == "in_progress"]
-        canary = live[0] if live else None
-        return (
-            found.get("default_upstream_version"),
-            canary and canary.get("canary_upstream_version"),
-            int(canary.get("percent") or 0) if canary else 0,
-        )
+    def split(self, app: str = APP_HOST) -> Split:
+        """(stable, canary, canary weight) as the gateway routes `app` now."""
+        return self.kit.split(app)
 
     def wait_for_split(
         self, expected: tuple[str | None, str | None, int], timeout: float = 30

@@ -6,6 +6,8 @@ desired `AppSpec` into the fewest writes, and returns the state as the gateway a
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 from canaryctl.gateway.model import AppSpec, AppState
@@ -14,13 +16,9 @@ from canaryctl.gateway.model import AppSpec, AppState
 class GatewayError(Exception):
     """Any failure talking to the gateway. Messages never contain credentials."""
 
-    transient = False
-
 
 class TransientGatewayError(GatewayError):
     """Worth retrying later: connection trouble, timeouts, 429, 5xx."""
-
-    transient = True
 
 
 class TerminalGatewayError(GatewayError):
@@ -45,3 +43,19 @@ class Gateway(Protocol):
 
     def delete(self, current: AppState) -> None:
         """Delete an owned application and everything canaryctl created under it."""
+
+
+class ConnectError(Exception):
+    """The gateway cannot be reached or chosen at start: a message for the log and an exit code."""
+
+    def __init__(self, message: str, exit_code: int = 1):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclass(frozen=True)
+class Connection:
+    """A connected gateway backend, and how to let go of it at shutdown."""
+
+    gateway: Gateway
+    close: Callable[[], None]

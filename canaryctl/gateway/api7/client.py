@@ -17,6 +17,7 @@ import requests
 
 from canaryctl.gateway.api7.transport import (
     DEFAULT_BASE_URL,
+    DEFAULT_RETRY,
     DEFAULT_TIMEOUT,
     Getter,
     RetryPolicy,
@@ -47,7 +48,7 @@ class Api7Client:
         *,
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
         ca_bundle: str | None = None,
-        retry: RetryPolicy = RetryPolicy(),
+        retry: RetryPolicy = DEFAULT_RETRY,
         page_size: int = 100,
         max_pages: int = 1000,
         session: requests.Session | None = None,
@@ -122,9 +123,6 @@ class Api7Client:
 
     def list_apis(self, app_id: str) -> list[Json]:
         return self._list(f"/apps/{app_id}/apis")
-
-    def get_api(self, app_id: str, api_id: str) -> Json:
-        return self._get(f"/apps/{app_id}/apis/{api_id}")
 
     def create_api(self, app_id: str, body: Json) -> Json:
         return self._create(f"/apps/{app_id}/apis", body)

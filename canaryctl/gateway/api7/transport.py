@@ -52,6 +52,9 @@ class RetryPolicy:
     retry_after_cap: float = 10.0  # longest Retry-After honoured
 
 
+DEFAULT_RETRY = RetryPolicy()
+
+
 class _RetryableFailure(Exception):
     """One attempt failed in a way that another attempt may fix."""
 
@@ -92,7 +95,7 @@ class Transport:
         *,
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
         ca_bundle: str | None = None,
-        retry: RetryPolicy = RetryPolicy(),
+        retry: RetryPolicy = DEFAULT_RETRY,
         session: requests.Session | None = None,
     ):
         self.base_url = base_url.rstrip("/")
