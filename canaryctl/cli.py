@@ -1,9 +1,9 @@
-"""The `canaryctl` command line: one argparse tree, each subcommand in its own module.
+"""The `canaryctl` command line: a table of subcommands, each in its own module, imported on use.
 
-Every command module exposes `configure(parser)` to add its flags and `run(args) -> int`.
-Modules are imported only when the tree is built, so this file stays a plain table. An
-entry `module:Name` names an object in the module that plays that role (with its own
-docstring), so one module can serve several closely related subcommands.
+Every command module exposes `configure(parser)` to add its flags and `run(args) -> int`. Only
+the chosen command's module is imported, so `canaryctl run` loads the controller and nothing of
+the test kit or the demo (which the image does not even contain). An entry `module:Name` names
+an object in the module that plays that role, so one module can serve several subcommands.
 """
 
 from __future__ import annotations
@@ -12,65 +12,91 @@ import argparse
 import importlib
 import inspect
 import sys
+from typing import NamedTuple
 
-# subcommand -> module (or module:Name) implementing configure()/run()
-COMMANDS: dict[str, str] = {
-    "run": "canaryctl.commands.run",
-    "demo": "canaryctl.commands.demo",
-    "status": "canaryctl.commands.status",
-    "promote": "canaryctl.commands.control:Promote",
-    "abort": "canaryctl.commands.control:Abort",
-    "pause": "canaryctl.commands.control:Pause",
-    "resume": "canaryctl.commands.control:Resume",
-    "retry": "canaryctl.commands.control:Retry",
-    "weight": "canaryctl.commands.control:Weight",
+
+class Command(NamedTuple):
+    target: str  # "module" or "module:Name" implementing configure()/run()
+    summary: str  # one line for `canaryctl --help`
+
+
+COMMANDS: dict[str, Command] = {
+    "run": Command("canaryctl.commands.run", "run the controller"),
+    "demo": Command("canaryctl.commands.demo", "the seed's walk-through on this machine"),
+    "status": Command("canaryctl.commands.status", "show canary releases"),
+    "promote": Command("canaryctl.commands.control:Promote", "promote a canary to 100 %%"),
+    "abort": Command("canaryctl.commands.control:Abort", "abort a release: back to 0 %%"),
+    "pause": Command("canaryctl.commands.control:Pause", "pause a running release"),
+    "resume": Command("canaryctl.commands.control:Resume", "resume a paused release"),
+    "retry": Command("canaryctl.commands.control:Retry", "start a release over"),
+    "weight": Command("canaryctl.commands.control:Weight", "set a canary's weight by hand"),
 }
 
-# `canaryctl dev <name>`: local stand-ins used by tests and the demo
-DEV_COMMANDS: dict[str, str] = {
-    "localkube": "canaryctl.testing.localkube.cli",
-    "api7cloud": "canaryctl.testing.api7cloud.cli",
-    "apisix": "canaryctl.testing.apisix.cli",
-    "error-page": "canaryctl.testing.errorpage",
+# `canaryctl dev <name>`: local stand-ins used by tests and the demo (canaryctl.testing)
+DEV_COMMANDS: dict[str, Command] = {
+    "localkube": Command("canaryctl.testing.localkube.cli", "a local kube-apiserver + etcd"),
+    "api7cloud": Command("canaryctl.testing.api7cloud.cli", "the API7 Cloud emulator"),
+    "apisix": Command("canaryctl.testing.apisix.cli", "the Apache APISIX emulator"),
+    "error-page": Command("canaryctl.testing.errorpage", "the demo backend"),
 }
+DEV_TOOLS_MISSING = (
+    "the dev tools (canaryctl.testing, canaryctl.demo) are not installed here — the controller "
+    "image leaves them out; install canaryctl from a source checkout to use them "
+    "(pip install -e '.[test]')"
+)
 
 
-def _add_commands(subparsers, table: dict[str, str]) -> None:
-    for name, target in table.items():
-        module_name, _, attribute = target.partition(":")
-        module = importlib.import_module(module_name)
-        command = getattr(module, attribute) if attribute else module
-        doc = inspect.cleandoc(command.__doc__ or "")
-        parser = subparsers.add_parser(
-            name,
-            help=doc.splitlines()[0] if doc else None,
-            description=doc,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-        command.configure(parser)
-        parser.set_defaults(_run=command.run)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The whole command tree."""
-    parser = argparse.ArgumentParser(prog="canaryctl", description=__doc__.splitlines()[0])
+def build_parser(argv: list[str]) -> argparse.ArgumentParser:
+    """The command tree, with flags only for the command `argv` chooses."""
     from canaryctl import __version__
 
+    parser = argparse.ArgumentParser(prog="canaryctl", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"canaryctl {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    _add_commands(subparsers, COMMANDS)
-    dev = subparsers.add_parser(
-        "dev", help="local stand-ins: control plane, gateway emulator, demo backend"
-    )
+    chosen = _first_word(argv)
+    _add_commands(subparsers, COMMANDS, chosen)
+    dev = subparsers.add_parser("dev", help="local stand-ins: control plane, emulators, backend")
+    dev_chosen = _first_word(argv[argv.index("dev") + 1 :]) if chosen == "dev" else None
     _add_commands(
-        dev.add_subparsers(dest="dev_command", metavar="DEV_COMMAND", required=True), DEV_COMMANDS
+        dev.add_subparsers(dest="dev_command", metavar="DEV_COMMAND", required=True),
+        DEV_COMMANDS,
+        dev_chosen,
     )
     return parser
 
 
+def _add_commands(subparsers, table: dict[str, Command], chosen: str | None) -> None:
+    for name, command in table.items():
+        parser = subparsers.add_parser(
+            name, help=command.summary, formatter_class=argparse.RawDescriptionHelpFormatter
+        )
+        if name == chosen:
+            implementation = _load(command.target)
+            parser.description = inspect.cleandoc(implementation.__doc__ or "")
+            implementation.configure(parser)
+            parser.set_defaults(_run=implementation.run)
+
+
+def _load(target: str):
+    module_name, _, attribute = target.partition(":")
+    module = importlib.import_module(module_name)
+    return getattr(module, attribute) if attribute else module
+
+
+def _first_word(argv: list[str]) -> str | None:
+    return next((word for word in argv if not word.startswith("-")), None)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        parser = build_parser(argv)
+    except ModuleNotFoundError as error:
+        if (error.name or "").startswith(("canaryctl.testing", "canaryctl.demo")):
+            print(f"canaryctl: {DEV_TOOLS_MISSING}", file=sys.stderr)
+            return 2
+        raise
     args = parser.parse_args(argv)
     if not hasattr(args, "_run"):
         parser.print_help(sys.stderr)

@@ -1,6 +1,6 @@
 """Keep the Service cache in step with the API server: list, then watch, forever.
 
-This is client-go's reflector done by hand (see docs/engineering.md "Informer"), because
+This is client-go's reflector done by hand (see docs/design.md), because
 the Python client's `Watch.stream()` gets 410s, read timeouts and ERROR events wrong. Per
 namespace (or once for the whole cluster) a thread lists Services page by page, replaces
 its part of the shared `ServiceStore`, tells the handler about every added, changed *and

@@ -49,7 +49,10 @@ def die_with_parent() -> None:
 
 
 def wait_until(
-    predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.1
+    predicate: Callable[[], bool],
+    timeout: float = 5.0,
+    what: str = "a condition",
+    interval: float = 0.1,
 ) -> None:
     """Poll `predicate` until it is true; raise with `what` after `timeout` seconds."""
     deadline = time.monotonic() + timeout

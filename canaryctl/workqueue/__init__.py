@@ -3,7 +3,7 @@
 Why: event handlers must only record *which* Service changed; workers reconcile later,
 never two at once for the same key, and failures retry with back-off instead of hot-looping.
 
-Contract (items are keys such as ``"namespace/name"``, never objects):
+Contract (items are keys — canaryctl queues application names —, never objects):
 
 - ``add(key)``: queue the key unless it is already waiting. A key re-added while a worker
   holds it is queued again when that worker calls ``done``; it is never handed to a second

@@ -78,7 +78,7 @@ def test_a_healthy_canary_is_promoted_through_every_step(env):
     advanced = env.events("error-page-v2", "StepAdvanced")
     assert advanced and any("analysis passed" in e["message"] for e in advanced)
     assert env.events("error-page-v2", "Succeeded")
-    # promotion then follows product.md §1 when the stable leaves
+    # promotion then follows when the stable leaves (docs/design.md)
     env.kubectl("delete", "service", "error-page-v1", "-n", env.namespace)
     env.wait_for_split((f"{env.namespace}/error-page-v2", None, 0))
 

@@ -4,9 +4,8 @@ recovery from half-applied writes, and the issue's acceptance run with 30 % of c
 from __future__ import annotations
 
 import random
-import time
-from functools import partial
 from collections.abc import Iterator
+from functools import partial
 
 import pytest
 
@@ -14,6 +13,7 @@ from canaryctl.gateway.api7 import Api7Client, Api7Gateway, RetryPolicy
 from canaryctl.gateway.base import TerminalGatewayError, TransientGatewayError
 from canaryctl.gateway.model import AppSpec, AppState, Upstream
 from canaryctl.testing.api7cloud import Emulator
+from canaryctl.testing.processes import wait_until
 
 TOKEN = "tok-5b8e-secret"
 FAST = RetryPolicy(
@@ -34,13 +34,6 @@ def emu() -> Iterator[Emulator]:
 def gateway(emu: Emulator) -> Iterator[Api7Gateway]:
     with Api7Client(TOKEN, emu.url, timeout=(1.0, 2.0), retry=FAST, page_size=3) as client:
         yield Api7Gateway(client, emu.cluster_id)
-
-
-def wait_until(predicate, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.01)
 
 
 def settle(emu: Emulator, gateway: Api7Gateway) -> None:

@@ -20,6 +20,7 @@ from canaryctl.gateway.api7.client import _choose
 from canaryctl.gateway.base import TerminalGatewayError, TransientGatewayError
 from canaryctl.gateway.model import OWNER_LABEL
 from canaryctl.testing.api7cloud import Emulator
+from canaryctl.testing.processes import wait_until
 
 TOKEN = "tok-3f9c2b7e-secret"
 FAST = RetryPolicy(
@@ -65,13 +66,6 @@ def app_body(name: str, *versions: str) -> dict:
 
 def counter(name: str, **labels: str) -> float:
     return metrics.REGISTRY.get_sample_value(name, {"backend": "api7", **labels}) or 0.0
-
-
-def wait_until(predicate, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.01)
 
 
 def api_calls(emu: Emulator, method: str | None = None, at_least: int = 1) -> list:

@@ -1,4 +1,4 @@
-"""The API7 Cloud emulator over real HTTP, rule by rule against specs/api7-cloud.md.
+"""The API7 Cloud emulator over real HTTP, rule by rule against docs/api7-cloud.md.
 
 One emulator serves the module where state does not matter (tests use unique names);
 tests about faults, logs or counts get a fresh one.

@@ -26,28 +26,19 @@ REPO = Path(__file__).resolve().parents[2]
 RUNTIME_DEPENDENCIES = {"kubernetes", "requests", "tenacity", "prometheus-client"}
 
 
-def build_context(destination: Path) -> Path:
-    """Copy the entries `.dockerignore` allows (an allow-list) to `destination`."""
-    destination.mkdir()
-    for line in (REPO / ".dockerignore").read_text().splitlines():
-        if line.startswith("!"):
-            source = REPO / line[1:]
-            if source.is_dir():
-                shutil.copytree(
-                    source,
-                    destination / line[1:],
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
-                )
-            else:
-                shutil.copy2(source, destination / line[1:])
+def build_context(destination: Path, files: list[Path]) -> Path:
+    """Copy the files `.dockerignore` lets into the build context to `destination`."""
+    for path in files:
+        (destination / path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / path, destination / path)
     return destination
 
 
 @pytest.fixture(scope="module")
-def venv(tmp_path_factory) -> Path:
+def venv(tmp_path_factory, docker_context_files) -> Path:
     """A fresh virtualenv with canaryctl installed from the build context."""
     root = tmp_path_factory.mktemp("package-install")
-    source = build_context(root / "src")
+    source = build_context(root / "src", docker_context_files)
     subprocess.run(
         [sys.executable, "-m", "venv", str(root / "venv")], check=True, capture_output=True
     )

@@ -125,13 +125,14 @@ def test_exposes_the_deployments_ports(final, controller_container):
     )
 
 
-def test_build_context_admits_exactly_what_the_builder_copies(stages):
+def test_build_context_admits_exactly_what_the_builder_copies(stages, docker_context_files):
     sources = {source for args in stages[0].arguments("COPY") for source in args.split()[:-1]}
     assert all((REPO / source).exists() for source in sources)
-    patterns = [
-        line.strip()
-        for line in (REPO / ".dockerignore").read_text().splitlines()
-        if line.strip() and not line.startswith("#")
-    ]
-    assert patterns[0] == "*"
-    assert {pattern[1:] for pattern in patterns if pattern.startswith("!")} == sources
+    assert {path.parts[0] for path in docker_context_files} == sources
+
+
+def test_build_context_leaves_out_the_test_kit_the_demo_and_go_sources(docker_context_files):
+    shipped = {path.as_posix() for path in docker_context_files}
+    assert "canaryctl/commands/run.py" in shipped and "canaryctl/controller.py" in shipped
+    assert not [p for p in shipped if p.startswith(("canaryctl/testing/", "canaryctl/demo/"))]
+    assert not [p for p in shipped if p.endswith((".go", "go.mod.in", "go.sum", ".pyc"))]

@@ -4,22 +4,16 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
+from canaryctl.testing.processes import wait_until
 from canaryctl.workqueue import DelayingQueue, FakeClock
 
 NOT_ADDED_GRACE = (
     0.05  # real seconds the waiting thread gets to (wrongly) add an item in negative checks
 )
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.005)
 
 
 @pytest.fixture

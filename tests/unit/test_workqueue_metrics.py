@@ -4,22 +4,15 @@ from __future__ import annotations
 
 import itertools
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
 from canaryctl.metrics import CONTROLLER, REGISTRY
+from canaryctl.testing.processes import wait_until
 from canaryctl.workqueue import FakeClock, RateLimitingQueue, new_controller_queue
 
 _names = itertools.count()
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.005)
 
 
 def sample(name: str, queue: str) -> float | None:

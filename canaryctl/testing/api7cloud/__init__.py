@@ -1,4 +1,4 @@
-"""An API7 Cloud emulator: the Open API of `specs/api7-cloud.md` plus a routing data plane.
+"""An API7 Cloud emulator: the Open API of `docs/api7-cloud.md` plus a routing data plane.
 
 API7 Cloud is dormant and unreachable, so canaryctl tests its client against this
 stand-in. Modules, one concept each: `resources` (what clients may send), `store`

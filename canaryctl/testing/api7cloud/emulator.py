@@ -1,7 +1,7 @@
 """`Emulator`: the API7 Cloud Open API and its data plane, on two local ports, for one test or demo.
 
 API7 Cloud cannot be reached any more, so canaryctl's client is tested against this
-stand-in that follows `specs/api7-cloud.md`. One object wires the state (`Store`), the
+stand-in that follows `docs/api7-cloud.md`. One object wires the state (`Store`), the
 Open API server (with faults, request log and admin API) and the data plane (routing,
 proxying, APISIX metrics), and offers tests a Python view of all of it.
 """
