@@ -19,7 +19,7 @@ class Notice:
 
     service_key: str
     reason: str  # Published, CanaryAdded, CanaryWeightChanged, CanaryRemoved, Promoted,
-    # StableChanged, UpstreamChanged, DriftCorrected
+    # StableChanged, UpstreamChanged, DriftCorrected, OwnerRecorded
     message: str
 
 
@@ -39,6 +39,9 @@ def describe(
         return notices + _canary_change(None, 0, spec, stable, canary)
     notices = _stable_change(observed, spec, stable)
     notices += _canary_change(observed.canary, observed.weight, spec, stable, canary)
+    if not notices and observed.conforms and observed.owner != spec.owner:
+        message = f"application {spec.name} now records its owner namespace {spec.owner}"
+        return [Notice(stable.service.key, "OwnerRecorded", message)]
     return notices or [
         Notice(
             stable.service.key,

@@ -20,6 +20,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from kubernetes.client import ApiException
+
 from canaryctl import metrics
 from canaryctl.annotations import STATUS, relevant_fingerprint
 from canaryctl.cache import ServiceStore
@@ -27,7 +29,7 @@ from canaryctl.events import EventRecorder
 from canaryctl.gateway.base import Gateway, GatewayError
 from canaryctl.gateway.cache import GatewayCache
 from canaryctl.informer import ServiceInformer
-from canaryctl.kube import patch_service_annotations
+from canaryctl.kube import describe_error, patch_service_annotations
 from canaryctl.objects import Service
 from canaryctl.reconciler import (
     APP_INDEX,
@@ -56,6 +58,7 @@ class Settings:
     dry_run: bool = False
     sync_timeout: float = 120.0
     analyzer: Analyzer | None = None  # release analysis; None without --prometheus-url
+    suspect_window: float = 60.0  # seconds a write whose outcome is unknown may still land
     metrics_server: MetricsEndpointFactory = metrics_endpoint  # run --metrics-secure: HTTPS + auth
 
 
@@ -77,7 +80,15 @@ def build_controller(api_client, gateway: Gateway, settings: Settings = Settings
     """The controller with its real parts: Service informer, Event recorder, status patches."""
 
     def patch_status(service: Service, value: str | None) -> None:
-        patch_service_annotations(api_client, service.namespace, service.name, {STATUS: value})
+        """Write the status annotation. A Service that is gone (404) or refuses the annotation
+        (422: its annotations would exceed 256 KiB) is logged, not retried: retrying the same
+        write cannot succeed, and the next change of the Service brings another attempt."""
+        try:
+            patch_service_annotations(api_client, service.namespace, service.name, {STATUS: value})
+        except ApiException as error:
+            if error.status not in (404, 422):
+                raise
+            log.warning("cannot write the status of %s: %s", service.key, describe_error(error))
 
     controller = Controller(
         ServiceStore(INDEXERS), gateway, EventRecorder(api_client), patch_status, settings
@@ -110,7 +121,11 @@ class Controller:
         self.gateway_cache = GatewayCache()
         self.queue = queue or new_controller_queue(QUEUE_NAME)
         reconcile_settings = ReconcileSettings(
-            settings.cluster_domain, settings.namespaces, settings.dry_run
+            settings.cluster_domain,
+            settings.namespaces,
+            settings.dry_run,
+            settings.suspect_window,
+            cross_namespace=getattr(gateway, "cross_namespace_members", True),
         )
         self.reconciler = Reconciler(
             store,

@@ -18,12 +18,15 @@ application of the same name, two stables, two canaries, a canary whose stable l
 Promotion: when the stable has left and the gateway routes the canary, the canary becomes the
 default upstream if it is at 100 % in the gateway, or if 100 % is now asked for (otherwise the
 StableMissing advice "set 100 to promote" could never work).
+
+Tenancy (`canaryctl.tenancy`) comes first: only the Services the owner namespace admits take
+part; the others are refused with a Warning and never block the application.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Literal
 
@@ -34,7 +37,8 @@ from canaryctl.objects import Service
 from canaryctl.release.decide import Decision
 from canaryctl.release.runner import CheckRequest, Release, check_request, release_of
 from canaryctl.release.state import CheckResult
-from canaryctl.status import MemberStatus, Role
+from canaryctl.status import MemberStatus, Role, bounded
+from canaryctl.tenancy import Bindings, Membership, admit
 
 GatewayAction = Literal["keep", "apply", "delete"]
 EventType = Literal["Normal", "Warning"]
@@ -52,6 +56,8 @@ class AppInputs:
     check: CheckResult | None = None  # the analysis check made for this reconcile, if one was due
     cluster_domain: str = "cluster.local"
     watched_namespaces: frozenset[str] | None = None  # None: every namespace
+    bindings: Bindings | None = None  # namespace -> app patterns; None: bindings not required
+    cross_namespace: bool = True  # the gateway backend can route to other namespaces' Services
 
 
 @dataclass(frozen=True)
@@ -82,29 +88,42 @@ class Outcome:
 
 def decide(inputs: AppInputs) -> Outcome:
     """The whole outcome for one application, from what was observed about it."""
+    membership = _membership(inputs)
+    outcome = _decide_admitted(replace(inputs, members=membership.admitted), membership)
+    return _bounded(_with_refusals(outcome, inputs, membership))
+
+
+def _decide_admitted(inputs: AppInputs, membership: Membership) -> Outcome:
+    """The outcome for the admitted members (tenancy already applied)."""
+    owner = membership.owner or ""
+    if not membership.writable:
+        why = f"application {inputs.app} belongs to namespace {owner}, which is not watched here"
+        return Outcome(inputs.app, "keep", held=why)
     if not inputs.members:
-        return _without_members(inputs)
-    roles = _assign_roles(inputs)
+        return _without_members(inputs, claimed=bool(membership.refused))
+    roles = _assign_roles(inputs, membership)
     if isinstance(roles, Outcome):
         return roles  # bad input or a role conflict: on hold
     stable, canary = roles
     if stable is None:
         assert canary is not None  # members exist and every one is flagged
-        return _without_stable(inputs, canary)
+        return _without_stable(inputs, canary, owner)
     release = _release(canary)
     if isinstance(release, Invalid):
         return _hold_invalid(inputs, {canary.service.key: release})
     if release is None:
-        return _serve(inputs, stable, canary, weight=canary.percent if canary else 0)
+        return _serve(inputs, owner, stable, canary, weight=canary.percent if canary else 0)
     decision = release.advance(inputs.check, inputs.now)
-    return _serve(inputs, stable, canary, decision.weight, decision)
+    return _serve(inputs, owner, stable, canary, decision.weight, decision)
 
 
 def due_check(inputs: AppInputs) -> CheckRequest | None:
     """The analysis check `decide` will want for these inputs, if one is due now."""
-    if not inputs.members:
+    membership = _membership(inputs)
+    inputs = replace(inputs, members=membership.admitted)
+    if not inputs.members or not membership.writable:
         return None
-    roles = _assign_roles(inputs)
+    roles = _assign_roles(inputs, membership)
     if isinstance(roles, Outcome) or None in roles:
         return None
     stable, canary = roles
@@ -118,11 +137,27 @@ def due_check(inputs: AppInputs) -> CheckRequest | None:
 # --- roles ------------------------------------------------------------------------------------
 
 
-def _assign_roles(inputs: AppInputs) -> tuple[Member | None, Member | None] | Outcome:
+def _membership(inputs: AppInputs) -> Membership:
+    return admit(
+        inputs.app,
+        inputs.members,
+        inputs.observed,
+        inputs.bindings,
+        inputs.watched_namespaces,
+        inputs.cross_namespace,
+    )
+
+
+def _assign_roles(
+    inputs: AppInputs, membership: Membership
+) -> tuple[Member | None, Member | None] | Outcome:
     """(stable, canary) among valid members, or the hold that bad input or a conflict makes."""
     services = sorted(inputs.members, key=lambda service: service.key)
     parsed = {service.key: parse_member(service, inputs.cluster_domain) for service in services}
     invalid = {key: result for key, result in parsed.items() if isinstance(result, Invalid)}
+    for service, problem in membership.problems:  # an invalid grant is invalid input too
+        earlier = invalid[service.key].problems if service.key in invalid else ()
+        invalid[service.key] = Invalid((*earlier, problem))
     foreign = inputs.observed is not None and not inputs.observed.owned
     if invalid or foreign:
         return _hold_bad_input(inputs, invalid, foreign)
@@ -161,15 +196,16 @@ def _previous(service: Service) -> MemberStatus:
 
 def _serve(
     inputs: AppInputs,
+    owner: str,
     stable: Member,
     canary: Member | None,
     weight: int | None,
     release: Decision | None = None,
 ) -> Outcome:
     """Route the stable, and the canary at `weight`: apply unless the gateway already does."""
-    spec = AppSpec(inputs.app, stable.upstream)
+    spec = AppSpec(inputs.app, stable.upstream, owner=owner)
     if canary is not None:
-        spec = AppSpec(inputs.app, stable.upstream, canary.upstream, weight or 0)
+        spec = AppSpec(inputs.app, stable.upstream, canary.upstream, weight or 0, owner)
     statuses = _serving_statuses(spec, stable, canary, release)
     release_events = tuple(
         ServiceEvent(canary.service.key, e.type, e.reason, e.message)
@@ -193,7 +229,7 @@ def _serve(
     )
 
 
-def _without_stable(inputs: AppInputs, canary: Member) -> Outcome:
+def _without_stable(inputs: AppInputs, canary: Member, owner: str) -> Outcome:
     """Only a canary is left: promote it if it already (or is asked to) take everything, else hold."""
     observed = inputs.observed
     routed = (
@@ -205,7 +241,7 @@ def _without_stable(inputs: AppInputs, canary: Member) -> Outcome:
     if routed:
         assert observed is not None
         if observed.weight == 100 or canary.percent == 100:
-            return _serve(inputs, canary, None, 0)
+            return _serve(inputs, owner, canary, None, 0)
         message = (
             f"the stable of application {app} left while canary {key} is at {observed.weight} "
             f"%; not shifting traffic: set {PERCENT}=100 to promote the canary, or restore the "
@@ -221,14 +257,12 @@ def _without_stable(inputs: AppInputs, canary: Member) -> Outcome:
     return _hold(inputs, message, (warning,), {key: status})
 
 
-def _without_members(inputs: AppInputs) -> Outcome:
-    """No Service publishes the app any more: delete what canaryctl created, nothing else."""
+def _without_members(inputs: AppInputs, claimed: bool = False) -> Outcome:
+    """No admitted Service publishes the app any more: delete what canaryctl created, nothing
+    else. Refused claimants get another look right after, as the name is then free."""
     observed, app = inputs.observed, inputs.app
     if observed is None or not observed.owned:
         return Outcome(app, "keep", statuses=_forgotten(inputs))
-    if not _in_scope(observed, inputs.watched_namespaces):
-        why = f"not deleting {app}: its Services are outside the watched namespaces"
-        return Outcome(app, "keep", held=why)
     message = (
         f"application {app} has no member Services left; deleted it and everything canaryctl "
         "created for it from the gateway"
@@ -237,19 +271,10 @@ def _without_members(inputs: AppInputs) -> Outcome:
         ServiceEvent(service.key, "Normal", "CleanedUp", message)
         for service in inputs.former_members
     )
-    return Outcome(app, "delete", notices=notices, statuses=_forgotten(inputs))
-
-
-def _in_scope(state: AppState, watched: frozenset[str] | None) -> bool:
-    """Whether the controller watches every namespace `state`'s upstreams come from.
-
-    Controllers scoped to different namespaces may share one gateway: an app without members
-    here may well have its members in another controller's namespaces.
-    """
-    if watched is None:
-        return True
-    upstreams = [upstream for upstream in (state.stable, state.canary) if upstream is not None]
-    return bool(upstreams) and all(upstream.namespace in watched for upstream in upstreams)
+    requeue = 1.0 if claimed else None
+    return Outcome(
+        app, "delete", notices=notices, statuses=_forgotten(inputs), requeue_after=requeue
+    )
 
 
 def _forgotten(inputs: AppInputs) -> dict[str, MemberStatus | None]:
@@ -380,3 +405,54 @@ def _serving_statuses(
             "canary", app, spec.weight, "Canary", canary_message, release=progress
         ),
     }
+
+
+# --- tenancy: refused claimants, and bounds on what is echoed ----------------------------------
+
+
+def _with_refusals(outcome: Outcome, inputs: AppInputs, membership: Membership) -> Outcome:
+    """Warn every refused claimant, tell the owner's Services, and give the refused a status."""
+    if not membership.refused:
+        return outcome
+    app = inputs.app
+    warnings = [
+        ServiceEvent(r.service.key, "Warning", "Forbidden", r.message) for r in membership.refused
+    ]
+    claimants = ", ".join(sorted(r.service.key for r in membership.refused))
+    told = (
+        f"Services {claimants} tried to join application {app}, which belongs to namespace "
+        f"{membership.owner}; they were left out"
+    )
+    warnings += [
+        ServiceEvent(s.key, "Warning", "ClaimRefused", told)
+        for s in membership.admitted
+        if s.namespace == membership.owner
+    ]
+    statuses = {
+        r.service.key: MemberStatus("none", app, None, "Forbidden", r.message)
+        for r in membership.refused
+    }
+    return replace(
+        outcome,
+        warnings=outcome.warnings + tuple(warnings),
+        statuses={**outcome.statuses, **statuses},
+    )
+
+
+def _bounded(outcome: Outcome) -> Outcome:
+    """Every message cut to a size Events, statuses and logs can carry (values are user input)."""
+
+    def cut(event: ServiceEvent) -> ServiceEvent:
+        return replace(event, message=bounded(event.message))
+
+    statuses = {
+        key: None if s is None else replace(s, app=bounded(s.app, 253), message=bounded(s.message))
+        for key, s in outcome.statuses.items()
+    }
+    return replace(
+        outcome,
+        held=bounded(outcome.held),
+        warnings=tuple(cut(e) for e in outcome.warnings),
+        notices=tuple(cut(e) for e in outcome.notices),
+        statuses=statuses,
+    )

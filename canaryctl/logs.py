@@ -1,7 +1,9 @@
 """Structured logging for the controller: one JSON object (or one text line) per record.
 
-Fields passed with `extra=` (app, reason, key, ...) become JSON keys. Nothing here knows
-about tokens: callers never log them, and the gateway client's repr hides its own.
+Fields passed with `extra=` (app, reason, key, ...) become JSON keys. Many values come from
+annotations users typed, so the message and every field are cut to `MAX_FIELD` characters (and
+say so): one odd Service must not turn into megabyte log lines. Nothing here knows about
+tokens: callers never log them, and the gateway client's repr hides its own.
 """
 
 from __future__ import annotations
@@ -12,6 +14,17 @@ import sys
 from datetime import UTC, datetime
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+MAX_FIELD = 2048  # characters of a message or a field; a traceback is left whole
+
+
+def _cut(value: object) -> object:
+    if not isinstance(value, str) or len(value) <= MAX_FIELD:
+        return value
+    return f"{value[:MAX_FIELD]}... ({len(value) - MAX_FIELD} more characters cut)"
+
+
+def _extra(record: logging.LogRecord) -> dict[str, object]:
+    return {k: _cut(v) for k, v in vars(record).items() if k not in _STANDARD}
 
 
 class JsonFormatter(logging.Formatter):
@@ -20,9 +33,9 @@ class JsonFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": _cut(record.getMessage()),
         }
-        entry.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
+        entry.update(_extra(record))
         if record.exc_info:
             entry["error"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)
@@ -33,8 +46,11 @@ class TextFormatter(logging.Formatter):
         super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
 
     def format(self, record: logging.LogRecord) -> str:
-        extra = " ".join(f"{k}={v}" for k, v in vars(record).items() if k not in _STANDARD)
+        extra = " ".join(f"{k}={v}" for k, v in _extra(record).items())
         line = super().format(record)
+        message = record.getMessage()
+        if len(message) > MAX_FIELD:
+            line = line.replace(message, str(_cut(message)), 1)
         return f"{line} {extra}" if extra else line
 
 

@@ -30,6 +30,9 @@ class Service:
     annotations: Mapping[str, str]
     ports: tuple[ServicePort, ...]
     type: str = "ClusterIP"
+    created: str = (
+        ""  # creationTimestamp (RFC 3339, UTC: sorts as it reads): first come, first served
+    )
 
     @property
     def key(self) -> str:
@@ -52,4 +55,5 @@ class Service:
             annotations=MappingProxyType(dict(meta.get("annotations") or {})),
             ports=ports,
             type=spec.get("type") or "ClusterIP",
+            created=meta.get("creationTimestamp") or "",
         )

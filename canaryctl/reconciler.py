@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from canaryctl import metrics
@@ -26,11 +26,13 @@ from canaryctl.decision import AppInputs, Outcome, ServiceEvent, decide, due_che
 from canaryctl.gateway.base import Gateway, GatewayError
 from canaryctl.gateway.cache import GatewayCache
 from canaryctl.gateway.model import AppState
+from canaryctl.gateway.outcomes import unknown_outcomes
 from canaryctl.objects import Service
 from canaryctl.release.analysis import Analyzer
 from canaryctl.release.runner import CheckRequest
 from canaryctl.release.state import CheckResult
 from canaryctl.status import MemberStatus
+from canaryctl.tenancy import Bindings
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +81,9 @@ class ReconcileSettings:
     cluster_domain: str = "cluster.local"
     namespaces: Sequence[str] | None = None  # the watched namespaces; None: every namespace
     dry_run: bool = False
+    suspect_window: float = 60.0  # seconds a write whose outcome is unknown may still land
+    bindings: Callable[[], Bindings] | None = None  # app-name bindings, when they are required
+    cross_namespace: bool = True  # the gateway backend can route to other namespaces
 
 
 class Reconciler:
@@ -120,26 +125,28 @@ class Reconciler:
             for service in self.services.by_index(STATUS_INDEX, app)
             if service.key not in keys and app_of(service) is None
         )
+        now = self.now()
+        bindings = self.settings.bindings
         inputs = AppInputs(
             app,
             members,
-            self._gateway_state(app),
-            self.now(),
+            self._gateway_state(app, now),
+            now,
             former_members=former,
             cluster_domain=self.settings.cluster_domain,
             watched_namespaces=self.watched,
+            bindings=None if bindings is None else bindings(),
+            cross_namespace=self.settings.cross_namespace,
         )
         request = due_check(inputs)
-        return (
-            inputs if request is None else replace(inputs, check=self._check(request, inputs.now))
-        )
+        return inputs if request is None else replace(inputs, check=self._check(request, now))
 
-    def _gateway_state(self, app: str) -> AppState | None:
+    def _gateway_state(self, app: str, now: datetime) -> AppState | None:
         """The gateway cache's state of `app`; read from the gateway while it is suspect."""
-        if not self.gateway_cache.is_suspect(app):
+        if not self.gateway_cache.needs_read(app, now):
             return self.gateway_cache.get(app)
         state = self.gateway.read_app(app)
-        self.gateway_cache.put(app, state)
+        self.gateway_cache.put_read(app, state, now)
         return state
 
     def _check(self, request: CheckRequest, now: datetime) -> CheckResult:
@@ -169,31 +176,48 @@ class Reconciler:
             self._record(event, services)
         self._write_statuses(outcome, state, services)
         self._export(outcome, state)
-        return Result(outcome.requeue_after)
+        return Result(self._look_again(outcome, inputs.now))
+
+    def _look_again(self, outcome: Outcome, now: datetime) -> float | None:
+        """When to reconcile again: the release's next check, or the end of a suspect window."""
+        waits = [outcome.requeue_after, self.gateway_cache.verify_in(outcome.app, now)]
+        return min((wait for wait in waits if wait is not None), default=None)
 
     def _write_gateway(
         self, outcome: Outcome, observed: AppState | None, members: tuple[Service, ...]
     ) -> AppState | None:
-        """Apply or delete; return what the gateway now holds. A failure makes the app suspect."""
-        try:
-            if outcome.gateway == "apply":
-                assert outcome.spec is not None
-                state: AppState | None = self.gateway.apply(observed, outcome.spec)
-            elif outcome.gateway == "delete":
-                assert observed is not None
-                self.gateway.delete(observed)
-                state = None
-            else:
-                return observed
-        except GatewayError as error:
-            self.gateway_cache.mark_suspect(outcome.app)
-            for service in members:
-                self.recorder.warning(
-                    service, "GatewayError", f"application {outcome.app}: {error}"
-                )
-            raise
+        """Apply or delete; return what the gateway now holds. A write whose outcome is unknown
+        (it failed, or an attempt lost its answer) makes the app suspect for a window."""
+        if outcome.gateway == "keep":
+            return observed
+        window_ends = self.now() + timedelta(seconds=self.settings.suspect_window)
+        with unknown_outcomes() as unknown:
+            try:
+                state = self._apply_or_delete(outcome, observed)
+            except GatewayError as error:
+                self.gateway_cache.mark_suspect(outcome.app, window_ends)
+                message = f"application {outcome.app}: {error}"
+                for service in members:
+                    self.recorder.warning(service, "GatewayError", message)
+                raise
         self.gateway_cache.put(outcome.app, state)
+        if unknown.count:
+            log.info(
+                "a write to %s lost its answer; reading it again until %s",
+                outcome.app,
+                window_ends.isoformat(timespec="seconds"),
+                extra={"app": outcome.app},
+            )
+            self.gateway_cache.mark_suspect(outcome.app, window_ends)
         return state
+
+    def _apply_or_delete(self, outcome: Outcome, observed: AppState | None) -> AppState | None:
+        if outcome.gateway == "apply":
+            assert outcome.spec is not None
+            return self.gateway.apply(observed, outcome.spec)
+        assert observed is not None
+        self.gateway.delete(observed)
+        return None
 
     def _read_back(
         self, outcome: Outcome, written: AppState | None, services: Mapping[str, Service]

@@ -70,6 +70,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=600.0,
         help="seconds between full re-reads of the gateway",
     )
+    parser.add_argument(
+        "--suspect-window",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long a gateway write whose answer was lost may still land: the app is read "
+        "before its next write and once more when this window ends (default: %(default)s)",
+    )
     parser.add_argument("--metrics-addr", default=":8080", help="address serving /metrics")
     parser.add_argument(
         "--health-addr", default=":8081", help="address serving /healthz and /readyz"
@@ -163,6 +171,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         health_addr=args.health_addr,
         dry_run=args.dry_run,
         analyzer=_analyzer(args),
+        suspect_window=args.suspect_window,
     )
 
 

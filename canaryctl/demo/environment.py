@@ -58,6 +58,7 @@ class DemoEnvironment:
         with_prometheus: bool = False,
         serviceaccount_dir: Path | None = None,
         gateway: str = "api7",
+        watched: Sequence[str] | None = (),
     ):
         self.versions = list(versions)
         self.namespace = namespace
@@ -67,6 +68,8 @@ class DemoEnvironment:
         self.with_prometheus = with_prometheus
         self.prometheus: PrometheusServer | None = None
         self.kit = kit_for(gateway)
+        # the controller's namespaces: () means just `namespace`, None every namespace
+        self.watched = [namespace] if watched == () else watched
         self.kube = kube
         self._own_kube = kube is None
         self._stack = ExitStack()
@@ -127,6 +130,24 @@ class DemoEnvironment:
     def start_controller(self) -> None:
         """Run `canaryctl run` against this environment and wait until it is ready."""
         self.metrics_port, self.health_port = free_port(), free_port()
+        self.controller = self.spawn_controller(
+            self.watched, self.metrics_port, self.health_port, self.controller_log
+        )
+        self.wait_ready(self.controller, self.health_port)
+
+    def wait_ready(self, process: subprocess.Popen, health_port: int, timeout: float = 60) -> None:
+        """Wait until the controller `process` answers /readyz (it exiting is an error)."""
+        wait_until(lambda: self._ready(process, health_port), timeout, "the controller to be ready")
+
+    def spawn_controller(
+        self,
+        namespaces: Sequence[str] | None,
+        metrics_port: int,
+        health_port: int,
+        log_path: Path,
+        extra_args: Sequence[str] = (),
+    ) -> subprocess.Popen:
+        """Start one `canaryctl run` for this environment (None: watching every namespace)."""
         access_args, access_env = self._kube_access()
         command = [
             sys.executable,
@@ -135,19 +156,19 @@ class DemoEnvironment:
             "run",
             *access_args,
             *self.kit.controller_args(),
-            f"--metrics-addr=127.0.0.1:{self.metrics_port}",
-            f"--health-addr=127.0.0.1:{self.health_port}",
-            f"--namespace={self.namespace}",
+            f"--metrics-addr=127.0.0.1:{metrics_port}",
+            f"--health-addr=127.0.0.1:{health_port}",
+            *[f"--namespace={namespace}" for namespace in namespaces or ()],
             "--log-format=json",
             *self._analysis_args(),
             *self.controller_args,
+            *extra_args,
         ]
         env = {**os.environ, **access_env, **self.kit.controller_env()}
-        with open(self.controller_log, "ab") as log:
-            self.controller = subprocess.Popen(
+        with open(log_path, "ab") as log:
+            return subprocess.Popen(
                 command, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
             )
-        wait_until(self._controller_ready, 60, "the controller to become ready")
 
     def _analysis_args(self) -> list[str]:
         return [f"--prometheus-url={self.prometheus.url}"] if self.prometheus else []
@@ -163,17 +184,15 @@ class DemoEnvironment:
             "KUBERNETES_SERVICE_PORT": str(self.kube.apiserver_port),
         }
 
-    def _controller_ready(self) -> bool:
-        if self.controller.poll() is not None:
+    def _ready(self, process: subprocess.Popen, health_port: int) -> bool:
+        if process.poll() is not None:
             raise RuntimeError(
-                f"controller exited with {self.controller.returncode}; log:\n"
+                f"controller exited with {process.returncode}; log:\n"
                 + self.controller_log.read_text()[-3000:]
             )
         try:
-            return (
-                requests.get(f"http://127.0.0.1:{self.health_port}/readyz", timeout=2).status_code
-                == 200
-            )
+            url = f"http://127.0.0.1:{health_port}/readyz"
+            return requests.get(url, timeout=2).status_code == 200
         except requests.RequestException:
             return False
 
@@ -189,7 +208,9 @@ class DemoEnvironment:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-                raise RuntimeError(f"controller did not exit within {timeout} s of SIGTERM")
+                raise RuntimeError(
+                    f"controller did not exit within {timeout} s of SIGTERM"
+                ) from None
         return process.returncode
 
     def kill_controller(self) -> None:
@@ -229,6 +250,7 @@ class DemoEnvironment:
         annotations: dict[str, str] | None = None,
         ports: list[dict] | None = None,
         kind: str = "ClusterIP",
+        namespace: str | None = None,
     ) -> None:
         """Create or update a Service `name` (kind ClusterIP, Headless or ExternalName) in the namespace."""
         spec: dict = {
@@ -244,7 +266,7 @@ class DemoEnvironment:
             "kind": "Service",
             "metadata": {
                 "name": name,
-                "namespace": self.namespace,
+                "namespace": namespace or self.namespace,
                 "annotations": annotations or {},
             },
             "spec": spec,

@@ -2,14 +2,19 @@
 
 Loaded once before workers start and re-read on the resync period; in between it is kept
 current from the answers to canaryctl's own writes, so a steady-state change costs no
-gateway read. A write that failed leaves the app *suspect*: what the gateway holds is unknown
-until it is read again, which the reconciler does before deciding anything about it.
-Thread-safe; values are immutable `AppState`s.
+gateway read.
+
+A write whose outcome is unknown (it failed, or an attempt lost its answer; see
+`canaryctl.gateway.outcomes`) leaves the app *suspect* until a deadline: the window in which
+such a write could still land. A suspect app is read from the gateway before anything else is
+decided about it, and read once more when its window ends, so a write that lands late is
+corrected then, not at the next full resync. Thread-safe; values are immutable `AppState`s.
 """
 
 from __future__ import annotations
 
 import threading
+from datetime import datetime
 
 from canaryctl.gateway.model import AppState
 
@@ -22,7 +27,8 @@ class GatewayCache:
         self._lock = threading.Lock()
         self._writes = 0  # counts put/remove calls, to tell full reads apart from newer writes
         self._written_at: dict[str, int] = {}
-        self._suspect: set[str] = set()  # names whose last write failed: read before deciding
+        self._suspect: set[str] = set()  # read before the next decision
+        self._verify_at: dict[str, datetime] = {}  # read again once this moment has passed
         self._loaded = threading.Event()
 
     def get(self, name: str) -> AppState | None:
@@ -40,17 +46,31 @@ class GatewayCache:
             self._writes += 1
             self._written_at[name] = self._writes
 
-    def mark_suspect(self, name: str) -> None:
-        """A write failed: what the gateway holds under `name` is unknown until read again."""
+    def mark_suspect(self, name: str, until: datetime) -> None:
+        """A write's outcome is unknown: read `name` before deciding, and again at `until`."""
         with self._lock:
             self._suspect.add(name)
+            if name not in self._verify_at or self._verify_at[name] < until:
+                self._verify_at[name] = until
 
-    def is_suspect(self, name: str) -> bool:
+    def needs_read(self, name: str, now: datetime) -> bool:
+        """Whether what the gateway holds under `name` must be read before deciding at `now`."""
         with self._lock:
-            return name in self._suspect
+            due = self._verify_at.get(name)
+            return name in self._suspect or (due is not None and now >= due)
 
-        self._writes += 1
-        self._written_at[name] = self._writes
+    def put_read(self, name: str, state: AppState | None, now: datetime) -> None:
+        """What a read at `now` found; it settles the suspicion whose window has ended."""
+        self.put(name, state)
+        with self._lock:
+            if name in self._verify_at and now >= self._verify_at[name]:
+                del self._verify_at[name]
+
+    def verify_in(self, name: str, now: datetime) -> float | None:
+        """Seconds until `name` must be read again (None: nothing pending)."""
+        with self._lock:
+            due = self._verify_at.get(name)
+        return None if due is None else max(0.0, (due - now).total_seconds())
 
     def write_mark(self) -> int:
         """Take before a full read; pass to `replace` so it keeps writes made during the read."""

@@ -53,6 +53,11 @@ def svc(
     )
 
 
+def spec(stable: Upstream, canary: Upstream | None = None, weight: int = 0) -> AppSpec:
+    """What the gateway should hold for the app owned by namespace `demo`."""
+    return AppSpec(APP, stable, canary, weight, owner="demo")
+
+
 def up(name: str, port: int = 80) -> Upstream:
     return Upstream("demo", name, f"{name}.demo.svc.cluster.local", port)
 
@@ -75,9 +80,8 @@ def perfect_gateway(outcome: Outcome, before: AppState | None) -> AppState | Non
     """What a gateway that does exactly as asked holds after `outcome` is carried out."""
     if outcome.gateway == "apply":
         spec = outcome.spec
-        return AppState(
-            spec.name, True, spec.stable, spec.canary, spec.weight if spec.canary else 0
-        )
+        weight = spec.weight if spec.canary else 0
+        return AppState(spec.name, True, spec.stable, spec.canary, weight, owner=spec.owner)
     if outcome.gateway == "delete":
         return None
     return before
@@ -112,7 +116,7 @@ def phases(outcome: Outcome) -> dict[str, tuple[str, int | None, str]]:
 def owned(
     stable: Upstream | None, canary: Upstream | None = None, weight: int = 0, **kwargs
 ) -> AppState:
-    return AppState(APP, True, stable, canary, weight, **kwargs)
+    return AppState(APP, True, stable, canary, weight, **{"owner": "demo", **kwargs})
 
 
 # --- the seed walk-through ------------------------------------------------------------------
@@ -130,12 +134,12 @@ def step(members, state, former=()):
 def test_seed_walk_through():
     v1 = svc("error-page-v1")
     first, state = step([v1], None)
-    assert (action(first), first.spec) == ("apply", AppSpec(APP, up("error-page-v1")))
+    assert (action(first), first.spec) == ("apply", spec(up("error-page-v1")))
     assert reasons(first.notices) == [("demo/error-page-v1", "Published")]
     assert phases(first) == {"demo/error-page-v1": ("stable", 100, "Stable")}
 
     canary10, state = step([v1, svc("error-page-v2", canary="true", percent="10")], state)
-    assert canary10.spec == AppSpec(APP, up("error-page-v1"), up("error-page-v2"), 10)
+    assert canary10.spec == spec(up("error-page-v1"), up("error-page-v2"), 10)
     assert reasons(canary10.notices) == [("demo/error-page-v2", "CanaryAdded")]
     assert phases(canary10) == {
         "demo/error-page-v1": ("stable", 90, "Stable"),
@@ -153,12 +157,12 @@ def test_seed_walk_through():
 
     v2 = svc("error-page-v2", canary="true", percent="100")
     promoted, state = step([v2], state)
-    assert (action(promoted), promoted.spec) == ("apply", AppSpec(APP, up("error-page-v2")))
+    assert (action(promoted), promoted.spec) == ("apply", spec(up("error-page-v2")))
     assert reasons(promoted.notices) == [("demo/error-page-v2", "Promoted")]
     assert phases(promoted) == {"demo/error-page-v2": ("stable", 100, "Promoted")}
 
     v3, state = step([v2, svc("error-page-v3", canary="true", percent="50")], state)
-    assert v3.spec == AppSpec(APP, up("error-page-v2"), up("error-page-v3"), 50)
+    assert v3.spec == spec(up("error-page-v2"), up("error-page-v3"), 50)
     assert reasons(v3.notices) == [("demo/error-page-v3", "CanaryAdded")]
     assert phases(v3) == {
         "demo/error-page-v2": ("stable", 50, "Stable"),
@@ -180,7 +184,7 @@ def test_restart_with_a_running_canary_changes_nothing():
     running = owned(up("v1"), up("v2"), 25)
     result = plan([svc("v1"), svc("v2", canary="true", percent="25")], running)
     assert (action(result), result.notices, result.warnings) == ("noop", (), ())
-    assert result.spec == AppSpec(APP, up("v1"), up("v2"), 25)
+    assert result.spec == spec(up("v1"), up("v2"), 25)
     assert phases(result) == {
         "demo/v1": ("stable", 75, "Stable"),
         "demo/v2": ("canary", 25, "Canary"),
@@ -194,19 +198,19 @@ def test_publishing_stable_and_canary_at_once_announces_both():
 
 def test_canary_left_removes_its_rule():
     result = plan([svc("v1")], owned(up("v1"), up("v2"), 10))
-    assert (action(result), result.spec) == ("apply", AppSpec(APP, up("v1")))
+    assert (action(result), result.spec) == ("apply", spec(up("v1")))
     assert reasons(result.notices) == [("demo/v1", "CanaryRemoved")]
 
 
 def test_canary_replaced_by_another():
     result = plan([svc("v1"), svc("v3", canary="true", percent="5")], owned(up("v1"), up("v2"), 10))
-    assert result.spec == AppSpec(APP, up("v1"), up("v3"), 5)
+    assert result.spec == spec(up("v1"), up("v3"), 5)
     assert reasons(result.notices) == [("demo/v1", "CanaryRemoved"), ("demo/v3", "CanaryAdded")]
 
 
 def test_stable_replaced_by_another_service():
     result = plan([svc("v3")], owned(up("v1")))
-    assert result.spec == AppSpec(APP, up("v3"))
+    assert result.spec == spec(up("v3"))
     assert reasons(result.notices) == [("demo/v3", "StableChanged")]
 
 
@@ -306,19 +310,19 @@ def test_stable_leaving_below_100_holds_and_warns():
 
 def test_asking_100_after_the_stable_left_promotes():
     result = plan([svc("v2", canary="true", percent="100")], owned(up("v1"), up("v2"), 30))
-    assert result.spec == AppSpec(APP, up("v2"))
+    assert result.spec == spec(up("v2"))
     assert reasons(result.notices) == [("demo/v2", "Promoted")]
 
 
 def test_an_automated_release_that_reached_100_is_promoted_when_the_stable_leaves():
     canary = automated("v2", "25,50", running(100, phase="Succeeded"), percent="30")
     result = plan([canary], owned(up("v1"), up("v2"), 100))
-    assert result.spec == AppSpec(APP, up("v2"))
+    assert result.spec == spec(up("v2"))
 
 
 def test_promotion_follows_the_gateway_weight_not_a_later_lower_percentage():
     result = plan([svc("v2", canary="true", percent="40")], owned(up("v1"), up("v2"), 100))
-    assert result.spec == AppSpec(APP, up("v2"))
+    assert result.spec == spec(up("v2"))
 
 
 @pytest.mark.parametrize("observed", [None, owned(up("v1")), owned(up("v1"), up("v9"), 100)])

@@ -1,5 +1,7 @@
 """The gateway cache: full reads never overwrite newer writes; a failed write makes an app suspect."""
 
+from datetime import UTC, datetime, timedelta
+
 from canaryctl.gateway.cache import GatewayCache
 from canaryctl.gateway.model import AppState, Upstream
 
@@ -36,13 +38,30 @@ def test_a_full_read_taken_before_a_write_does_not_undo_it():
     assert cache.get("a").weight == 30
 
 
-def test_suspect_until_the_next_write_or_read():
+T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def test_a_suspect_app_is_read_before_the_next_decision_and_again_when_its_window_ends():
     cache = GatewayCache()
     cache.put("a", state("a", 10))
-    cache.mark_suspect("a")
-    assert cache.is_suspect("a") and not cache.is_suspect("b")
-    cache.put("a", state("a", 10))
-    assert not cache.is_suspect("a")
-    cache.mark_suspect("a")
+    cache.mark_suspect("a", until=at(60))
+    assert cache.needs_read("a", at(1)) and not cache.needs_read("b", at(1))
+    cache.put_read("a", state("a", 10), at(5))  # read before deciding: suspicion settled...
+    assert not cache.needs_read("a", at(30))
+    assert cache.verify_in("a", at(30)) == 30.0  # ...but the window is still open
+    assert cache.needs_read("a", at(60))  # its end: read once more
+    cache.put_read("a", state("a", 10), at(61))
+    assert not cache.needs_read("a", at(62)) and cache.verify_in("a", at(62)) is None
+
+
+def test_a_new_suspicion_extends_the_window_and_a_full_read_settles_the_immediate_read():
+    cache = GatewayCache()
+    cache.mark_suspect("a", until=at(60))
+    cache.mark_suspect("a", until=at(30))  # an earlier end never shortens the window
+    assert cache.verify_in("a", T0) == 60.0
     cache.replace({"a": state("a", 10)}, cache.write_mark())
-    assert not cache.is_suspect("a")
+    assert not cache.needs_read("a", at(1)) and cache.needs_read("a", at(60))

@@ -290,10 +290,29 @@ def test_a_failed_write_warns_every_member_and_the_next_reconcile_reads_first():
         ("Warning", "demo/v2", "GatewayError"),
     ]
     assert harness.patches == []  # nothing confirmed, nothing reported
-    assert harness.cache.is_suspect(APP)
+    assert harness.cache.needs_read(APP, harness.now)
     harness.reconcile()
     assert harness.gateway.calls == [("read", APP), ("apply", APP)]
-    assert not harness.cache.is_suspect(APP)
+    assert not harness.cache.needs_read(APP, harness.now)
+
+
+def test_a_write_that_lost_its_answer_is_verified_when_its_window_ends():
+    harness = Harness(stable(), canary(percent="20"), suspect_window=60.0)
+    harness.gateway.lose_answers = 1  # the write succeeded on a retry; the first may land later
+    result = harness.reconcile()
+    assert result.requeue_after == 60.0  # look again when the late write can no longer land
+    harness.update(canary(percent="50"))
+    harness.now = T0 + timedelta(seconds=10)
+    harness.reconcile()
+    assert harness.gateway.calls == [("read", APP), ("apply", APP)]  # read before writing
+    harness.gateway.apps[APP] = AppState(APP, True, up("v1"), up("v2"), 20, owner="demo")
+    harness.now = T0 + timedelta(seconds=30)  # the lost attempt (20 %) lands late
+    assert harness.reconcile().requeue_after == 30.0
+    assert harness.gateway.calls == []  # nothing to suspect before the window ends...
+    harness.now = T0 + timedelta(seconds=60)
+    result = harness.reconcile()
+    assert harness.gateway.calls == [("read", APP), ("apply", APP)]  # ...then read, correct
+    assert harness.gateway.apps[APP].weight == 50 and result.requeue_after is None
 
 
 def test_dry_run_writes_nothing_but_still_warns():

@@ -75,3 +75,18 @@ def test_json_logs_carry_extra_fields_as_keys():
 def test_text_logs_append_extra_fields():
     line = TextFormatter().format(_record(app="shop"))
     assert "reconcile of shop failed" in line and line.endswith("app=shop")
+
+
+def test_huge_messages_and_fields_are_cut_and_say_so():
+    import json as _json
+    import logging as _logging
+
+    from canaryctl.logs import MAX_FIELD, JsonFormatter, TextFormatter
+
+    record = _logging.makeLogRecord(
+        {"msg": "holding %s", "args": ("a" * 300_000,), "levelname": "INFO", "app": "b" * 300_000}
+    )
+    entry = _json.loads(JsonFormatter().format(record))
+    assert len(entry["msg"]) < MAX_FIELD + 100 and entry["msg"].endswith("characters cut)")
+    assert len(entry["app"]) < MAX_FIELD + 100
+    assert len(TextFormatter().format(record)) < 3 * MAX_FIELD

@@ -15,7 +15,7 @@ import requests
 
 from canaryctl.gateway.api7.backend import Api7Gateway
 from canaryctl.gateway.api7.client import Api7Client
-from canaryctl.gateway.api7.transport import DEFAULT_BASE_URL
+from canaryctl.gateway.api7.transport import DEFAULT_BASE_URL, DEFAULT_TIMEOUT
 from canaryctl.gateway.base import ConnectError, Connection, GatewayError
 
 log = logging.getLogger("canaryctl")
@@ -35,6 +35,13 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         "prefer the environment: flags are visible in the process list)",
     )
     group.add_argument("--api7-ca-bundle", help="CA bundle to verify API7 Cloud's certificate")
+    group.add_argument(
+        "--api7-timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT[1],
+        metavar="SECONDS",
+        help="how long one request waits for API7 Cloud's answer (default: %(default)s)",
+    )
     group.add_argument("--api7-org", help="organization id or name (default: the only one)")
     group.add_argument("--api7-cluster", help="cluster id or name (default: the only one)")
 
@@ -46,7 +53,10 @@ def connect(args: argparse.Namespace, user_agent: str) -> Connection:
         raise ConnectError("no API7 Cloud token: set API7_CLOUD_TOKEN (or --api7-token)", 2)
     session = requests.Session()
     session.headers["User-Agent"] = user_agent
-    client = Api7Client(token, args.api7_addr, ca_bundle=args.api7_ca_bundle, session=session)
+    timeout = (DEFAULT_TIMEOUT[0], args.api7_timeout)
+    client = Api7Client(
+        token, args.api7_addr, timeout=timeout, ca_bundle=args.api7_ca_bundle, session=session
+    )
     try:
         cluster = client.resolve_cluster(args.api7_org, args.api7_cluster)
     except GatewayError as error:

@@ -8,7 +8,8 @@ live in one place:
   connection errors, timeouts, 429 (honouring Retry-After) and 5xx are retried for GET, PUT
   and DELETE; a POST is retried only after looking up by name that the previous attempt did
   not land (see `create`); a DELETE whose earlier attempt may have landed takes a 404 as
-  success;
+  success; every write attempt that ended without a trustworthy answer is reported to
+  `canaryctl.gateway.outcomes`, as it may still land later;
 - the token lives only in the `Authorization` header, is never logged, never part of an
   error message and never in a repr.
 """
@@ -29,6 +30,7 @@ import tenacity
 
 from canaryctl import metrics
 from canaryctl.gateway.base import TerminalGatewayError, TransientGatewayError
+from canaryctl.gateway.outcomes import note_unknown_outcome
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +131,8 @@ class Transport:
                 raise
             except _RetryableFailure as failure:
                 maybe_landed = maybe_landed or failure.may_have_landed
+                if method != "GET" and failure.may_have_landed:
+                    note_unknown_outcome()
                 raise
 
         return self._retrying()(attempt)
@@ -158,6 +162,8 @@ class Transport:
                 return self.exchange("POST", path, body=body, request_id=request_id)
             except _RetryableFailure as failure:
                 maybe_landed = maybe_landed or failure.may_have_landed
+                if failure.may_have_landed:
+                    note_unknown_outcome()
                 raise
             except TerminalGatewayError as error:
                 # a slow earlier attempt may land between our look-up and this POST ("name taken")
