@@ -31,6 +31,7 @@ DEV_COMMANDS: dict[str, str] = {
     "localkube": "canaryctl.testing.localkube.cli",
     "api7cloud": "canaryctl.testing.api7cloud.cli",
     "error-page": "canaryctl.testing.errorpage",
+    "traefik": "canaryctl.testing.traefik.cli",
 }
 
 

@@ -8,6 +8,7 @@ which case they fail loudly instead.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from collections.abc import Iterator
 from typing import NoReturn
@@ -16,6 +17,7 @@ import pytest
 
 from canaryctl.testing.localkube import LocalKube, LocalKubeUnavailable
 from canaryctl.testing.prometheus import PrometheusServer, PrometheusUnavailable
+from canaryctl.testing.traefik import TraefikGateway
 
 REQUIRE_ENV = "CANARYCTL_REQUIRE_LOCALKUBE"
 
@@ -88,6 +90,27 @@ def core_api(kube_api):
     from kubernetes import client
 
     return client.CoreV1Api(kube_api)
+
+
+@pytest.fixture(scope="session")
+def traefik(localkube: LocalKube, gateway_api: list[str]) -> Iterator[TraefikGateway]:
+    """Traefik serving a Gateway in its own namespace, for the whole session.
+
+    Tests add backends (`traefik.add_backend(namespace, service, version)`) and write
+    HTTPRoutes with `parentRefs: [traefik.parent_ref]`. Skipped only when Go is missing and
+    CANARYCTL_REQUIRE_LOCALKUBE is unset; any other failure to start fails the test.
+    """
+    gateway = TraefikGateway(localkube, localkube.create_namespace(), progress=_progress)
+    try:
+        gateway.start()
+    except LocalKubeUnavailable as error:
+        if shutil.which("go") is None:
+            _unavailable("Traefik", error)
+        pytest.fail(f"Traefik could not start: {error}", pytrace=False)
+    try:
+        yield gateway
+    finally:
+        gateway.stop()
 
 
 PROMETHEUS_REQUIRE_ENV = "CANARYCTL_REQUIRE_PROMETHEUS"
