@@ -9,6 +9,7 @@ and that an implementation can report through the status subresource.
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 
 import pytest
 from kubernetes import client
@@ -59,8 +60,10 @@ def _create(api: client.CustomObjectsApi, namespace: str, body: dict) -> dict:
 
 
 @pytest.fixture
-def custom_api(kube_api, gateway_api) -> client.CustomObjectsApi:
-    return client.CustomObjectsApi(kube_api)
+def custom_api(localkube, kube_api, gateway_api, namespace) -> Iterator[client.CustomObjectsApi]:
+    """CustomObjectsApi; the test namespace's HTTPRoutes are deleted afterwards."""
+    yield client.CustomObjectsApi(kube_api)
+    localkube.kubectl("delete", "httproutes", "--all", "-n", namespace, "--wait=false", check=False)
 
 
 def test_standard_channel_crds_are_established(kube_api, gateway_api):

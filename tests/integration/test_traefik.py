@@ -10,10 +10,13 @@ robin is deterministic for requests sent one after another (see testing/traefik/
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 import pytest
 import requests
+from kubernetes import client
 
+from canaryctl.testing.processes import wait_until
 from canaryctl.testing.traefik import CONTROLLER_NAME
 from canaryctl.testing.traefik.routes import RouteClient, http_route, weighted_rule
 
@@ -23,16 +26,23 @@ ROUTE = "error-page"
 
 
 @pytest.fixture
-def routes(kube_api) -> RouteClient:
-    return RouteClient(kube_api)
+def routes(localkube, kube_api, namespace) -> Iterator[RouteClient]:
+    """HTTPRoutes in the test's namespace, deleted afterwards.
+
+    No controller empties a deleted namespace here, and the session's Traefik would keep
+    reconciling routes left behind.
+    """
+    yield RouteClient(kube_api)
+    localkube.kubectl("delete", "httproutes", "--all", "-n", namespace, "--wait=false", check=False)
 
 
 @pytest.fixture
-def two_versions(traefik, namespace) -> str:
-    """error-page v1 and v2 behind Services `v1` and `v2`; returns the route's hostname."""
+def two_versions(traefik, namespace) -> Iterator[str]:
+    """error-page v1 and v2 behind Services `v1` and `v2`; yields the route's hostname."""
     traefik.add_backend(namespace, "v1", "v1")
     traefik.add_backend(namespace, "v2", "v2")
-    return f"error-page.{namespace}.test"
+    yield f"error-page.{namespace}.test"
+    traefik.remove_backends(namespace)
 
 
 def _create_route(traefik, routes, namespace, host, rules) -> None:
@@ -121,3 +131,19 @@ def _requests_by_backend(metrics: str, namespace: str) -> dict[str, float]:
         if match and 'code="200"' in labels:
             totals[match.group(1)] = totals.get(match.group(1), 0) + float(value)
     return totals
+
+
+def test_removed_backends_stop_and_leave_no_service_behind(traefik, core_api, namespace):
+    backend = traefik.add_backend(namespace, "short-lived", "v7")
+    traefik.remove_backends(namespace)
+    assert backend.process.poll() is not None
+    assert backend not in traefik.backends
+
+    def gone() -> bool:
+        services = core_api.list_namespaced_service(namespace).items
+        slices = client.DiscoveryV1Api(core_api.api_client).list_namespaced_endpoint_slice(
+            namespace
+        )
+        return not services and not slices.items
+
+    wait_until(gone, 10, "the Service and EndpointSlice to be deleted")

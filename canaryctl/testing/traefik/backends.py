@@ -85,13 +85,17 @@ def service_body(name: str) -> dict:
     }
 
 
+def slice_name(service: str) -> str:
+    return f"{service}-{MANAGED_BY}"
+
+
 def endpoint_slice_body(service: str, address: str, port: int) -> dict:
     """One ready endpoint for `service`, labelled the way the EndpointSlice controller does."""
     return {
         "apiVersion": "discovery.k8s.io/v1",
         "kind": "EndpointSlice",
         "metadata": {
-            "name": f"{service}-{MANAGED_BY}",
+            "name": slice_name(service),
             "labels": {
                 "kubernetes.io/service-name": service,
                 "endpointslice.kubernetes.io/managed-by": MANAGED_BY,

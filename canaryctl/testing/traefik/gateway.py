@@ -13,6 +13,7 @@ instances in one control plane never program each other's Gateways.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -59,8 +60,9 @@ class TraefikGateway:
         self.port = self.admin_port = 0
         self.network = BackendNetwork()
         self.backends: list[Backend] = []
+        self._port_offsets = itertools.count()
         self._process: subprocess.Popen | None = None
-        self._session = requests.Session()
+        self.session = requests.Session()  # keep-alive connection to Traefik, requests in order
 
     def __enter__(self) -> TraefikGateway:
         return self.start()
@@ -107,7 +109,7 @@ class TraefikGateway:
             backend.stop()
         self.backends.clear()
         self.network.remove()
-        self._session.close()
+        self.session.close()
         for kind in (f"gateway/{self.name}", f"gatewayclass/{self.gateway_class}"):
             delete = ["delete", kind, "-n", self.namespace, "--wait=false", "--ignore-not-found"]
             self.kube.kubectl(*delete, check=False)
@@ -225,7 +227,7 @@ class TraefikGateway:
         self, namespace: str, service: str, version: str, fail_rate: float = 0.0
     ) -> Backend:
         """Start error-page `version` in the backend network behind Service `service`."""
-        port = FIRST_BACKEND_PORT + len(self.backends)
+        port = FIRST_BACKEND_PORT + next(self._port_offsets)
         address = self.network.backend_ip
         log_path = self.state_dir / f"backend-{namespace}-{service}.log"
         command = backends.error_page_command(version, address, port, fail_rate)
@@ -237,13 +239,25 @@ class TraefikGateway:
             backends.create_service(api, namespace, service, address, port)
         return backend
 
+    def remove_backends(self, namespace: str) -> None:
+        """Stop the backends of `namespace` and delete their Services and EndpointSlices."""
+        leaving = [b for b in self.backends if b.namespace == namespace]
+        for backend in leaving:
+            backend.stop()
+            self.backends.remove(backend)
+        objects = [f"service/{b.service}" for b in leaving]
+        objects += [f"endpointslice/{backends.slice_name(b.service)}" for b in leaving]
+        if objects:
+            delete = ["delete", *objects, "-n", namespace, "--ignore-not-found", "--wait=false"]
+            self.kube.kubectl(*delete, check=False)
+
     # traffic and route status ------------------------------------------------------------
 
     def count_answers(
         self, host: str, count: int = 100, headers: Mapping[str, str] | None = None
     ) -> Counter[str]:
         """Send `count` requests for `host` through Traefik; answers counted by version."""
-        return traffic.count_answers(self._session, self.url, host, count, headers)
+        return traffic.count_answers(self.session, self.url, host, count, headers)
 
     def wait_for_split(
         self,
@@ -253,7 +267,7 @@ class TraefikGateway:
         timeout: float = 30,
     ) -> Counter[str]:
         """Poll until one batch of sum(expected) requests is answered exactly `expected`."""
-        return traffic.wait_for_split(self._session, self.url, host, expected, headers, timeout)
+        return traffic.wait_for_split(self.session, self.url, host, expected, headers, timeout)
 
     def wait_route_condition(
         self, namespace: str, route: str, condition: str, status: str = "True", timeout=30
