@@ -37,6 +37,7 @@ DEV_COMMANDS: dict[str, Command] = {
     "localkube": Command("canaryctl.testing.localkube.cli", "a local kube-apiserver + etcd"),
     "api7cloud": Command("canaryctl.testing.api7cloud.cli", "the API7 Cloud emulator"),
     "apisix": Command("canaryctl.testing.apisix.cli", "the Apache APISIX emulator"),
+    "traefik": Command("canaryctl.testing.traefik.cli", "Traefik, a Gateway API data plane"),
     "error-page": Command("canaryctl.testing.errorpage", "the demo backend"),
 }
 DEV_TOOLS_MISSING = (

@@ -8,13 +8,16 @@ which case they fail loudly instead.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from collections.abc import Iterator
+from typing import NoReturn
 
 import pytest
 
 from canaryctl.testing.localkube import LocalKube, LocalKubeUnavailable
 from canaryctl.testing.prometheus import PrometheusServer, PrometheusUnavailable
+from canaryctl.testing.traefik import TraefikGateway
 
 REQUIRE_ENV = "CANARYCTL_REQUIRE_LOCALKUBE"
 
@@ -31,16 +34,30 @@ def localkube() -> Iterator[LocalKube]:
     try:
         kube.start()
     except LocalKubeUnavailable as error:
-        if os.environ.get(REQUIRE_ENV) == "1":
-            pytest.fail(
-                f"local control plane required ({REQUIRE_ENV}=1) but unavailable: {error}",
-                pytrace=False,
-            )
-        pytest.skip(f"local control plane unavailable: {error}")
+        _unavailable("local control plane", error)
     try:
         yield kube
     finally:
         kube.stop()
+
+
+def _unavailable(what: str, error: Exception) -> NoReturn:
+    """Skip the test, or fail it when CANARYCTL_REQUIRE_LOCALKUBE=1 (as in CI)."""
+    if os.environ.get(REQUIRE_ENV) == "1":
+        pytest.fail(f"{what} required ({REQUIRE_ENV}=1) but unavailable: {error}", pytrace=False)
+    pytest.skip(f"{what} unavailable: {error}")
+
+
+@pytest.fixture(scope="session")
+def gateway_api(localkube: LocalKube) -> list[str]:
+    """The Gateway API standard-channel CRDs, installed once on the session's control plane.
+
+    Returns the CRD names (all Established).
+    """
+    try:
+        return localkube.install_gateway_api()
+    except LocalKubeUnavailable as error:
+        _unavailable("Gateway API CRDs", error)
 
 
 @pytest.fixture
@@ -73,6 +90,27 @@ def core_api(kube_api):
     from kubernetes import client
 
     return client.CoreV1Api(kube_api)
+
+
+@pytest.fixture(scope="session")
+def traefik(localkube: LocalKube, gateway_api: list[str]) -> Iterator[TraefikGateway]:
+    """Traefik serving a Gateway in its own namespace, for the whole session.
+
+    Tests add backends (`traefik.add_backend(namespace, service, version)`) and write
+    HTTPRoutes with `parentRefs: [traefik.parent_ref]`. Skipped only when Go is missing and
+    CANARYCTL_REQUIRE_LOCALKUBE is unset; any other failure to start fails the test.
+    """
+    gateway = TraefikGateway(localkube, localkube.create_namespace(), progress=_progress)
+    try:
+        gateway.start()
+    except LocalKubeUnavailable as error:
+        if shutil.which("go") is None:
+            _unavailable("Traefik", error)
+        pytest.fail(f"Traefik could not start: {error}", pytrace=False)
+    try:
+        yield gateway
+    finally:
+        gateway.stop()
 
 
 PROMETHEUS_REQUIRE_ENV = "CANARYCTL_REQUIRE_PROMETHEUS"
