@@ -39,6 +39,7 @@ from canaryctl.reconciler import (
     ReconcileSettings,
     apps_of,
 )
+from canaryctl.reconciler import Notifier as ReconcileNotifier  # + flush/stop, below
 from canaryctl.release.analysis import Analyzer
 from canaryctl.server import Endpoint, MetricsEndpointFactory, health_endpoint, metrics_endpoint
 from canaryctl.workqueue import RateLimitingQueue, new_controller_queue
@@ -60,12 +61,18 @@ class Settings:
     analyzer: Analyzer | None = None  # release analysis; None without --prometheus-url
     suspect_window: float = 60.0  # seconds a write whose outcome is unknown may still land
     metrics_server: MetricsEndpointFactory = metrics_endpoint  # run --metrics-secure: HTTPS + auth
+    notifier: Notifier | None = None  # release events to webhooks (run --notify-*)
 
 
 class Informer(Protocol):
     def start(self) -> object: ...
     def wait_for_sync(self, timeout: float | None = None) -> bool: ...
     def has_synced(self) -> bool: ...
+    def stop(self, timeout: float = 2.0) -> None: ...
+
+
+class Notifier(ReconcileNotifier, Protocol):
+    def flush(self, timeout: float = 5.0) -> bool: ...
     def stop(self, timeout: float = 2.0) -> None: ...
 
 
@@ -135,6 +142,7 @@ class Controller:
             patch_status,
             settings.analyzer,
             reconcile_settings,
+            notifier=settings.notifier,
         )
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -273,6 +281,9 @@ class Controller:
             thread.join(max(0.0, deadline - time.monotonic()))
         self.recorder.flush(max(0.5, deadline - time.monotonic()))
         self.recorder.stop()
+        if self.settings.notifier is not None:
+            self.settings.notifier.flush(max(0.5, deadline - time.monotonic()))
+            self.settings.notifier.stop()
         for endpoint in self._endpoints:
             endpoint.stop()
         log.info("controller stopped")

@@ -157,6 +157,73 @@ events_dropped_total = Counter(
     registry=REGISTRY,
 )
 
+# per application, for the Grafana dashboard (manifests/grafana): labels namespace/app plus
+# bounded ones only — phase, metric name, check result, role (stable/canary)
+release_phase = Gauge(
+    "canaryctl_release_phase",
+    "1 for the automated release's current phase, 0 for the others",
+    ["namespace", "app", "phase"],
+    registry=REGISTRY,
+)
+release_step = Gauge(
+    "canaryctl_release_step",
+    "The automated release's current step (1-based)",
+    ["namespace", "app"],
+    registry=REGISTRY,
+)
+release_steps = Gauge(
+    "canaryctl_release_steps",
+    "Steps in the automated release's schedule",
+    ["namespace", "app"],
+    registry=REGISTRY,
+)
+release_checks_total = Counter(
+    "canaryctl_release_checks_total",
+    "Analysis checks per application, by classification",
+    ["namespace", "app", "result"],
+    registry=REGISTRY,
+)
+analysis_value = Gauge(
+    "canaryctl_analysis_value",
+    "The last check's measured value per metric (error_rate, slow_requests: percent; "
+    "latency_p99: milliseconds)",
+    ["namespace", "app", "metric"],
+    registry=REGISTRY,
+)
+analysis_threshold = Gauge(
+    "canaryctl_analysis_threshold",
+    "The limit the last check's value had to stay at or below, per metric",
+    ["namespace", "app", "metric"],
+    registry=REGISTRY,
+)
+upstream_info = Gauge(
+    "canaryctl_upstream_info",
+    "1 per application and role: `node` is the upstream target (host:port) as the gateway's "
+    "request metrics label it, so its series can be joined by role",
+    ["namespace", "app", "role", "node"],
+    registry=REGISTRY,
+)
+
+# webhook notifications: channel names come from the controller's configuration (bounded)
+notifications_total = Counter(
+    "canaryctl_notifications_total",
+    "Webhook notifications by channel and result: sent, failed (given up after retries, or "
+    "rejected), dropped (queue full or stopped), duplicate (same idempotency key again)",
+    ["channel", "result"],
+    registry=REGISTRY,
+)
+notification_retries_total = Counter(
+    "canaryctl_notification_retries_total",
+    "Webhook deliveries retried (timeouts, connection errors, 429, 5xx)",
+    ["channel"],
+    registry=REGISTRY,
+)
+notification_unknown_channels_total = Counter(
+    "canaryctl_notification_unknown_channels_total",
+    "Channel names in api7.cloud/canary-notify the controller's configuration does not define",
+    registry=REGISTRY,
+)
+
 # `run --metrics-secure`: decision allowed|unauthenticated|forbidden|error; source: where the
 # decision came from — apiserver (reviews), cache, or request (no bearer token: nothing to ask)
 metrics_auth_total = Counter(

@@ -22,6 +22,7 @@ from typing import Protocol
 
 from canaryctl import metrics
 from canaryctl.annotations import STATUS, app_of, relevant_fingerprint
+from canaryctl.app_metrics import APP_METRICS
 from canaryctl.decision import AppInputs, Outcome, ServiceEvent, decide, due_check
 from canaryctl.gateway.base import Gateway, GatewayError
 from canaryctl.gateway.cache import GatewayCache
@@ -66,6 +67,10 @@ class Recorder(Protocol):
     def warning(self, service: Service, reason: str, message: str) -> None: ...
 
 
+class Notifier(Protocol):
+    def notify(self, outcome: Outcome, services: Mapping[str, Service]) -> None: ...
+
+
 PatchStatus = Callable[[Service, str | None], None]  # (service, annotation value or None: remove)
 
 
@@ -99,8 +104,10 @@ class Reconciler:
         analyzer: Analyzer | None = None,
         settings: ReconcileSettings | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        notifier: Notifier | None = None,  # release events to webhooks (canaryctl.notify)
     ):
         self.services, self.gateway_cache, self.gateway = services, gateway_cache, gateway
+        self.notifier = notifier
         self.recorder, self.patch_status, self.analyzer = recorder, patch_status, analyzer
         self.settings = settings or ReconcileSettings()
         namespaces = self.settings.namespaces
@@ -152,15 +159,18 @@ class Reconciler:
     def _check(self, request: CheckRequest, now: datetime) -> CheckResult:
         if self.analyzer is None:
             metrics.analysis_checks_total.labels("error").inc()
-            return CheckResult("error", NO_PROMETHEUS)
-        return self.analyzer.check(
-            request.config, request.canary, request.stable, request.window_s, now
-        )
+            result = CheckResult("error", NO_PROMETHEUS)
+        else:
+            result = self.analyzer.check(
+                request.config, request.canary, request.stable, request.window_s, now
+            )
+        APP_METRICS.record_check(request.canary, result)
+        return result
 
     # act --------------------------------------------------------------------------------------
 
     def act(self, outcome: Outcome, inputs: AppInputs) -> Result:
-        """Carry `outcome` out: gateway, read-back, Events, statuses, metrics."""
+        """Carry `outcome` out: gateway, read-back, Events, statuses, notifications, metrics."""
         services = {service.key: service for service in inputs.members + inputs.former_members}
         self._record_warnings(outcome, services)
         if outcome.held:
@@ -175,7 +185,10 @@ class Reconciler:
         for event in outcome.notices:
             self._record(event, services)
         self._write_statuses(outcome, state, services)
+        if self.notifier is not None:  # only what was applied and persisted; never waits
+            self.notifier.notify(outcome, services)
         self._export(outcome, state)
+        APP_METRICS.export(outcome, services)
         return Result(self._look_again(outcome, inputs.now))
 
     def _look_again(self, outcome: Outcome, now: datetime) -> float | None:

@@ -26,6 +26,9 @@ from canaryctl.delegated_auth import KubernetesAuthGuard
 from canaryctl.gateway.api7 import options as api7_options
 from canaryctl.gateway.base import ConnectError
 from canaryctl.kube import load_api_client
+from canaryctl.notify.config import CONFIG_ENV, FORMAT_ENV, URL_FILE_ENV, channels_from_env
+from canaryctl.notify.messages import FORMATS
+from canaryctl.notify.notifier import Notifier
 from canaryctl.release.analysis import (
     DEFAULT_ERRORS,
     DEFAULT_LATENCY_BUCKETS,
@@ -101,6 +104,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dry-run", action="store_true", help="log the plan, write nothing")
     for backend in GATEWAYS.values():
         backend.add_options(parser)
+    _configure_notifications(parser)
     analysis = parser.add_argument_group("release analysis (canaries with api7.cloud/canary-steps)")
     analysis.add_argument(
         "--prometheus-url", help="Prometheus HTTP API base URL, e.g. http://prometheus:9090"
@@ -118,6 +122,28 @@ def configure(parser: argparse.ArgumentParser) -> None:
             help="query template; variables {namespace} {app} {service} {target} "
             "{window} (default: %(default)s)",
         )
+
+
+def _configure_notifications(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "notifications (release events to webhooks; URLs only in files mounted from Secrets)"
+    )
+    group.add_argument(
+        "--notify-url-file",
+        metavar="PATH",
+        help=f"file holding the webhook URL of the `default` channel (env {URL_FILE_ENV})",
+    )
+    group.add_argument(
+        "--notify-format",
+        choices=FORMATS,
+        help=f"payload of the `default` channel: json or slack (default: json; env {FORMAT_ENV})",
+    )
+    group.add_argument(
+        "--notify-config",
+        metavar="PATH",
+        help="JSON file naming more channels, for Services' api7.cloud/canary-notify "
+        f"(env {CONFIG_ENV})",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -172,7 +198,17 @@ def _settings(args: argparse.Namespace) -> Settings:
         dry_run=args.dry_run,
         analyzer=_analyzer(args),
         suspect_window=args.suspect_window,
+        notifier=_notifier(args),
     )
+
+
+def _notifier(args: argparse.Namespace) -> Notifier | None:
+    """The webhook notifier, or None when no channel is configured; ValueError when invalid."""
+    channels = channels_from_env(args.notify_url_file, args.notify_format, args.notify_config)
+    if not channels:
+        return None
+    log.info("release notifications on", extra={"channels": ",".join(sorted(channels))})
+    return Notifier.from_channels(channels)
 
 
 def _metrics_tls(args: argparse.Namespace) -> ssl.SSLContext | None:

@@ -47,6 +47,7 @@ CONFIDENCE = PREFIX + "canary-confidence"
 MIN_EFFECT = PREFIX + "canary-min-effect"
 ON_FAILURE = PREFIX + "canary-on-failure"
 ACTION = PREFIX + "canary-action"
+NOTIFY = PREFIX + "canary-notify"  # webhook channel names: read by canaryctl.notify, not here
 
 # every release annotation; STATUS shares the `canary-` prefix but is canaryctl's output
 RELEASE_ANNOTATIONS = (
@@ -137,7 +138,8 @@ def parse_release(service: Service) -> ReleaseConfig | Invalid | None:
 
 
 def _is_unknown(name: str) -> bool:
-    return name.startswith(_CANARY_PREFIX) and name != STATUS and name not in RELEASE_ANNOTATIONS
+    known = name in RELEASE_ANNOTATIONS or name in (STATUS, NOTIFY)
+    return name.startswith(_CANARY_PREFIX) and not known
 
 
 def _unknown(name: str, value: str) -> Problem:
