@@ -47,11 +47,11 @@ DEV_TOOLS_MISSING = (
 )
 
 
-def build_parser(argv: list[str]) -> argparse.ArgumentParser:
+def build_parser(argv: list[str], prog: str = "canaryctl") -> argparse.ArgumentParser:
     """The command tree, with flags only for the command `argv` chooses."""
     from canaryctl import __version__
 
-    parser = argparse.ArgumentParser(prog="canaryctl", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"canaryctl {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     chosen = _first_word(argv)
@@ -88,11 +88,11 @@ def _first_word(argv: list[str]) -> str | None:
     return next((word for word in argv if not word.startswith("-")), None)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the console script."""
+def main(argv: list[str] | None = None, prog: str = "canaryctl") -> int:
+    """Entry point of the console script (`prog`: the name usage messages show)."""
     argv = sys.argv[1:] if argv is None else argv
     try:
-        parser = build_parser(argv)
+        parser = build_parser(argv, prog)
     except ModuleNotFoundError as error:
         if (error.name or "").startswith(("canaryctl.testing", "canaryctl.demo")):
             print(f"canaryctl: {DEV_TOOLS_MISSING}", file=sys.stderr)

@@ -9,6 +9,7 @@ the same Service, and `None` removes a key.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 from collections.abc import Callable, Mapping
@@ -28,15 +29,18 @@ MERGE_PATCH = "application/merge-patch+json"
 REQUEST_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds for ordinary calls
 
 
-def load_api_client(kubeconfig: str | None = None) -> client.ApiClient:
-    """An ApiClient from `kubeconfig` if given, else in-cluster config, else ~/.kube/config.
+def load_api_client(kubeconfig: str | None = None, context: str | None = None) -> client.ApiClient:
+    """An ApiClient from `kubeconfig` if given, else in-cluster config, else ~/.kube/config
+    ($KUBECONFIG); `context` picks a kubeconfig context other than the current one.
 
     In a pod, the ServiceAccount token and CA are read from $CANARYCTL_SERVICEACCOUNT_DIR
     (default: where Kubernetes mounts them); the token is re-read as the kubelet rotates it.
     """
     configuration = client.Configuration()
-    if kubeconfig:
-        config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+    if kubeconfig or context:
+        config.load_kube_config(
+            config_file=kubeconfig, context=context, client_configuration=configuration
+        )
     elif os.environ.get(SERVICE_HOST_ENV_NAME):
         _load_incluster(configuration)
     else:
@@ -44,6 +48,26 @@ def load_api_client(kubeconfig: str | None = None) -> client.ApiClient:
     if hasattr(configuration, "keep_alive"):  # kubernetes >= 37: TCP keep-alive as client-go does
         configuration.keep_alive = True
     return client.ApiClient(configuration)
+
+
+def context_namespace(kubeconfig: str | None, context: str | None = None) -> str:
+    """The namespace of the kubeconfig context (default: the current one), as kubectl uses it;
+    else `default`."""
+    try:
+        contexts, current = config.list_kube_config_contexts(config_file=kubeconfig)
+    except (ConfigException, OSError):
+        return "default"
+    chosen = next((c for c in contexts if c.get("name") == context), None) if context else current
+    return (chosen or {}).get("context", {}).get("namespace") or "default"
+
+
+def add_kube_flags(parser: argparse.ArgumentParser) -> None:
+    """`--kubeconfig` and `--context`, as kubectl spells them, for the user-facing commands."""
+    parser.add_argument(
+        "--kubeconfig",
+        help="kubeconfig file (default: in-cluster config, then $KUBECONFIG or ~/.kube/config)",
+    )
+    parser.add_argument("--context", help="the kubeconfig context to use (default: its current)")
 
 
 def _load_incluster(configuration: client.Configuration) -> None:

@@ -35,6 +35,7 @@ from kubernetes.config.config_exception import ConfigException
 from canaryctl.annotations import APP, CANARY, PERCENT, parse_percent
 from canaryctl.kube import (
     REQUEST_TIMEOUT,
+    add_kube_flags,
     describe_error,
     load_api_client,
     patch_service_annotations,
@@ -75,9 +76,10 @@ class Request:
 
 
 def service_argument(text: str) -> tuple[str, str]:
-    """argparse type of NAMESPACE/SERVICE -> (namespace, name)."""
-    namespace, _, name = text.partition("/")
-    if not namespace or not name or "/" in name:
+    """argparse type of NAMESPACE/SERVICE, or SERVICE alone (namespace from -n) -> (namespace or
+    "", name)."""
+    namespace, slash, name = text.rpartition("/")
+    if not name or (slash and not namespace) or "/" in namespace:
         raise argparse.ArgumentTypeError(f"{text!r} is not NAMESPACE/SERVICE")
     return namespace, name
 
@@ -158,19 +160,36 @@ def _unpublished(service: Service) -> tuple[str, ...]:
 
 def _configure_target(parser: argparse.ArgumentParser, epilog: str) -> None:
     parser.add_argument(
-        "service", metavar="NAMESPACE/SERVICE", type=service_argument, help="the canary Service"
+        "service",
+        metavar="NAMESPACE/SERVICE",
+        type=service_argument,
+        help="the canary Service (SERVICE alone with -n NAMESPACE)",
     )
-    parser.add_argument(
-        "--kubeconfig", help="kubeconfig file (default: in-cluster config, then ~/.kube/config)"
-    )
+    parser.add_argument("-n", "--namespace", help="the namespace of a SERVICE given alone")
+    add_kube_flags(parser)
     parser.epilog = epilog
+
+
+def _target(args: argparse.Namespace) -> tuple[str, str]:
+    """(namespace, name) of the Service argument and -n; Refused when they are missing or differ."""
+    namespace, name = args.service
+    flag: str = getattr(args, "namespace", None) or ""
+    if namespace and flag and flag != namespace:
+        raise Refused(f"{namespace}/{name} is in namespace {namespace}, but -n says {flag}")
+    if not (namespace or flag):
+        raise Refused(f"{name!r} is not NAMESPACE/SERVICE: name the namespace, or add -n NAMESPACE")
+    return namespace or flag, name
 
 
 def _apply(args: argparse.Namespace, request_for: Callable[[Service], Request]) -> int:
     """Read the Service, build the request, write it with one merge patch, say what was written."""
-    namespace, name = args.service
     try:
-        with load_api_client(args.kubeconfig) as api:
+        namespace, name = _target(args)
+    except Refused as refusal:
+        print(f"error: {refusal}", file=sys.stderr)
+        return REFUSED
+    try:
+        with load_api_client(args.kubeconfig, getattr(args, "context", None)) as api:
             request = request_for(_read_service(api, namespace, name))
             for warning in request.warnings:
                 print(f"warning: {warning}", file=sys.stderr)

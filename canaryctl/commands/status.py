@@ -27,11 +27,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 import urllib3
-from kubernetes import client, config
+from kubernetes import client
 from kubernetes.config.config_exception import ConfigException
 
+from canaryctl import yamlout
 from canaryctl.annotations import CANARY, STATUS, app_of
-from canaryctl.kube import describe_error, list_services, load_api_client, service_list_request
+from canaryctl.kube import (
+    add_kube_flags,
+    context_namespace,
+    describe_error,
+    list_services,
+    load_api_client,
+    service_list_request,
+)
 from canaryctl.objects import Service
 from canaryctl.release.config import STEPS, parse_steps
 from canaryctl.release.state import CheckResult, ReleaseState
@@ -300,38 +308,43 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "-n", "--namespace", help="only this namespace (default: the kubeconfig context's)"
     )
     where.add_argument("-A", "--all-namespaces", action="store_true", help="every namespace")
+    add_kube_flags(parser)
     parser.add_argument(
-        "--kubeconfig", help="kubeconfig file (default: in-cluster config, then ~/.kube/config)"
+        "-o", "--output", choices=("table", "json", "yaml"), default="table", help="output format"
     )
     parser.add_argument(
-        "-o", "--output", choices=("table", "json"), default="table", help="output format"
+        "-w",
+        "--watch",
+        action="store_true",
+        help="keep watching: redraw the table on every change (json/yaml: one event per changed "
+        "row, as JSON Lines / YAML documents)",
     )
 
 
 def run(args: argparse.Namespace) -> int:
     namespace = (
-        None if args.all_namespaces else args.namespace or _context_namespace(args.kubeconfig)
+        None
+        if args.all_namespaces
+        else args.namespace or context_namespace(args.kubeconfig, args.context)
     )
+    if args.watch:
+        from canaryctl.commands.status_watch import watch
+
+        with load_api_client(args.kubeconfig, args.context) as api:
+            return watch(api, namespace, args.output)
     try:
-        with load_api_client(args.kubeconfig) as api:
+        with load_api_client(args.kubeconfig, args.context) as api:
             rows = rows_of(list_services(service_list_request(api, namespace))[0])
     except (client.ApiException, urllib3.exceptions.HTTPError, ConfigException, OSError) as error:
         print(f"error: cannot list Services: {describe_error(error)}", file=sys.stderr)
         return 1
     if args.output == "json":
         print(json.dumps([row_to_dict(row) for row in rows], indent=2))
+    elif args.output == "yaml":
+        print(yamlout.dump([row_to_dict(row) for row in rows]), end="")
     elif rows:
         print(format_table(rows, datetime.now(UTC)))
     else:
         where = "any namespace" if namespace is None else f"namespace {namespace}"
         print(f"No Services with a {STATUS} annotation in {where}.", file=sys.stderr)
     return 0
-
-
-def _context_namespace(kubeconfig: str | None) -> str:
-    """The namespace of the kubeconfig's current context, as kubectl uses it; else `default`."""
-    try:
-        _, current = config.list_kube_config_contexts(config_file=kubeconfig)
-    except (ConfigException, OSError):
-        return "default"
-    return (current or {}).get("context", {}).get("namespace") or "default"

@@ -116,3 +116,10 @@ def test_metadata_declares_exactly_the_runtime_dependencies(venv):
     assert no_pytest  # test extras stay out of a plain install
     check = run_in(venv, "python", "-m", "pip", "check")
     assert check.returncode == 0, check.stdout
+
+
+def test_the_kubectl_plugin_is_installed_with_the_package(venv):
+    """`kubectl canary` needs `kubectl-canary` on PATH: the console script pip installs."""
+    result = run_in(venv, "kubectl-canary", "promote", "--help")
+    assert result.returncode == 0, result.stderr
+    assert "usage: kubectl canary promote" in result.stdout
