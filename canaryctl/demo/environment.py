@@ -29,7 +29,7 @@ from canaryctl.demo.gateways import Split, kit_for
 from canaryctl.kube import SERVICEACCOUNT_DIR_ENV
 from canaryctl.testing.errorpage import ErrorPage
 from canaryctl.testing.localkube import LocalKube, free_port, wait_until
-from canaryctl.testing.prometheus import PrometheusServer
+from canaryctl.testing.prometheus import PrometheusServer, ScrapeJob
 
 NAMESPACE = "canary-release-demo"
 APP_HOST = "error-page"
@@ -59,6 +59,7 @@ class DemoEnvironment:
         serviceaccount_dir: Path | None = None,
         gateway: str = "api7",
         watched: Sequence[str] | None = (),
+        scrape_controller: bool = False,
     ):
         self.versions = list(versions)
         self.namespace = namespace
@@ -77,6 +78,8 @@ class DemoEnvironment:
         self.controller: subprocess.Popen | None = None
         self.workdir = Path(tempfile.mkdtemp(prefix="canaryctl-demo-"))
         self.health_port = self.metrics_port = 0
+        # Prometheus also scrapes the controller: its metrics port is fixed before either starts
+        self.scrape_controller = scrape_controller
 
     def __enter__(self) -> DemoEnvironment:
         try:
@@ -100,7 +103,7 @@ class DemoEnvironment:
         self.kit.start(self._stack)
         self.emulator = self.kit.emulator
         if self.with_prometheus:  # scrapes the gateway's request metrics every second
-            self.prometheus = PrometheusServer([self.kit.metrics_target])
+            self.prometheus = PrometheusServer([self.kit.metrics_target], extra_jobs=self._jobs())
             self._stack.callback(self.prometheus.close)
             self.prometheus.start()
         for version in self.versions:
@@ -111,6 +114,12 @@ class DemoEnvironment:
                 self.kubectl, "delete", "namespace", self.namespace, "--wait=false", check=False
             )
         self.start_controller()
+
+    def _jobs(self) -> list[ScrapeJob]:
+        if not self.scrape_controller:
+            return []
+        self.metrics_port = free_port()
+        return [ScrapeJob("canaryctl", (f"127.0.0.1:{self.metrics_port}",))]
 
     def add_backend(self, version: str, fail_rate: float = 0.0) -> ErrorPage:
         """Start error-page `version` and route its Service's DNS name to it."""
@@ -129,7 +138,9 @@ class DemoEnvironment:
 
     def start_controller(self) -> None:
         """Run `canaryctl run` against this environment and wait until it is ready."""
-        self.metrics_port, self.health_port = free_port(), free_port()
+        if not self.scrape_controller:  # else the port Prometheus scrapes, kept across restarts
+            self.metrics_port = free_port()
+        self.health_port = free_port()
         self.controller = self.spawn_controller(
             self.watched, self.metrics_port, self.health_port, self.controller_log
         )

@@ -14,6 +14,8 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
@@ -24,6 +26,15 @@ from canaryctl.testing.processes import die_with_parent, free_port, terminate, w
 BINARY = "prometheus"
 DIR_PREFIX = "canaryctl-prometheus-"
 JOB = "apisix"
+
+
+@dataclass(frozen=True)
+class ScrapeJob:
+    """Another scrape job besides the gateway's, e.g. a controller's own /metrics."""
+
+    name: str
+    targets: tuple[str, ...]
+    metrics_path: str = "/metrics"
 
 
 class PrometheusUnavailable(RuntimeError):
@@ -39,8 +50,10 @@ class PrometheusServer:
         scrape_interval: str = "1s",
         metrics_path: str = "/apisix/prometheus/metrics",
         ready_timeout: float = 30.0,
+        extra_jobs: Sequence[ScrapeJob] = (),
     ):
         self.targets = list(targets)
+        self.extra_jobs = list(extra_jobs)
         self.scrape_interval = scrape_interval
         self.metrics_path = metrics_path
         self.ready_timeout = ready_timeout
@@ -131,10 +144,11 @@ class PrometheusServer:
         Prometheus 2.x hands new targets to its scrapers on a 5 s tick, so the first scrape
         after a start comes up to ~5 s later, whatever the scrape interval.
         """
+        targets = self.targets + [t for job in self.extra_jobs for t in job.targets]
         wait_until(
-            lambda: self._targets_scraped_since(self._started_at) >= len(self.targets),
+            lambda: self._targets_scraped_since(self._started_at) >= len(targets),
             timeout,
-            f"Prometheus to scrape {', '.join(self.targets)}",
+            f"Prometheus to scrape {', '.join(targets)}",
         )
 
     def _config(self) -> dict:
@@ -150,7 +164,15 @@ class PrometheusServer:
                     "job_name": JOB,
                     "metrics_path": self.metrics_path,
                     "static_configs": [{"targets": self.targets}],
-                }
+                },
+                *(
+                    {
+                        "job_name": job.name,
+                        "metrics_path": job.metrics_path,
+                        "static_configs": [{"targets": list(job.targets)}],
+                    }
+                    for job in self.extra_jobs
+                ),
             ],
         }
 
@@ -167,7 +189,7 @@ class PrometheusServer:
 
     def _targets_scraped_since(self, moment: float) -> int:
         # timestamp() of a plain selector is the sample's time (of an expression, the evaluation time)
-        query = f'count(timestamp(up{{job="{JOB}"}}) > {moment:.3f} and up{{job="{JOB}"}} == 1)'
+        query = f"count(timestamp(up) > {moment:.3f} and up == 1)"
         answer = requests.get(f"{self.url}/api/v1/query", params={"query": query}, timeout=5).json()
         result = answer["data"]["result"]
         return int(float(result[0]["value"][1])) if result else 0
