@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterator
+from typing import NoReturn
 
 import pytest
 
@@ -31,16 +32,30 @@ def localkube() -> Iterator[LocalKube]:
     try:
         kube.start()
     except LocalKubeUnavailable as error:
-        if os.environ.get(REQUIRE_ENV) == "1":
-            pytest.fail(
-                f"local control plane required ({REQUIRE_ENV}=1) but unavailable: {error}",
-                pytrace=False,
-            )
-        pytest.skip(f"local control plane unavailable: {error}")
+        _unavailable("local control plane", error)
     try:
         yield kube
     finally:
         kube.stop()
+
+
+def _unavailable(what: str, error: Exception) -> NoReturn:
+    """Skip the test, or fail it when CANARYCTL_REQUIRE_LOCALKUBE=1 (as in CI)."""
+    if os.environ.get(REQUIRE_ENV) == "1":
+        pytest.fail(f"{what} required ({REQUIRE_ENV}=1) but unavailable: {error}", pytrace=False)
+    pytest.skip(f"{what} unavailable: {error}")
+
+
+@pytest.fixture(scope="session")
+def gateway_api(localkube: LocalKube) -> list[str]:
+    """The Gateway API standard-channel CRDs, installed once on the session's control plane.
+
+    Returns the CRD names (all Established).
+    """
+    try:
+        return localkube.install_gateway_api()
+    except LocalKubeUnavailable as error:
+        _unavailable("Gateway API CRDs", error)
 
 
 @pytest.fixture

@@ -84,21 +84,31 @@ def ensure_binaries(version: str = KUBERNETES_VERSION, progress: Progress = prin
     """Return the directory with all binaries, building them first if needed."""
     if have_binaries(version):
         return bin_dir(version)
-    go = shutil.which("go")
-    if not go:
-        raise LocalKubeUnavailable(
-            "the Go toolchain (`go`) is not on PATH; it is needed once to build kube-apiserver, "
-            "kubectl and etcd from the Go module proxy (install Go >= 1.26)"
-        )
+    go = go_toolchain("to build kube-apiserver, kubectl and etcd from the Go module proxy")
     with _build_lock(version):
         if not have_binaries(version):  # another process may have built them meanwhile
             _build(go, version, progress)
     return bin_dir(version)
 
 
+def go_toolchain(purpose: str) -> str:
+    """Path of `go`, or LocalKubeUnavailable saying what it was needed for."""
+    go = shutil.which("go")
+    if not go:
+        raise LocalKubeUnavailable(
+            f"the Go toolchain (`go`) is not on PATH; it is needed once {purpose} "
+            "(install Go >= 1.26)"
+        )
+    return go
+
+
+def _build_lock(version: str):
+    return file_lock(cache_root() / "localkube" / f"{version}.lock")
+
+
 @contextmanager
-def _build_lock(version: str) -> Iterator[None]:
-    lock_path = cache_root() / "localkube" / f"{version}.lock"
+def file_lock(lock_path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `lock_path` so one process at a time fills a cache entry."""
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_path, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -117,7 +127,7 @@ def _build(go: str, version: str, progress: Progress) -> None:
     module_dir = cache_root() / "localkube" / version / "src"
     _write_module(go, version, module_dir)
     progress("localkube: resolving modules (go mod tidy)")
-    _go(go, ["mod", "tidy"], module_dir)
+    run_go(go, ["mod", "tidy"], module_dir)
     staging = Path(tempfile.mkdtemp(prefix="bin-", dir=module_dir.parent))
     try:
         _go_build(go, version, module_dir, staging, progress)
@@ -153,12 +163,17 @@ def _write_module(go: str, version: str, module_dir: Path) -> None:
 
 
 def _download_gomod(go: str, module: str, version: str) -> str:
+    return Path(download_module(go, module, version)["GoMod"]).read_text()
+
+
+def download_module(go: str, module: str, version: str) -> dict:
+    """`go mod download -json module@version`: its paths (`Dir` = extracted, read-only source)."""
     with tempfile.TemporaryDirectory() as scratch:
-        result = _go(go, ["mod", "download", "-json", f"{module}@{version}"], Path(scratch))
+        result = run_go(go, ["mod", "download", "-json", f"{module}@{version}"], Path(scratch))
     info = json.loads(result.stdout)
     if info.get("Error"):
         raise LocalKubeUnavailable(f"go mod download {module}@{version}: {info['Error']}")
-    return Path(info["GoMod"]).read_text()
+    return info
 
 
 def _go_build(go: str, version: str, module_dir: Path, out: Path, progress: Progress) -> None:
@@ -168,44 +183,49 @@ def _go_build(go: str, version: str, module_dir: Path, out: Path, progress: Prog
         "k8s.io/kubernetes/cmd/kube-apiserver",
         "k8s.io/kubernetes/cmd/kubectl",
     ]
-    command = [
-        go,
-        "build",
-        "-v",
-        "-trimpath",
-        "-ldflags",
-        version_ldflags(version),
-        "-o",
-        str(out) + "/",
-        *targets,
-    ]
+    go_build(go, module_dir, targets, out, version_ldflags(version), progress, "localkube")
+
+
+def go_build(
+    go: str,
+    module_dir: Path,
+    targets: list[str],
+    out: Path,
+    ldflags: str,
+    progress: Progress,
+    label: str,
+    extra_flags: tuple[str, ...] = (),
+) -> None:
+    """`go build -o OUT/ TARGETS` in `module_dir`, reporting progress every 15 s."""
+    command = [go, "build", "-v", "-trimpath", *extra_flags, "-ldflags", ldflags]
+    command += ["-o", str(out) + "/", *targets]
     process = subprocess.Popen(
         command,
         cwd=module_dir,
-        env=_go_env(),
+        env=go_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
-    compiled, last_report, tail = 0, time.monotonic(), []
-    for line in process.stdout:
-        compiled += 1
+    assert process.stdout is not None
+    last_report, tail = time.monotonic(), list[str]()
+    for compiled, line in enumerate(process.stdout, start=1):
         tail = ([*tail, line.rstrip()])[-30:]
         if time.monotonic() - last_report > 15:
-            progress(f"localkube: compiled {compiled} packages so far ({line.strip()})")
+            progress(f"{label}: compiled {compiled} packages so far ({line.strip()})")
             last_report = time.monotonic()
     if process.wait() != 0:
         raise LocalKubeUnavailable("go build failed:\n" + "\n".join(tail))
 
 
-def _go(go: str, args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    result = subprocess.run([go, *args], cwd=cwd, env=_go_env(), capture_output=True, text=True)
+def run_go(go: str, args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    result = subprocess.run([go, *args], cwd=cwd, env=go_env(), capture_output=True, text=True)
     if result.returncode != 0:
         raise LocalKubeUnavailable(f"go {' '.join(args)} failed:\n{result.stderr[-4000:]}")
     return result
 
 
-def _go_env() -> dict[str, str]:
+def go_env() -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("GOFLAGS", "-mod=mod")
     env["CGO_ENABLED"] = "0"

@@ -260,6 +260,12 @@ class LocalKube:
             )
         return answer.status.token
 
+    def install_gateway_api(self, version: str | None = None) -> list[str]:
+        """Install the Gateway API standard-channel CRDs; return their names once Established."""
+        from canaryctl.testing.localkube import gateway_api
+
+        return gateway_api.install(self, version or gateway_api.GATEWAY_API_VERSION, self._progress)
+
     def compact(self) -> int:
         """Compact etcd up to its current revision, so older resourceVersions answer 410.
 
