@@ -332,9 +332,9 @@ class _ListWatch:
         metrics.relists_total.labels(reason).inc()
         changes = self.informer.store.replace(listed, namespace=self.scope)
         self.informer.store_resized()
-        self.synced.set()
         for old, new in (*changes.deleted, *changes.added, *changes.updated):
             self.informer.notify(old, new)
+        self.synced.set()  # as client-go's HasSynced: after the listed items were handed out
 
     # watch --------------------------------------------------------------------------------------
 
