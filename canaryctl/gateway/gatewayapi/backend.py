@@ -5,8 +5,9 @@ the same list/watch machinery as the Service informer, so:
 - `list_apps` (start-up, resync) answers from that watch: no read per application;
 - a change canaryctl did not make — a hand edit, the implementation's status — is told to
   the controller at once through `start(notify)`; the controller then reads the app again
-  (`read_app`) and reconciles, which reverts a hand edit within milliseconds. Changes that
-  carry the resourceVersion of canaryctl's own write are not told.
+  (`read_app`) and reconciles, which reverts a hand edit within milliseconds. Not told:
+  changes that carry the resourceVersion of canaryctl's own write, and routes that are
+  exactly as canaryctl writes them without a problem (nothing to do about those).
 `read_app` is an authoritative read (one list by name, whoever created the route), so a
 route of the same name canaryctl did not create shows up as a foreign app; such names are
 remembered and read again at every `list_apps`, so a resync keeps reporting the conflict.
@@ -160,6 +161,18 @@ class GatewayApiGateway:
     def _state(self, views: Sequence[RouteView]) -> AppState:
         return app_state(tuple(views), self.default_parent, self.cluster_domain)
 
+    def _worth_a_look(self, old: RouteView | None, new: RouteView) -> bool:
+        """A route that is not as canaryctl writes it, or has a problem (or just lost one).
+
+        A conforming route without problems needs nothing, whoever wrote it: this also covers
+        canaryctl's own write when its watch event overtakes the write's answer.
+        """
+        state = self._state([new])
+        if not state.conforms or state.problem:
+            return True
+        before = self._state([old]) if old is not None else None
+        return before is not None and (not before.conforms or bool(before.problem))
+
     def _scopes(self) -> list[str | None]:
         return list(self.namespaces) if self.namespaces else [None]
 
@@ -177,8 +190,8 @@ class GatewayApiGateway:
                 if view.key in self._deleting:
                     self._deleting.discard(view.key)
                     return
-        if old is not None and new is not None and self._state([old]) == self._state([new]):
-            return  # e.g. a label canaryctl does not own
+        if new is not None and not self._worth_a_look(old, new):
+            return
         log.info("route changed outside canaryctl", extra={"app": view.app, "route": view.key})
         self._notify(view.app)
 
