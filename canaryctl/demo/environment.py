@@ -96,7 +96,7 @@ class DemoEnvironment:
             self.kube = self._stack.enter_context(LocalKube(progress=self.progress))
         bind_cluster = getattr(self.kit, "bind_cluster", None)
         if bind_cluster is not None:  # a gateway that lives in the cluster (Gateway API)
-            bind_cluster(self.kube)
+            bind_cluster(self.kube, self.namespace)
         self.kit.start(self._stack)
         self.emulator = self.kit.emulator
         for version in self.versions:

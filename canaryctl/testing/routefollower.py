@@ -95,12 +95,24 @@ class SmoothRoundRobin:
 class RouteFollower:
     """The data plane of Gateway `parent`, on 127.0.0.1; a context manager."""
 
-    def __init__(self, api_client: client.ApiClient, parent: ParentRef, port: int = 0):
+    def __init__(
+        self,
+        api_client: client.ApiClient,
+        parent: ParentRef,
+        namespaces: list[str] | None = None,
+        port: int = 0,
+    ):
+        """Follow the routes of `namespaces` (None: all) attached to `parent`."""
         self.parent = parent
         self.resolver = Resolver()
         self.routes: ObjectStore[FollowedRoute] = ObjectStore()
         self.informer = Informer(
-            RouteClient(api_client).list_request, follow, self.routes, self._changed, kind="route"
+            RouteClient(api_client).list_request,
+            follow,
+            self.routes,
+            self._changed,
+            namespaces,
+            kind="route",
         )
         self._lock = threading.Lock()
         self._spreads: dict[str, tuple[str, SmoothRoundRobin]] = {}  # route -> (version, rr)

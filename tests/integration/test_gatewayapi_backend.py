@@ -201,7 +201,7 @@ def hand_edit(localkube, namespace: str, weight: int) -> None:
 def test_a_hand_edit_is_seen_at_once_and_reverted_by_a_forced_apply(
     backend, custom, namespace, notified, localkube
 ):
-    state = backend.apply(None, spec(namespace, 10))
+    backend.apply(None, spec(namespace, 10))
     hand_edit(localkube, namespace, 50)
     wait_until(lambda: notified.count("web") == 1, 5, "the watch to report the hand edit")
     edited = backend.read_app("web")

@@ -41,18 +41,20 @@ class GatewayApiKit:
 
     def __init__(self) -> None:
         self.kube: Any = None
+        self.namespace = ""
         self.emulator: RouteFollower
         self._baseline: Counter = Counter()
 
-    def bind_cluster(self, kube: Any) -> None:
-        """The local control plane the kit installs into (called before `start`)."""
-        self.kube = kube
+    def bind_cluster(self, kube: Any, namespace: str) -> None:
+        """The local control plane the kit installs into, and the namespace the apps live in
+        (the data plane follows only its routes: other tests' leftovers stay out of the way)."""
+        self.kube, self.namespace = kube, namespace
 
     def start(self, stack: ExitStack) -> None:
         self.kube.install_gateway_api()
         self._create_parent()
         api = stack.enter_context(load_api_client(str(self.kube.kubeconfig)))
-        self.emulator = stack.enter_context(RouteFollower(api, PARENT))
+        self.emulator = stack.enter_context(RouteFollower(api, PARENT, [self.namespace]))
         self.clear_log()
 
     def _create_parent(self) -> None:
