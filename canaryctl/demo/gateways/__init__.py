@@ -57,10 +57,10 @@ class GatewayKit(Protocol):
     def clear_log(self) -> None:
         """Forget the logged calls."""
 
-    # Optional: `bind_cluster(kube, namespace)` is called before `start` for a gateway that lives in the
-    # cluster (Gateway API); `backend_metrics = True` makes Prometheus scrape each backend's own
-    # /metrics with `namespace` and `service` labels instead of `metrics_target`;
-    # `describe_route(app)` is printed after each walk-through stage.
+    # Optional: `bind_cluster(kube, namespace)` is called before `start` for a gateway that
+    # lives in the cluster (Gateway API); `backend_metrics = True` makes Prometheus scrape
+    # each backend's own /metrics with `namespace` and `service` labels instead of
+    # `metrics_target`; `describe_route(app)` is printed after each walk-through stage.
 
 
 def kit_for(name: str) -> GatewayKit:
