@@ -71,6 +71,7 @@ class AppState:
     conforms: bool = True  # hosts, route, labels etc. are as canaryctl writes them
     owner: str = ""  # the owner namespace recorded on the gateway objects ("" if none is)
     parent: str = ""  # the AppSpec.parent the objects were written for (recorded on them)
+    parent_recorded: bool = False  # the backend records parents (Gateway API); others ignore them
     # what the gateway reports against the objects (e.g. an HTTPRoute not Accepted by its
     # Gateway): a message and the implementation's reason; "" when all is well
     problem: str = ""
@@ -87,5 +88,5 @@ class AppState:
             and self.canary == spec.canary
             and (spec.canary is None or self.weight == spec.weight)
             and self.owner == spec.owner
-            and self.parent == spec.parent
+            and (self.parent == spec.parent or not self.parent_recorded)
         )

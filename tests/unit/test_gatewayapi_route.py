@@ -10,7 +10,7 @@ from canaryctl.gateway.base import TerminalGatewayError
 from canaryctl.gateway.gatewayapi.plan import plan
 from canaryctl.gateway.gatewayapi.route import GROUP, ParentRef, route_body
 from canaryctl.gateway.gatewayapi.state import app_state, editors, route_problem, view_of
-from canaryctl.gateway.model import AppSpec, Upstream
+from canaryctl.gateway.model import AppSpec, AppState, Upstream
 from canaryctl.testing.routefollower import SmoothRoundRobin
 
 PARENT = ParentRef("infra", "gw")
@@ -161,6 +161,11 @@ def test_the_requested_parent_is_recorded_and_checked_against_the_route():
     assert not state.matches(AppSpec("web", V1))  # annotation removed: back to the default
     moved_default = state_of(stored(AppSpec("web", V1)), ParentRef("infra", "new-gw"))
     assert not moved_default.conforms  # the controller's default parent changed
+
+
+def test_backends_that_do_not_record_parents_ignore_the_annotation():
+    api7_like = AppState("web", True, V1, None, 0)  # parent_recorded False
+    assert api7_like.matches(AppSpec("web", V1, parent="edge/gw2"))
 
 
 def status(generation: int, accepted: str = "False") -> dict:

@@ -151,6 +151,7 @@ def app_state(
         weight=weight,
         owner=owner,
         parent=parent,
+        parent_recorded=True,
         problem=view.problem,
         problem_reason=view.problem_reason,
         edited_by=view.edited_by,
