@@ -223,3 +223,21 @@ def test_smooth_round_robin_gives_exact_shares_in_every_full_cycle(weights):
 
 def test_smooth_round_robin_with_no_weight_picks_nothing():
     assert SmoothRoundRobin([0, 0]).pick() is None
+
+
+def test_the_parent_annotation_is_validated_like_every_other_annotation():
+    from types import MappingProxyType
+
+    from canaryctl.annotations import APP, PARENT, Invalid, Member, parse_member
+    from canaryctl.objects import Service, ServicePort
+
+    def service(parent: str) -> Service:
+        annotations = MappingProxyType({APP: "web", PARENT: parent})
+        return Service("shop", "web-v1", "u", "1", annotations, (ServicePort("http", 80),))
+
+    member = parse_member(service(" edge/gw2/https "), "cluster.local")
+    assert isinstance(member, Member) and member.parent == "edge/gw2/https"
+    invalid = parse_member(service("gw2"), "cluster.local")
+    assert isinstance(invalid, Invalid)
+    assert invalid.message.startswith(f'annotation {PARENT}="gw2" is invalid: accepted values')
+    assert "NAMESPACE/NAME[/SECTION]" in invalid.message
