@@ -97,20 +97,34 @@ class DemoEnvironment:
         if self._own_kube:
             self.progress("starting a local kube-apiserver + etcd")
             self.kube = self._stack.enter_context(LocalKube(progress=self.progress))
+        bind_cluster = getattr(self.kit, "bind_cluster", None)
+        if bind_cluster is not None:  # a gateway that lives in the cluster (Gateway API)
+            bind_cluster(self.kube, self.namespace)
         self.kit.start(self._stack)
         self.emulator = self.kit.emulator
-        if self.with_prometheus:  # scrapes the gateway's request metrics every second
-            self.prometheus = PrometheusServer([self.kit.metrics_target])
-            self._stack.callback(self.prometheus.close)
-            self.prometheus.start()
         for version in self.versions:
             self.add_backend(version)
+        if self.with_prometheus:  # scrapes the request metrics every second
+            self.prometheus = self._prometheus()
+            self._stack.callback(self.prometheus.close)
+            self.prometheus.start()
         if self.kubectl("get", "namespace", self.namespace, check=False).returncode != 0:
             self.kubectl("create", "namespace", self.namespace)
             self._stack.callback(
                 self.kubectl, "delete", "namespace", self.namespace, "--wait=false", check=False
             )
         self.start_controller()
+
+    def _prometheus(self) -> PrometheusServer:
+        """Scraping the gateway's data plane, or (`kit.backend_metrics`) each backend's own
+        /metrics labelled with the Service it stands for (backends added later are not)."""
+        if not getattr(self.kit, "backend_metrics", False):
+            return PrometheusServer([self.kit.metrics_target])
+        labels = {
+            backend.address: {"namespace": self.namespace, "service": f"error-page-{version}"}
+            for version, backend in self.backends.items()
+        }
+        return PrometheusServer(list(labels), metrics_path="/metrics", target_labels=labels)
 
     def add_backend(self, version: str, fail_rate: float = 0.0) -> ErrorPage:
         """Start error-page `version` and route its Service's DNS name to it."""
