@@ -26,8 +26,8 @@ import requests
 import canaryctl
 from canaryctl.annotations import STATUS
 from canaryctl.demo.gateways import Split, kit_for
+from canaryctl.examples.errorpage import ErrorPage
 from canaryctl.kube import SERVICEACCOUNT_DIR_ENV
-from canaryctl.testing.errorpage import ErrorPage
 from canaryctl.testing.localkube import LocalKube, free_port, wait_until
 from canaryctl.testing.prometheus import PrometheusServer
 

@@ -21,13 +21,13 @@ from typing import Any
 
 from kubernetes import client
 
+from canaryctl.backgroundhttp import BackgroundHTTPServer, QuietHandler
 from canaryctl.cache import ObjectStore
 from canaryctl.gateway.gatewayapi.client import RouteClient
 from canaryctl.gateway.gatewayapi.route import ParentRef
 from canaryctl.informer import Informer
 from canaryctl.testing.httpemulation.proxy import forward, forwardable
 from canaryctl.testing.httpemulation.resolve import Resolver, host_without_port
-from canaryctl.testing.httpemulation.server import BackgroundHTTPServer, QuietHandler
 
 Backend = tuple[str, int]  # ("namespace/service", weight)
 

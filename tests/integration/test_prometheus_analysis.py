@@ -22,13 +22,13 @@ from pathlib import Path
 import pytest
 import requests
 
+from canaryctl.examples.errorpage import PATH, ErrorPage
 from canaryctl.gateway.api7 import Api7Client, Api7Gateway, RetryPolicy
 from canaryctl.gateway.model import AppSpec, Upstream
 from canaryctl.release.analysis import Analyzer, Target
 from canaryctl.release.config import ReleaseConfig
 from canaryctl.release.prometheus import PrometheusClient
 from canaryctl.testing.api7cloud import Emulator
-from canaryctl.testing.errorpage import PATH, ErrorPage
 from canaryctl.testing.localkube import wait_until
 from canaryctl.testing.prometheus import PrometheusServer, PrometheusUnavailable
 

@@ -1,6 +1,6 @@
 """The seed's demo backend: `GET /api/error_page` answers which version served it.
 
-`canaryctl dev error-page --version v1 --port P` (or `ErrorPage(...)` in Python) answers
+`canaryctl error-page --version v1 --port P` (or `ErrorPage(...)` in Python) answers
 `GET /api/error_page` with exactly the seed's body
 `{"error": "injected by error_page service", "version": "v1"}` (application/json, 200)
 and 404 on every other path, so a test counts v1/v2 answers as the seed does with curl.
@@ -30,8 +30,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from canaryctl.testing.httpemulation.server import BackgroundHTTPServer, QuietHandler
-from canaryctl.testing.httpemulation.signals import stop_signals
+from canaryctl.backgroundhttp import BackgroundHTTPServer, QuietHandler, stop_signals
 
 PATH = "/api/error_page"
 METRICS_PATH = "/metrics"
