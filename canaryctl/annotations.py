@@ -22,6 +22,7 @@ import json
 import re
 from dataclasses import dataclass
 
+from canaryctl.gateway.gatewayapi.route import PARENT_FORMAT, ParentRef
 from canaryctl.gateway.model import Upstream
 from canaryctl.objects import Service, ServicePort
 
@@ -31,6 +32,7 @@ CANARY = "api7.cloud/published-canary-service"
 PERCENT = "api7.cloud/published-service-canary-percentage"
 PORT = "api7.cloud/published-service-port"
 STATUS = "api7.cloud/canary-status"  # written by canaryctl itself, never read as input
+PARENT = "api7.cloud/gateway-api-parent"  # Gateway API backend: the stable's own Gateway
 
 # The user-facing annotations of the seed contract; `relevant_fingerprint` also covers any
 # later `api7.cloud/` input annotation, everything under PREFIX except STATUS.
@@ -80,6 +82,7 @@ class Member:
     is_canary: bool
     percent: int | None  # the canary's share; None on a Service without the canary flag
     upstream: Upstream
+    parent: str = ""  # the Gateway asked for by PARENT, canonical `namespace/name[/section]`
 
 
 def app_of(service: Service) -> str | None:
@@ -106,7 +109,8 @@ def parse_member(service: Service, cluster_domain: str) -> Member | Invalid:
     is_canary, flag_problems = _parse_canary_flag(service.annotations.get(CANARY))
     percent, percent_problems = _parse_percent(service.annotations.get(PERCENT))
     port, port_problems = _choose_port(service)
-    problems = app_problems + flag_problems + percent_problems + port_problems
+    parent, parent_problems = _parse_parent(service.annotations.get(PARENT))
+    problems = app_problems + flag_problems + percent_problems + port_problems + parent_problems
     if problems:
         return Invalid(tuple(problems))
     host = f"{service.name}.{service.namespace}.svc.{cluster_domain}"
@@ -117,6 +121,7 @@ def parse_member(service: Service, cluster_domain: str) -> Member | Invalid:
         is_canary=is_canary,
         percent=(percent or 0) if is_canary else None,
         upstream=upstream,
+        parent=parent,
     )
 
 
@@ -161,6 +166,15 @@ def _parse_percent(value: str | None) -> tuple[int | None, list[Problem]]:
     if percent is None:
         return None, [Problem(PERCENT, value, "integers 0-100")]
     return percent, []
+
+
+def _parse_parent(value: str | None) -> tuple[str, list[Problem]]:
+    if value is None:
+        return "", []
+    parent = ParentRef.parse(value)
+    if parent is None:
+        return "", [Problem(PARENT, value, PARENT_FORMAT)]
+    return str(parent), []
 
 
 def _choose_port(service: Service) -> tuple[int, list[Problem]]:

@@ -1,6 +1,8 @@
 """The Service cache: a thread-safe store of `Service`s with named secondary indexes.
 
-The informer writes to it, reconcilers read from it; nothing here does I/O. Like client-go's
+The informer writes to it, reconcilers read from it; nothing here does I/O. The store holds
+any immutable projection with a `key` and a `resource_version` (`ObjectStore`), so the same
+informer machinery can mirror other kinds (the Gateway API backend's HTTPRoutes). Like client-go's
 `cache.Indexer`, each index is a function from an object to the index values it files the
 object under (e.g. "app" -> the application names a Service belongs to), so a reconcile can
 ask "which Services belong to app A?" without scanning the whole cluster. Views are
@@ -9,55 +11,68 @@ immutable, and every answer is a fresh list, so nobody can mutate what the store
 
 from __future__ import annotations
 
+import builtins
 import threading
 from collections.abc import Callable, Iterable
-from typing import NamedTuple
+from typing import Generic, NamedTuple, Protocol, TypeVar
 
 from canaryctl.objects import Service
 
-Indexer = Callable[[Service], Iterable[str]]
-Change = tuple[Service | None, Service | None]  # (old, new) as event handlers receive it
+
+class Keyed(Protocol):
+    """What the store needs of a cached object: its key and the version it was read at."""
+
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def resource_version(self) -> str: ...
 
 
-class Changes(NamedTuple):
-    """What a relist changed, as (old, new) pairs: added (None, new), updated, deleted (old, None)."""
-
-    added: list[Change]
-    updated: list[Change]
-    deleted: list[Change]
+K = TypeVar("K", bound=Keyed)
+Indexer = Callable[[K], Iterable[str]]
+Change = tuple[K | None, K | None]  # (old, new) as event handlers receive it
 
 
-class ServiceStore:
-    """Services by key (`namespace/name`), plus one inverted index per named indexer."""
+class Changes(NamedTuple, Generic[K]):
+    """What a relist changed, as (old, new) pairs: added (None, new), updated, deleted."""
 
-    def __init__(self, indexers: dict[str, Indexer] | None = None):
+    added: list[Change[K]]
+    updated: list[Change[K]]
+    deleted: list[Change[K]]
+
+
+class ObjectStore(Generic[K]):
+    """Objects by key (`namespace/name`), plus one inverted index per named indexer."""
+
+    def __init__(self, indexers: dict[str, Indexer[K]] | None = None):
         self._indexers = dict(indexers or {})
         self._lock = threading.Lock()
-        self._items: dict[str, Service] = {}
+        self._items: dict[str, K] = {}
         self._indexes: dict[str, dict[str, set[str]]] = {name: {} for name in self._indexers}
         self._filed_under: dict[str, dict[str, frozenset[str]]] = {}  # key -> index name -> values
 
     # reads ----------------------------------------------------------------------------------
 
-    def get(self, key: str) -> Service | None:
+    def get(self, key: str) -> K | None:
         with self._lock:
             return self._items.get(key)
 
-    def list(self) -> list[Service]:
+    def list(self) -> list[K]:
         with self._lock:
             return list(self._items.values())
 
-    def keys(self) -> list[str]:
+    def keys(self) -> builtins.list[str]:
         with self._lock:
             return list(self._items)
 
-    def by_index(self, index_name: str, value: str) -> list[Service]:
-        """The Services the indexer `index_name` files under `value` (KeyError for unknown indexes)."""
+    def by_index(self, index_name: str, value: str) -> builtins.list[K]:
+        """The objects the indexer `index_name` files under `value` (KeyError: unknown index)."""
         with self._lock:
             keys = self._indexes[index_name].get(value, ())
             return [self._items[key] for key in sorted(keys)]
 
-    def index_values(self, index_name: str) -> list[str]:
+    def index_values(self, index_name: str) -> builtins.list[str]:
         """Every value the indexer `index_name` currently files at least one Service under."""
         with self._lock:
             return sorted(self._indexes[index_name])
@@ -68,17 +83,17 @@ class ServiceStore:
 
     # writes ---------------------------------------------------------------------------------
 
-    def upsert(self, service: Service) -> Service | None:
-        """Add or replace one Service; return what was stored before (None if new)."""
+    def upsert(self, service: K) -> K | None:
+        """Add or replace one object; return what was stored before (None if new)."""
         with self._lock:
             return self._put(service)
 
-    def delete(self, key: str) -> Service | None:
-        """Remove one Service; return what was stored (None if it was not cached)."""
+    def delete(self, key: str) -> K | None:
+        """Remove one object; return what was stored (None if it was not cached)."""
         with self._lock:
             return self._remove(key)
 
-    def replace(self, services: Iterable[Service], namespace: str | None = None) -> Changes:
+    def replace(self, services: Iterable[K], namespace: str | None = None) -> Changes[K]:
         """Make the store hold exactly `services` (after a list) and say what that changed.
 
         With `namespace`, only that namespace's Services are replaced, so one store can be
@@ -86,7 +101,7 @@ class ServiceStore:
         counts as unchanged.
         """
         fresh = {service.key: service for service in services}
-        changes = Changes([], [], [])
+        changes: Changes[K] = Changes([], [], [])
         with self._lock:
             for key in [
                 key for key in self._items if key not in fresh and _in_scope(key, namespace)
@@ -104,7 +119,7 @@ class ServiceStore:
 
     # internals (lock held) ------------------------------------------------------------------
 
-    def _put(self, service: Service) -> Service | None:
+    def _put(self, service: K) -> K | None:
         values = {name: frozenset(indexer(service)) for name, indexer in self._indexers.items()}
         old = self._remove(service.key)
         self._items[service.key] = service
@@ -114,7 +129,7 @@ class ServiceStore:
                 self._indexes[name].setdefault(value, set()).add(service.key)
         return old
 
-    def _remove(self, key: str) -> Service | None:
+    def _remove(self, key: str) -> K | None:
         old = self._items.pop(key, None)
         for name, index_values in self._filed_under.pop(key, {}).items():
             index = self._indexes[name]
@@ -123,6 +138,10 @@ class ServiceStore:
                 if not index[value]:
                     del index[value]
         return old
+
+
+class ServiceStore(ObjectStore[Service]):
+    """The Service cache the controller's informer fills and its reconcilers read."""
 
 
 def _in_scope(key: str, namespace: str | None) -> bool:

@@ -37,6 +37,8 @@ def describe(
             )
         ]
         return notices + _canary_change(None, 0, spec, stable, canary)
+    if observed.edited_by:  # a hand edit of what canaryctl wrote (seen in managedFields)
+        return [_hand_edit_reverted(observed, spec, stable)]
     notices = _stable_change(observed, spec, stable)
     notices += _canary_change(observed.canary, observed.weight, spec, stable, canary)
     if not notices and observed.conforms and observed.owner != spec.owner:
@@ -50,6 +52,18 @@ def describe(
             f"canaryctl; restored it",
         )
     ]
+
+
+def _hand_edit_reverted(observed: AppState, spec: AppSpec, stable: Member) -> Notice:
+    routing = f"{spec.stable.key} at {100 - spec.weight if spec.canary else 100} %"
+    if spec.canary is not None:
+        routing += f", canary {spec.canary.key} at {spec.weight} %"
+    return Notice(
+        stable.service.key,
+        "DriftCorrected",
+        f"application {spec.name} had been edited in the gateway by "
+        f"{', '.join(observed.edited_by)}; restored what canaryctl manages ({routing})",
+    )
 
 
 def _stable_change(observed: AppState, spec: AppSpec, stable: Member) -> list[Notice]:

@@ -30,6 +30,7 @@ COMMANDS: dict[str, Command] = {
     "resume": Command("canaryctl.commands.control:Resume", "resume a paused release"),
     "retry": Command("canaryctl.commands.control:Retry", "start a release over"),
     "weight": Command("canaryctl.commands.control:Weight", "set a canary's weight by hand"),
+    "error-page": Command("canaryctl.examples.errorpage", "the example backend of the demo"),
 }
 
 # `canaryctl dev <name>`: local stand-ins used by tests and the demo (canaryctl.testing)
@@ -38,7 +39,6 @@ DEV_COMMANDS: dict[str, Command] = {
     "api7cloud": Command("canaryctl.testing.api7cloud.cli", "the API7 Cloud emulator"),
     "apisix": Command("canaryctl.testing.apisix.cli", "the Apache APISIX emulator"),
     "traefik": Command("canaryctl.testing.traefik.cli", "Traefik, a Gateway API data plane"),
-    "error-page": Command("canaryctl.testing.errorpage", "the demo backend"),
 }
 DEV_TOOLS_MISSING = (
     "the dev tools (canaryctl.testing, canaryctl.demo) are not installed here — the controller "

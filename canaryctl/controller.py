@@ -160,6 +160,7 @@ class Controller:
         self.informer.start()
         if not self.informer.wait_for_sync(self.settings.sync_timeout):
             raise RuntimeError("the Service cache did not sync in time")
+        self._watch_gateway()
         self.load_gateway_cache()
         for name in self.gateway_cache.owned_names():  # apps whose members left while we were down
             self.queue.add(name)
@@ -172,7 +173,19 @@ class Controller:
 
     def ready(self) -> bool:
         synced = self.informer.has_synced() and self.gateway_cache.loaded
-        return synced and not self._stopping.is_set()
+        gateway_synced = getattr(self.gateway, "has_synced", lambda: True)()
+        return synced and gateway_synced and not self._stopping.is_set()
+
+    def _watch_gateway(self) -> None:
+        """Backends that watch what they wrote (optional `start(notify)`) tell us of changes."""
+        start = getattr(self.gateway, "start", None)
+        if start is not None:
+            start(self.gateway_changed)
+
+    def gateway_changed(self, app: str) -> None:
+        """The gateway changed `app` behind canaryctl's back: read it again, then reconcile."""
+        self.gateway_cache.mark_suspect(app)
+        self.queue.add(app)
 
     def load_gateway_cache(self) -> None:
         """Read the whole gateway once; retry with backoff: nothing can be decided without it."""

@@ -203,9 +203,9 @@ def _serve(
     release: Decision | None = None,
 ) -> Outcome:
     """Route the stable, and the canary at `weight`: apply unless the gateway already does."""
-    spec = AppSpec(inputs.app, stable.upstream, owner=owner)
+    spec = AppSpec(inputs.app, stable.upstream, owner=owner, parent=stable.parent)
     if canary is not None:
-        spec = AppSpec(inputs.app, stable.upstream, canary.upstream, weight or 0, owner)
+        spec = replace(spec, canary=canary.upstream, weight=weight or 0)
     statuses = _serving_statuses(spec, stable, canary, release)
     release_events = tuple(
         ServiceEvent(canary.service.key, e.type, e.reason, e.message)
@@ -217,16 +217,41 @@ def _serve(
         ServiceEvent(notice.service_key, "Normal", notice.reason, notice.message)
         for notice in (changes.describe(observed, spec, stable, canary) if write else ())
     )
+    problems: tuple[ServiceEvent, ...] = ()
+    if not write:  # Gateway API: the implementation's verdict on the route canaryctl keeps
+        problems, statuses = _gateway_problem(observed, statuses)
     return Outcome(
         inputs.app,
         "apply" if write else "keep",
         spec,
+        warnings=problems,
         notices=notices + release_events,
         statuses={**statuses, **_forgotten(inputs)},
         verify_weight=write and release is not None,
         requeue_after=release.requeue_after if release else None,
         release_outcome=release.outcome if release else None,
     )
+
+
+def _gateway_problem(
+    observed: AppState | None, statuses: dict[str, MemberStatus]
+) -> tuple[tuple[ServiceEvent, ...], dict[str, MemberStatus]]:
+    """A `RouteNotAccepted` Warning per member, and the problem in their statuses.
+
+    Isolated for the Gateway API backend: its AppState carries the implementation's
+    Accepted/ResolvedRefs verdict (`problem`, `problem_reason`); other backends leave it empty.
+    """
+    if observed is None or not observed.problem:
+        return (), statuses
+    message = f"application {observed.name} is not routed as written: {observed.problem}"
+    warnings = tuple(
+        ServiceEvent(key, "Warning", "RouteNotAccepted", message) for key in sorted(statuses)
+    )
+    noted = {
+        key: replace(status, message=f"{status.message}; {message}")
+        for key, status in statuses.items()
+    }
+    return warnings, noted
 
 
 def _without_stable(inputs: AppInputs, canary: Member, owner: str) -> Outcome:

@@ -1,14 +1,18 @@
-"""Keep the Service cache in step with the API server: list, then watch, forever.
+"""Keep a cache in step with the API server: list, then watch, forever.
 
 This is client-go's reflector done by hand (see docs/design.md), because
 the Python client's `Watch.stream()` gets 410s, read timeouts and ERROR events wrong. Per
-namespace (or once for the whole cluster) a thread lists Services page by page, replaces
-its part of the shared `ServiceStore`, tells the handler about every added, changed *and
-vanished* Service, then watches from the list's resourceVersion with bookmarks, advancing
-the version on every event. A watch that ends normally is resumed where it stopped; a 410
-means the version is gone and forces a relist; anything else (connection refused, read
-timeout, 429, 5xx) is retried after a jittered exponential backoff. Raw JSON is projected
-straight into `Service`s; the client's model objects are never built.
+namespace (or once for the whole cluster) a thread lists objects page by page, replaces
+its part of the shared store, tells the handler about every added, changed *and vanished*
+object, then watches from the list's resourceVersion with bookmarks, advancing the version
+on every event. A watch that ends normally is resumed where it stopped; a 410 means the
+version is gone and forces a relist; anything else (connection refused, read timeout, 429,
+5xx) is retried after a jittered exponential backoff. Raw JSON is projected straight into
+slim immutable views; the client's model objects are never built.
+
+`Informer` is the machinery for any kind: it takes a raw list request per scope and a
+projection. `ServiceInformer` is the controller's (Services into the `ServiceStore`); the
+Gateway API backend uses the same machinery for the HTTPRoutes it writes.
 
 The handler receives `(old, new)`: `(None, service)` added, `(old, service)` changed,
 `(old, None)` deleted, `(service, service)` periodic resync. It runs on the informer's threads
@@ -23,19 +27,20 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, Generic
 
 import urllib3
 from kubernetes import client
 
 from canaryctl import metrics
-from canaryctl.cache import ServiceStore
-from canaryctl.kube import describe_error, list_services
+from canaryctl.cache import K, ObjectStore, ServiceStore
+from canaryctl.kube import ListRequest, describe_error, list_objects, service_list_request
 from canaryctl.objects import Service
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[Service | None, Service | None], None]
+Handler = Callable[[Any, Any], None]  # (old, new) projections; None for "not there"
+RequestFor = Callable[[str | None], ListRequest]  # scope (namespace, None: all) -> raw list call
 ALL_NAMESPACES = None
 SHORT_WATCH_SECONDS = 1.0  # a watch that ends this fast without events is treated as a failure
 
@@ -91,16 +96,23 @@ class Backoff:
         return self._step * (1 - self.jitter * self._rng())
 
 
-class ServiceInformer:
-    """Services of some namespaces (None: all) mirrored into `store`, changes told to `handler`."""
+class Informer(Generic[K]):
+    """Objects of some namespaces (None: all) mirrored into `store`, changes told to `handler`.
+
+    `request_for(scope)` is the raw list/watch call of one scope (kubernetes client method
+    called with `_preload_content=False`); `project` turns one JSON object into the view kept.
+    """
 
     def __init__(
         self,
-        api_client: client.ApiClient,
-        store: ServiceStore,
+        request_for: RequestFor,
+        project: Callable[[dict], K],
+        store: ObjectStore[K],
         handler: Handler,
         namespaces: Sequence[str] | None = ALL_NAMESPACES,
         *,
+        kind: str = "object",
+        on_size: Callable[[int], None] | None = None,
         resync_period: float | None = None,
         watch_timeout: tuple[int, int] = (300, 600),
         connect_timeout: float = 10.0,
@@ -112,23 +124,26 @@ class ServiceInformer:
         rng: Callable[[], float] = random.random,
     ):
         self.store = store
+        self.project, self.kind = project, kind
         self._handler = handler
+        self._on_size = on_size or (lambda size: None)
         self._resync_period = resync_period
         self._stop = threading.Event()
         self._sleep = sleep or self._stop.wait
         settings = _WatchSettings(
             watch_timeout, (connect_timeout, read_timeout), page_size, clock, rng
         )
-        api = client.CoreV1Api(api_client)
         if namespaces is not None and not namespaces:
             raise ValueError("namespaces: give at least one, or None for all namespaces")
         scopes = list(dict.fromkeys(namespaces)) if namespaces is not None else [ALL_NAMESPACES]
-        self._loops = [_ListWatch(self, api, scope, settings, backoff()) for scope in scopes]
+        self._loops = [
+            _ListWatch(self, request_for(scope), scope, settings, backoff()) for scope in scopes
+        ]
         self._threads: list[threading.Thread] = []
 
     # lifecycle --------------------------------------------------------------------------------
 
-    def start(self) -> ServiceInformer:
+    def start(self) -> Informer[K]:
         """Start one list/watch thread per namespace (and the resync thread, if any)."""
         for loop in self._loops:
             self._spawn(f"informer-{loop.scope or 'all'}", loop.run)
@@ -159,7 +174,7 @@ class ServiceInformer:
         return True
 
     def last_sync_resource_version(self, namespace: str | None = ALL_NAMESPACES) -> str:
-        """The resourceVersion the loop for `namespace` would resume from ("" before the first list)."""
+        """The resourceVersion the loop for `namespace` resumes from ("" before the first list)."""
         return next(loop.resource_version for loop in self._loops if loop.scope == namespace)
 
     # shared by the loops -----------------------------------------------------------------------
@@ -168,15 +183,19 @@ class ServiceInformer:
     def stopping(self) -> bool:
         return self._stop.is_set()
 
-    def notify(self, old: Service | None, new: Service | None) -> None:
+    def notify(self, old: K | None, new: K | None) -> None:
         """Call the handler; its failures are logged, never allowed to stop the informer."""
         try:
             self._handler(old, new)
         except Exception:
-            service = new or old
+            changed = new or old
             log.exception(
-                "informer handler failed", extra={"service": service.key if service else None}
+                "informer handler failed",
+                extra={self.kind: changed.key if changed is not None else None},
             )
+
+    def store_resized(self) -> None:
+        self._on_size(len(self.store))
 
     def wait(self, seconds: float) -> None:
         self._sleep(seconds)
@@ -187,11 +206,34 @@ class ServiceInformer:
         self._threads.append(thread)
 
     def _resync_forever(self) -> None:
-        """Every resync period, hand every cached Service to the handler as (service, service)."""
+        """Every resync period, hand every cached object to the handler as (object, object)."""
         while not self._stop.wait(self._resync_period):
             if self.has_synced():
-                for service in self.store.list():
-                    self.notify(service, service)
+                for cached in self.store.list():
+                    self.notify(cached, cached)
+
+
+class ServiceInformer(Informer[Service]):
+    """The controller's Services of some namespaces (None: all) in a `ServiceStore`."""
+
+    def __init__(
+        self,
+        api_client: client.ApiClient,
+        store: ServiceStore,
+        handler: Handler,
+        namespaces: Sequence[str] | None = ALL_NAMESPACES,
+        **options: Any,
+    ):
+        super().__init__(
+            lambda scope: service_list_request(api_client, scope),
+            Service.from_dict,
+            store,
+            handler,
+            namespaces,
+            kind="service",
+            on_size=metrics.cached_services.set,
+            **options,
+        )
 
 
 class _WatchSettings:
@@ -220,19 +262,14 @@ class _ListWatch:
 
     def __init__(
         self,
-        informer: ServiceInformer,
-        api: client.CoreV1Api,
+        informer: Informer,
+        list_request: ListRequest,
         scope: str | None,
         settings: _WatchSettings,
         backoff: Backoff,
     ):
-        self.informer, self.api, self.scope, self.settings, self.backoff = (
-            informer,
-            api,
-            scope,
-            settings,
-            backoff,
-        )
+        self.informer, self.list_request, self.scope = informer, list_request, scope
+        self.settings, self.backoff = settings, backoff
         self.resource_version = ""
         self.synced = threading.Event()
         self._lock = threading.Lock()
@@ -285,16 +322,19 @@ class _ListWatch:
     # list ---------------------------------------------------------------------------------------
 
     def relist(self, reason: str) -> None:
-        """List every Service page by page, replace the scope in the store, notify all changes."""
-        services, self.resource_version = list_services(
-            self._request, self.settings.page_size, self.settings.request_timeout
+        """List every object page by page, replace the scope in the store, notify all changes."""
+        listed, self.resource_version = list_objects(
+            self._request,
+            self.informer.project,
+            self.settings.page_size,
+            self.settings.request_timeout,
         )
         metrics.relists_total.labels(reason).inc()
-        changes = self.informer.store.replace(services, namespace=self.scope)
-        metrics.cached_services.set(len(self.informer.store))
-        self.synced.set()
+        changes = self.informer.store.replace(listed, namespace=self.scope)
+        self.informer.store_resized()
         for old, new in (*changes.deleted, *changes.added, *changes.updated):
             self.informer.notify(old, new)
+        self.synced.set()  # as client-go's HasSynced: after the listed items were handed out
 
     # watch --------------------------------------------------------------------------------------
 
@@ -329,9 +369,9 @@ class _ListWatch:
         if kind == "ERROR":
             _raise_for_status(obj)
         if kind in ("ADDED", "MODIFIED"):
-            self._upsert(Service.from_dict(obj))
+            self._upsert(self.informer.project(obj))
         elif kind == "DELETED":
-            self._delete(Service.from_dict(obj))
+            self._delete(self.informer.project(obj))
         elif kind != "BOOKMARK":
             log.warning(
                 "ignoring watch event of unknown type %r", kind, extra={"namespace": self.scope}
@@ -341,30 +381,23 @@ class _ListWatch:
             "resourceVersion"
         ) or self.resource_version
 
-    def _upsert(self, service: Service) -> None:
-        old = self.informer.store.upsert(service)
-        metrics.cached_services.set(len(self.informer.store))
-        if old is None or old.resource_version != service.resource_version:
-            self.informer.notify(old, service)
+    def _upsert(self, view: Any) -> None:
+        old = self.informer.store.upsert(view)
+        self.informer.store_resized()
+        if old is None or old.resource_version != view.resource_version:
+            self.informer.notify(old, view)
 
-    def _delete(self, service: Service) -> None:
-        old = self.informer.store.delete(service.key)
-        metrics.cached_services.set(len(self.informer.store))
-        self.informer.notify(old or service, None)
+    def _delete(self, view: Any) -> None:
+        old = self.informer.store.delete(view.key)
+        self.informer.store_resized()
+        self.informer.notify(old or view, None)
 
     # HTTP -----------------------------------------------------------------------------------------
 
     def _request(self, **params: Any) -> urllib3.BaseHTTPResponse:
         """Send a list or watch request; keep the response where interrupt() can cut it."""
         try:
-            if self.scope is None:
-                response = self.api.list_service_for_all_namespaces(
-                    _preload_content=False, **params
-                )
-            else:
-                response = self.api.list_namespaced_service(
-                    self.scope, _preload_content=False, **params
-                )
+            response = self.list_request(**params)
         except client.ApiException as error:
             if error.status == 410:
                 raise WatchExpired(str(error.reason)) from None

@@ -14,7 +14,7 @@ import json
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import urllib3
 from kubernetes import client, config
@@ -27,6 +27,7 @@ SERVICEACCOUNT_DIR_ENV = "CANARYCTL_SERVICEACCOUNT_DIR"
 DEFAULT_SERVICEACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 MERGE_PATCH = "application/merge-patch+json"
 REQUEST_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds for ordinary calls
+T = TypeVar("T")
 
 
 def load_api_client(kubeconfig: str | None = None, context: str | None = None) -> client.ApiClient:
@@ -106,11 +107,13 @@ def service_list_request(api: client.ApiClient, namespace: str | None) -> ListRe
     """A raw list call for the Services of `namespace` (None: of all namespaces)."""
     core = client.CoreV1Api(api)
     if namespace is None:
-        return lambda **params: core.list_service_for_all_namespaces(
-            _preload_content=False, **params
+        return lambda **params: cast(
+            urllib3.BaseHTTPResponse,
+            core.list_service_for_all_namespaces(_preload_content=False, **params),
         )
-    return lambda **params: core.list_namespaced_service(
-        namespace, _preload_content=False, **params
+    return lambda **params: cast(
+        urllib3.BaseHTTPResponse,
+        core.list_namespaced_service(namespace, _preload_content=False, **params),
     )
 
 
@@ -118,18 +121,28 @@ def list_services(
     request: ListRequest, page_size: int = 500, timeout: tuple[float, float] = REQUEST_TIMEOUT
 ) -> tuple[list[Service], str]:
     """Every Service `request` lists, page by page, and the list's resourceVersion."""
-    services: list[Service] = []
+    return list_objects(request, Service.from_dict, page_size, timeout)
+
+
+def list_objects(
+    request: ListRequest,
+    project: Callable[[dict], T],
+    page_size: int = 500,
+    timeout: tuple[float, float] = REQUEST_TIMEOUT,
+) -> tuple[list[T], str]:
+    """Every object `request` lists, page by page, projected; and the list's resourceVersion."""
+    objects: list[T] = []
     token = None
     while True:
         params: dict[str, Any] = {"limit": page_size, "_request_timeout": timeout}
         if token:
             params["_continue"] = token
         page = read_json(request(**params))
-        services.extend(Service.from_dict(item) for item in page.get("items") or ())
+        objects.extend(project(item) for item in page.get("items") or ())
         metadata = page.get("metadata") or {}
         token = metadata.get("continue")
         if not token:
-            return services, metadata.get("resourceVersion", "")
+            return objects, metadata.get("resourceVersion", "")
 
 
 def read_json(response: urllib3.BaseHTTPResponse) -> dict:

@@ -25,6 +25,7 @@ from canaryctl.controller import Controller, Settings, build_controller
 from canaryctl.delegated_auth import KubernetesAuthGuard
 from canaryctl.gateway.api7 import options as api7_options
 from canaryctl.gateway.base import ConnectError
+from canaryctl.gateway.gatewayapi import options as gatewayapi_options
 from canaryctl.kube import load_api_client
 from canaryctl.notify.config import CONFIG_ENV, FORMAT_ENV, URL_FILE_ENV, channels_from_env
 from canaryctl.notify.messages import FORMATS
@@ -43,7 +44,7 @@ from canaryctl.server import MetricsEndpointFactory, metrics_endpoint
 log = logging.getLogger("canaryctl")
 
 # --gateway NAME -> the module that adds the backend's flags and connects it
-GATEWAYS = {"api7": api7_options}
+GATEWAYS = {"api7": api7_options, "gateway-api": gatewayapi_options}
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

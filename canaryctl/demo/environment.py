@@ -26,8 +26,8 @@ import requests
 import canaryctl
 from canaryctl.annotations import STATUS
 from canaryctl.demo.gateways import Split, kit_for
+from canaryctl.examples.errorpage import ErrorPage
 from canaryctl.kube import SERVICEACCOUNT_DIR_ENV
-from canaryctl.testing.errorpage import ErrorPage
 from canaryctl.testing.localkube import LocalKube, free_port, wait_until
 from canaryctl.testing.prometheus import PrometheusServer, ScrapeJob
 
@@ -100,20 +100,38 @@ class DemoEnvironment:
         if self._own_kube:
             self.progress("starting a local kube-apiserver + etcd")
             self.kube = self._stack.enter_context(LocalKube(progress=self.progress))
+        bind_cluster = getattr(self.kit, "bind_cluster", None)
+        if bind_cluster is not None:  # a gateway that lives in the cluster (Gateway API)
+            bind_cluster(self.kube, self.namespace)
         self.kit.start(self._stack)
         self.emulator = self.kit.emulator
-        if self.with_prometheus:  # scrapes the gateway's request metrics every second
-            self.prometheus = PrometheusServer([self.kit.metrics_target], extra_jobs=self._jobs())
-            self._stack.callback(self.prometheus.close)
-            self.prometheus.start()
         for version in self.versions:
             self.add_backend(version)
+        if self.with_prometheus:  # scrapes the request metrics every second
+            self.prometheus = self._prometheus()
+            self._stack.callback(self.prometheus.close)
+            self.prometheus.start()
         if self.kubectl("get", "namespace", self.namespace, check=False).returncode != 0:
             self.kubectl("create", "namespace", self.namespace)
             self._stack.callback(
                 self.kubectl, "delete", "namespace", self.namespace, "--wait=false", check=False
             )
         self.start_controller()
+
+    def _prometheus(self) -> PrometheusServer:
+        """Scraping the gateway's data plane, or (`kit.backend_metrics`) each backend's own
+        /metrics labelled with the Service it stands for (backends added later are not); and
+        the controller too with `scrape_controller`."""
+        jobs = self._jobs()
+        if not getattr(self.kit, "backend_metrics", False):
+            return PrometheusServer([self.kit.metrics_target], extra_jobs=jobs)
+        labels = {
+            backend.address: {"namespace": self.namespace, "service": f"error-page-{version}"}
+            for version, backend in self.backends.items()
+        }
+        return PrometheusServer(
+            list(labels), metrics_path="/metrics", target_labels=labels, extra_jobs=jobs
+        )
 
     def _jobs(self) -> list[ScrapeJob]:
         if not self.scrape_controller:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from canaryctl.demo.environment import NAMESPACE, DemoEnvironment
+from canaryctl.demo.environment import APP_HOST, NAMESPACE, DemoEnvironment
 
 V1, V2 = f"{NAMESPACE}/error-page-v1", f"{NAMESPACE}/error-page-v2"
 ANNOTATE = f"kubectl annotate service -n {NAMESPACE}"
@@ -102,6 +102,9 @@ def run_stage(
         if output:
             say(output)
     env.wait_for_split(stage.split)
+    describe_route = getattr(env.kit, "describe_route", None)
+    if describe_route is not None:  # Gateway API: the route's weights as the data plane has them
+        say(describe_route(APP_HOST))
     result = StageResult(stage, dict(env.send(100)))
     say(
         f"100 requests: v1={result.answers.get('v1', 0)} v2={result.answers.get('v2', 0)}"

@@ -44,6 +44,11 @@ class Gateway(Protocol):
     def delete(self, current: AppState) -> None:
         """Delete an owned application and everything canaryctl created under it."""
 
+    # Optional, for backends that watch what they wrote (the Gateway API backend): the
+    # controller calls `start(notify)` before the first `list_apps`, and `notify(app)` means
+    # "app changed behind canaryctl's back" (it is then read again and reconciled);
+    # `has_synced()` joins readiness. Backends without them are polled on the resync period.
+
 
 class ConnectError(Exception):
     """The gateway cannot be reached or chosen at start: a message for the log and an exit code."""

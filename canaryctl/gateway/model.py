@@ -50,6 +50,9 @@ class AppSpec:
     canary: Upstream | None = None
     weight: int = 0  # percent of requests sent to the canary, 0-100; 0 when canary is None
     owner: str = ""  # the namespace the app belongs to, recorded on the gateway objects
+    # where the app attaches on the gateway, as the stable's annotation asks ("": the backend's
+    # default; only the Gateway API backend reads it: a Gateway `namespace/name[/section]`)
+    parent: str = ""
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,13 @@ class AppState:
     weight: int  # canary share actually routed (0 when there is no live canary rule)
     conforms: bool = True  # hosts, route, labels etc. are as canaryctl writes them
     owner: str = ""  # the owner namespace recorded on the gateway objects ("" if none is)
+    parent: str = ""  # the AppSpec.parent the objects were written for (recorded on them)
+    parent_recorded: bool = False  # the backend records parents (Gateway API); others ignore them
+    # what the gateway reports against the objects (e.g. an HTTPRoute not Accepted by its
+    # Gateway): a message and the implementation's reason; "" when all is well
+    problem: str = ""
+    problem_reason: str = ""
+    edited_by: tuple[str, ...] = ()  # who else changed what canaryctl wrote (hand edits)
     raw: Any = field(default=None, compare=False, repr=False)
 
     def matches(self, spec: AppSpec) -> bool:
@@ -78,4 +88,5 @@ class AppState:
             and self.canary == spec.canary
             and (spec.canary is None or self.weight == spec.weight)
             and self.owner == spec.owner
+            and (self.parent == spec.parent or not self.parent_recorded)
         )

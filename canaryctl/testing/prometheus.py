@@ -50,9 +50,12 @@ class PrometheusServer:
         scrape_interval: str = "1s",
         metrics_path: str = "/apisix/prometheus/metrics",
         ready_timeout: float = 30.0,
+        target_labels: dict[str, dict[str, str]] | None = None,
         extra_jobs: Sequence[ScrapeJob] = (),
     ):
         self.targets = list(targets)
+        # labels per target, as service discovery would add them (e.g. namespace, service)
+        self.target_labels = dict(target_labels or {})
         self.extra_jobs = list(extra_jobs)
         self.scrape_interval = scrape_interval
         self.metrics_path = metrics_path
@@ -163,7 +166,10 @@ class PrometheusServer:
                 {
                     "job_name": JOB,
                     "metrics_path": self.metrics_path,
-                    "static_configs": [{"targets": self.targets}],
+                    "static_configs": [
+                        {"targets": [target], "labels": self.target_labels.get(target, {})}
+                        for target in self.targets
+                    ],
                 },
                 *(
                     {

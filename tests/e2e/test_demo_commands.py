@@ -30,3 +30,14 @@ def test_demo_auto_promotes_v2_and_rolls_back_v3(localkube, prometheus_server_fa
     assert result.returncode == 0, result.stdout + result.stderr
     assert "v2: Succeeded | v3: RolledBack at 0 %" in result.stdout
     assert "fail: error rate" in result.stdout
+
+
+def test_demo_through_the_gateway_api_prints_the_routes_weights(localkube, gateway_api):
+    result = _demo("--gateway", "gateway-api")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "every stage matched" in result.stdout
+    assert (
+        "HTTPRoute canary-release-demo/error-page weights: error-page-v1=90, error-page-v2=10"
+        in (result.stdout)
+    )
+    assert "weights: error-page-v2=100\n" in result.stdout  # promoted: only the former canary

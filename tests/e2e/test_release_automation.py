@@ -178,3 +178,67 @@ def test_f_manual_pause_resume_promote_abort(env):
             "hand-set",
         )
         env.wait_for_split((f"{env.namespace}/error-page-v1", f"{env.namespace}/error-page-v2", 35))
+
+
+# the same automation through the Gateway API backend -------------------------------------------
+# The error-page backends export their own request metrics, Prometheus scrapes each one with
+# `namespace`/`service` labels, the kit passes `--query-*` templates keyed on them, and the
+# route-following data plane spreads the load by the HTTPRoute's weights.
+
+
+@pytest.fixture
+def route_env(localkube, gateway_api, namespace, prometheus_server_factory):
+    prometheus_server_factory([])  # skip (or fail under CANARYCTL_REQUIRE_PROMETHEUS=1)
+    with DemoEnvironment(
+        versions=("v1", "v2"),
+        kube=localkube,
+        namespace=namespace,
+        progress=lambda _: None,
+        with_prometheus=True,
+        gateway="gateway-api",
+    ) as environment:
+        environment.apply_service("error-page-v1", {APP: "error-page"})
+        environment.wait_for_split((f"{namespace}/error-page-v1", None, 0))
+        yield environment
+    localkube.kubectl("delete", "httproutes", "--all", "-n", namespace, "--wait=false")
+
+
+def route_weights_seen(env, until, timeout: float) -> list[int]:
+    """The distinct canary weights the HTTPRoute held (as the data plane follows it), polled
+    until `until()`."""
+    seen: list[int] = []
+    deadline = time.monotonic() + timeout
+    while True:
+        weight = env.split()[2]
+        if not seen or seen[-1] != weight:
+            seen.append(weight)
+        if until():
+            return seen
+        assert time.monotonic() < deadline, f"timed out; route weights {seen}"
+        time.sleep(0.05)
+
+
+def test_gateway_api_routes_weights_step_up_for_a_healthy_canary(route_env):
+    env = route_env
+    with LoadGenerator(env.kit.dataplane_url, rate=60) as load:
+        release(env)
+        seen = route_weights_seen(env, lambda: progress(env).get("phase") == "Succeeded", 90)
+        env.wait_for_split(
+            (f"{env.namespace}/error-page-v1", f"{env.namespace}/error-page-v2", 100)
+        )
+    assert [w for w in seen if w] in ([20, 50, 100], [20, 50]), seen  # 100: the write just landed
+    assert load.counts().get("v2 200", 0) > 0 and not any("500" in a for a in load.counts())
+    check = progress(env)["lastCheck"]
+    assert check["result"] == "pass" and "error rate" in check["message"]
+
+
+def test_gateway_api_routes_weight_falls_to_0_for_a_failing_canary(route_env):
+    env = route_env
+    env.backends["v2"].fail_rate = 0.3
+    with LoadGenerator(env.kit.dataplane_url, rate=60):
+        release(env, failure_limit="1")
+        seen = route_weights_seen(env, lambda: progress(env).get("phase") == "RolledBack", 90)
+    env.wait_for_split((f"{env.namespace}/error-page-v1", f"{env.namespace}/error-page-v2", 0))
+    assert 20 in seen and 100 not in seen, seen  # stepped up to 20, then back to 0
+    failed = env.events("error-page-v2", "AnalysisFailed")
+    assert failed and "error rate" in failed[0]["message"]

@@ -22,9 +22,9 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from canaryctl.examples.errorpage import ErrorPage
 from canaryctl.testing.api7cloud import Emulator
 from canaryctl.testing.apisix.metrics import LATENCY_BUCKETS_MS
-from canaryctl.testing.errorpage import ErrorPage
 from canaryctl.testing.processes import next_line, stdout_lines
 
 TOKEN = "dp-token"

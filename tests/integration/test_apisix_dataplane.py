@@ -19,10 +19,10 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from canaryctl.backgroundhttp import BackgroundHTTPServer, QuietHandler
+from canaryctl.examples.errorpage import ErrorPage
 from canaryctl.testing.apisix import ApisixEmulator
 from canaryctl.testing.apisix.metrics import LATENCY_BUCKETS_MS
-from canaryctl.testing.errorpage import ErrorPage
-from canaryctl.testing.httpemulation.server import BackgroundHTTPServer, QuietHandler
 from canaryctl.testing.processes import free_port
 
 KEY = "dp-key"

@@ -309,7 +309,7 @@ def test_an_app_whose_services_live_outside_the_watched_namespaces_is_not_cleane
     from canaryctl.gateway.api7 import Api7Client, Api7Gateway
     from canaryctl.gateway.model import AppSpec, Upstream
 
-    with Api7Client(env.token, env.emulator.url) as client:
+    with Api7Client(env.kit.token, env.emulator.url) as client:
         other = Upstream("elsewhere", "web", "web.elsewhere.svc.cluster.local", 80)
         Api7Gateway(client, env.emulator.cluster_id).apply(None, AppSpec("elsewhere-web", other))
     env.stop_controller()

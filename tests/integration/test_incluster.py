@@ -121,7 +121,7 @@ def test_seed_walkthrough_converges_as_the_shipped_serviceaccount(
     log = demo.controller_log.read_text()
     assert "controller started" in log
     assert "Forbidden" not in log, log[-3000:]  # an RBAC refusal, however it was logged
-    assert pod_token not in log and demo.token not in log and metrics_reader_token not in log
+    assert pod_token not in log and demo.kit.token not in log and metrics_reader_token not in log
 
     reader, controller_itself, anonymous = scrapes
     assert reader.status_code == 200

@@ -86,11 +86,11 @@ def test_canaryctl_help_runs_from_the_entry_point(venv):
 
 @pytest.mark.parametrize(
     "command",
-    [("run", "--help"), ("dev", "error-page", "--help")],
+    [("run", "--help"), ("error-page", "--help")],
     ids=["controller", "example-backend"],
 )
 def test_commands_the_manifests_use_parse(venv, command):
-    """The Deployment runs `canaryctl run ...`, the examples `canaryctl dev error-page ...`."""
+    """The Deployment runs `canaryctl run ...`, the examples `canaryctl error-page ...`."""
     result = run_in(venv, "canaryctl", *command)
     assert result.returncode == 0, result.stderr
     assert "usage: canaryctl" in result.stdout

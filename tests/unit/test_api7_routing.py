@@ -6,6 +6,7 @@ import collections
 
 import pytest
 
+from canaryctl.examples.errorpage import FailureAccumulator
 from canaryctl.testing.api7cloud.routing import (
     Balancers,
     RequestFacts,
@@ -16,7 +17,6 @@ from canaryctl.testing.api7cloud.routing import (
     match_api,
     rules_match,
 )
-from canaryctl.testing.errorpage import FailureAccumulator
 from canaryctl.testing.httpemulation.faults import FaultSet
 
 NO_FACTS = RequestFacts(headers={}, query={}, cookies={})

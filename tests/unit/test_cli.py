@@ -44,8 +44,8 @@ def test_the_controller_path_loads_neither_the_test_kit_nor_the_demo(argv):
 
 
 def test_a_dev_command_loads_the_test_kit():
-    result = python(LOADED_AFTER.format(argv=["dev", "error-page", "--help"]))
-    assert "canaryctl.testing.errorpage" in result.stdout
+    result = python(LOADED_AFTER.format(argv=["dev", "api7cloud", "--help"]))
+    assert "canaryctl.testing.api7cloud.cli" in result.stdout
 
 
 @pytest.mark.parametrize("argv", [["dev", "localkube", "--build-only"], ["demo"]])

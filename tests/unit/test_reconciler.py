@@ -21,7 +21,7 @@ from canaryctl.gateway.cache import GatewayCache
 from canaryctl.gateway.model import AppState, Upstream
 from canaryctl.objects import Service, ServicePort
 from canaryctl.reconciler import INDEXERS, NO_PROMETHEUS, Reconciler, ReconcileSettings, apps_of
-from canaryctl.release.config import STEPS, STEP_INTERVAL
+from canaryctl.release.config import STEP_INTERVAL, STEPS
 from canaryctl.release.state import CheckResult
 from canaryctl.status import MemberStatus
 from canaryctl.testing.memory_gateway import MemoryGateway

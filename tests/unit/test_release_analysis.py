@@ -17,10 +17,10 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from canaryctl import metrics
+from canaryctl.backgroundhttp import BackgroundHTTPServer, QuietHandler
 from canaryctl.release.analysis import Analyzer, QueryTemplates, Target
 from canaryctl.release.config import ReleaseConfig
 from canaryctl.release.prometheus import AnalysisError, PrometheusClient, redact
-from canaryctl.testing.httpemulation.server import BackgroundHTTPServer, QuietHandler
 from canaryctl.testing.localkube import free_port
 
 NOW = datetime(2024, 6, 1, 12, 0, 0, tzinfo=UTC)

@@ -65,3 +65,18 @@ def test_bad_metrics_tls_flags_exit_2(monkeypatch, capsys, flags, message):
     assert main(["run", "--api7-addr", "http://127.0.0.1:9", *flags]) == 2
     err = capsys.readouterr().err
     assert "invalid flag" in err and message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "parent, message",
+    [
+        (None, "--gateway-api-parent is required"),
+        ("just-a-name", "is not NAMESPACE/NAME[/SECTION]"),
+        ("Infra/gw", "is not NAMESPACE/NAME[/SECTION]"),
+    ],
+)
+def test_gateway_api_without_a_valid_parent_exits_2(monkeypatch, capsys, parent, message):
+    monkeypatch.delenv("CANARYCTL_GATEWAY_API_PARENT", raising=False)
+    args = ["run", "--gateway", "gateway-api", "--kubeconfig", "/nonexistent"]
+    assert main(args + ([f"--gateway-api-parent={parent}"] if parent else [])) == 2
+    assert message in capsys.readouterr().err

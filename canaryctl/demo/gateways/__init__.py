@@ -16,7 +16,10 @@ from typing import Any, Protocol
 Split = tuple[str | None, str | None, int]  # (stable key, canary key, canary weight)
 
 # --gateway NAME -> "module:Class" of its kit
-KITS = {"api7": "canaryctl.demo.gateways.api7:Api7Kit"}
+KITS = {
+    "api7": "canaryctl.demo.gateways.api7:Api7Kit",
+    "gateway-api": "canaryctl.demo.gateways.gateway_api:GatewayApiKit",
+}
 
 
 class GatewayKit(Protocol):
@@ -53,6 +56,11 @@ class GatewayKit(Protocol):
 
     def clear_log(self) -> None:
         """Forget the logged calls."""
+
+    # Optional: `bind_cluster(kube, namespace)` is called before `start` for a gateway that
+    # lives in the cluster (Gateway API); `backend_metrics = True` makes Prometheus scrape
+    # each backend's own /metrics with `namespace` and `service` labels instead of
+    # `metrics_target`; `describe_route(app)` is printed after each walk-through stage.
 
 
 def kit_for(name: str) -> GatewayKit:

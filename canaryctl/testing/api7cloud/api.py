@@ -25,12 +25,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from canaryctl.backgroundhttp import QuietHandler
 from canaryctl.testing.api7cloud.resources import ApiError, bad_request
 from canaryctl.testing.api7cloud.store import Store
 from canaryctl.testing.httpemulation import control
 from canaryctl.testing.httpemulation.faults import Fault, FaultSet
 from canaryctl.testing.httpemulation.requestlog import RequestLog, RequestRecord
-from canaryctl.testing.httpemulation.server import QuietHandler
 
 _STATUS_CODES = {
     200: (0, "OK"),

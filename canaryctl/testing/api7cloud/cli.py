@@ -12,9 +12,9 @@ import os
 import sys
 from typing import Any
 
+from canaryctl.backgroundhttp import stop_signals
 from canaryctl.testing.api7cloud.emulator import Emulator
 from canaryctl.testing.httpemulation.resolve import resolve_argument
-from canaryctl.testing.httpemulation.signals import stop_signals
 
 TOKEN_ENV = "API7_CLOUD_TOKEN"
 

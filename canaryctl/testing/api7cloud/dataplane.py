@@ -27,6 +27,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from canaryctl.backgroundhttp import QuietHandler
 from canaryctl.testing.api7cloud.routing import (
     ApiMatch,
     Balancers,
@@ -40,7 +41,6 @@ from canaryctl.testing.api7cloud.store import PublishedApp, Store
 from canaryctl.testing.apisix.metrics import METRICS_PATH, ApisixMetrics
 from canaryctl.testing.httpemulation.proxy import UpstreamReply, forward, forwardable
 from canaryctl.testing.httpemulation.resolve import Resolver, host_without_port
-from canaryctl.testing.httpemulation.server import QuietHandler
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _DEFAULT_TIMEOUT_S = 30.0

@@ -11,6 +11,7 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Any
 
+from canaryctl.backgroundhttp import BackgroundHTTPServer
 from canaryctl.gateway.model import OWNER_LABEL
 from canaryctl.testing.api7cloud.admin import control_context
 from canaryctl.testing.api7cloud.api import OpenApiContext, OpenApiHandler
@@ -21,7 +22,6 @@ from canaryctl.testing.apisix.metrics import METRICS_PATH, ApisixMetrics
 from canaryctl.testing.httpemulation.faults import FaultSet
 from canaryctl.testing.httpemulation.requestlog import RequestLog, RequestRecord
 from canaryctl.testing.httpemulation.resolve import Resolver
-from canaryctl.testing.httpemulation.server import BackgroundHTTPServer
 
 
 class Emulator:

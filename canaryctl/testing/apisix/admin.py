@@ -34,13 +34,13 @@ from http.cookies import CookieError, SimpleCookie
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from canaryctl.backgroundhttp import QuietHandler
 from canaryctl.testing.apisix.dataplane import SERVER, nginx_error_page
 from canaryctl.testing.apisix.store import KINDS, AdminError, Store, StoredItem, bad_request
 from canaryctl.testing.apisix.validation import ABSENT
 from canaryctl.testing.httpemulation import control
 from canaryctl.testing.httpemulation.faults import Fault, FaultSet
 from canaryctl.testing.httpemulation.requestlog import RequestLog, RequestRecord
-from canaryctl.testing.httpemulation.server import QuietHandler
 
 log = logging.getLogger(__name__)
 

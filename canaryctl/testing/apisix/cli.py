@@ -54,8 +54,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: Any) -> int:
+    from canaryctl.backgroundhttp import stop_signals
     from canaryctl.testing.apisix.emulator import ApisixEmulator  # not needed to parse flags
-    from canaryctl.testing.httpemulation.signals import stop_signals
 
     try:
         emulator = ApisixEmulator(

@@ -30,13 +30,13 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from canaryctl.backgroundhttp import QuietHandler
 from canaryctl.testing.apisix.balancer import Balancers, Node, SplitChoice, choose_split, pick_node
 from canaryctl.testing.apisix.metrics import METRICS_PATH, ApisixMetrics, RequestLabels
 from canaryctl.testing.apisix.routing import RequestVars, RouteMatch, match_route
 from canaryctl.testing.apisix.store import Store, StoredItem
 from canaryctl.testing.httpemulation.proxy import forward, forwardable
 from canaryctl.testing.httpemulation.resolve import Resolver
-from canaryctl.testing.httpemulation.server import QuietHandler
 
 SERVER = "APISIX/3.9.1"
 NODE_LABELS = ("target", "address")

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any
 
+from canaryctl.backgroundhttp import BackgroundHTTPServer
 from canaryctl.testing.apisix.admin import PREFIX, AdminContext, AdminHandler
 from canaryctl.testing.apisix.balancer import Balancers
 from canaryctl.testing.apisix.dataplane import (
@@ -29,7 +30,6 @@ from canaryctl.testing.httpemulation.control import ControlContext, ControlError
 from canaryctl.testing.httpemulation.faults import FaultSet
 from canaryctl.testing.httpemulation.requestlog import RequestLog, RequestRecord
 from canaryctl.testing.httpemulation.resolve import Resolver
-from canaryctl.testing.httpemulation.server import BackgroundHTTPServer
 
 Json = dict[str, Any]
 

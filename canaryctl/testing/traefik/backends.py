@@ -17,7 +17,7 @@ from typing import Any
 
 import requests
 
-from canaryctl.testing.errorpage import PATH
+from canaryctl.examples.errorpage import PATH
 from canaryctl.testing.processes import terminate, wait_until
 
 PORT_NAME = "http"
@@ -45,12 +45,11 @@ class Backend:
 
 
 def error_page_command(version: str, address: str, port: int, fail_rate: float) -> list[str]:
-    """`canaryctl dev error-page` with this interpreter (PYTHONPATH is inherited)."""
+    """`canaryctl error-page` with this interpreter (PYTHONPATH is inherited)."""
     return [
         sys.executable,
         "-m",
         "canaryctl",
-        "dev",
         "error-page",
         f"--version={version}",
         f"--host={address}",

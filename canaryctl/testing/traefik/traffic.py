@@ -15,7 +15,7 @@ from collections.abc import Mapping
 
 import requests
 
-from canaryctl.testing.errorpage import PATH
+from canaryctl.examples.errorpage import PATH
 from canaryctl.testing.processes import wait_until
 
 

@@ -1,17 +1,20 @@
-"""A stdlib HTTP server on a background thread that really stops.
+"""A stdlib HTTP server on a background thread that really stops, and Ctrl-C/SIGTERM handling.
 
 `ThreadingHTTPServer.shutdown()` only ends the accept loop: keep-alive connections stay
 open and their handler threads keep answering. Tests need `stop()` to mean "nothing of this
-server is left", so connections are tracked, shut down, and their threads joined. Shared
-by every emulator port and the error-page backend.
+server is left", so connections are tracked, shut down, and their threads joined. Shared by
+the example backend (`canaryctl.examples.errorpage`) and every emulator of the test kit.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
 import socket
 import sys
 import threading
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -155,3 +158,17 @@ class BackgroundHTTPServer:
         for thread in self._server.close_connections():
             thread.join(_JOIN_TIMEOUT_S)
         self._server.server_close()
+
+
+@contextlib.contextmanager
+def stop_signals() -> Iterator[threading.Event]:
+    """An event set by SIGINT or SIGTERM while inside the block (handlers restored after)."""
+    stop = threading.Event()
+    previous = {
+        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

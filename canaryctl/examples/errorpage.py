@@ -1,6 +1,6 @@
 """The seed's demo backend: `GET /api/error_page` answers which version served it.
 
-`canaryctl dev error-page --version v1 --port P` (or `ErrorPage(...)` in Python) answers
+`canaryctl error-page --version v1 --port P` (or `ErrorPage(...)` in Python) answers
 `GET /api/error_page` with exactly the seed's body
 `{"error": "injected by error_page service", "version": "v1"}` (application/json, 200)
 and 404 on every other path, so a test counts v1/v2 answers as the seed does with curl.
@@ -9,6 +9,12 @@ and 404 on every other path, so a test counts v1/v2 answers as the seed does wit
 accumulator adds the rate (as an exact fraction) per request and fails whenever it
 reaches 1, so 0.3 fails exactly 3 of every 10 consecutive requests and analysis tests
 never flake. `latency_ms` delays every answer.
+
+Like an instrumented application, each backend exports its own request metrics on
+`GET /metrics` (Prometheus text format, a registry of its own):
+`http_requests_total{method,code}` and `http_request_duration_seconds` (a histogram) for the
+requests it answered on `/api/error_page`. A Prometheus scrape config adds which Service and
+namespace the backend stands for, as Kubernetes service discovery would.
 """
 
 from __future__ import annotations
@@ -16,14 +22,45 @@ from __future__ import annotations
 import argparse
 import json
 import threading
+import time
 from fractions import Fraction
 from types import TracebackType
 from typing import Any
 
-from canaryctl.testing.httpemulation.server import BackgroundHTTPServer, QuietHandler
-from canaryctl.testing.httpemulation.signals import stop_signals
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from canaryctl.backgroundhttp import BackgroundHTTPServer, QuietHandler, stop_signals
 
 PATH = "/api/error_page"
+METRICS_PATH = "/metrics"
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class RequestMetrics:
+    """The backend's own request counter and latency histogram, in a registry of its own."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "http_requests_total",
+            "Requests answered, by method and status code",
+            ["method", "code"],
+            registry=self.registry,
+        )
+        self.duration = Histogram(
+            "http_request_duration_seconds",
+            "Time to answer a request",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+
+    def observe(self, method: str, code: int, seconds: float) -> None:
+        self.requests.labels(method, str(code)).inc()
+        self.duration.observe(seconds)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
 
 
 def seed_body(version: str) -> bytes:
@@ -65,14 +102,20 @@ class _ErrorPageHandler(QuietHandler):
     def do_GET(self) -> None:
         page: ErrorPage = self.server.context
         self.read_body()
-        if self.path.split("?", 1)[0] != PATH:
+        path = self.path.split("?", 1)[0]
+        if path == METRICS_PATH:
+            self.send_bytes(200, page.metrics.exposition(), CONTENT_TYPE_LATEST)
+            return
+        if path != PATH:
             self.send_bytes(404, b'{"error": "not found"}', "application/json")
             return
+        started = time.monotonic()
         page.count_request()
         if page.latency_ms:
             self.server.stopping.wait(page.latency_ms / 1000)
         status = 500 if page.failures.next_fails() else 200
         self.send_bytes(status, seed_body(page.version), "application/json")
+        page.metrics.observe(self.command, status, time.monotonic() - started)
 
 
 class ErrorPage:
@@ -89,6 +132,7 @@ class ErrorPage:
         self.version = version
         self.latency_ms = latency_ms
         self.failures = FailureAccumulator(fail_rate)
+        self.metrics = RequestMetrics()
         self._count_lock = threading.Lock()
         self._requests = 0
         self._server = BackgroundHTTPServer(_ErrorPageHandler, self, host, port)

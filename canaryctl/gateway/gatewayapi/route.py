@@ -1,0 +1,168 @@
+"""What canaryctl writes to the Gateway API for one application: one HTTPRoute, as plain JSON.
+
+The body builder, the state reader and the drift check must agree on one definition of "the
+route as canaryctl writes it"; this module is that definition. Every field the apiserver
+would default (parentRef group and kind, backendRef group and kind, the PathPrefix match) is
+written explicitly, so what is stored equals what was applied and a comparison needs no
+knowledge of the schema's defaults. Pure: no I/O.
+
+The route is named after the application (app names are DNS-1123 subdomains, as object names
+must be) and lives in the owner namespace. Ownership is the label
+`app.kubernetes.io/managed-by: canaryctl`; the application, the owner namespace and the parent
+the stable asked for are annotations (label values are limited to 63 characters).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from canaryctl.gateway.model import AppSpec, Upstream
+
+GROUP = "gateway.networking.k8s.io"
+VERSION = "v1"
+PLURAL = "httproutes"
+KIND = "HTTPRoute"
+FIELD_MANAGER = "canaryctl"
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY = "canaryctl"
+SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
+APP_ANNOTATION = "api7.cloud/application"
+OWNER_ANNOTATION = "api7.cloud/owner-namespace"
+PARENT_ANNOTATION = "api7.cloud/gateway-api-parent"  # the parent the stable asked for
+OUR_ANNOTATIONS = (APP_ANNOTATION, OWNER_ANNOTATION, PARENT_ANNOTATION)
+SPEC_FIELDS = ("parentRefs", "hostnames", "rules")  # the spec canaryctl owns, all of it
+MATCH_EVERYTHING = [{"path": {"type": "PathPrefix", "value": "/"}}]
+
+Json = dict[str, Any]
+
+_DNS_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+_NAMESPACE = re.compile(_DNS_LABEL, re.ASCII)
+_SUBDOMAIN = re.compile(rf"{_DNS_LABEL}(\.{_DNS_LABEL})*", re.ASCII)
+
+
+@dataclass(frozen=True)
+class ParentRef:
+    """The Gateway (and optionally its listener) a route attaches to."""
+
+    namespace: str
+    name: str
+    section: str = ""
+
+    def __str__(self) -> str:
+        return "/".join(part for part in (self.namespace, self.name, self.section) if part)
+
+    @classmethod
+    def parse(cls, text: str) -> ParentRef | None:
+        """`NAMESPACE/NAME[/SECTION]` (whitespace around it ignored), or None if malformed."""
+        parts = text.strip().split("/")
+        if len(parts) not in (2, 3):
+            return None
+        namespace, name, section = parts[0], parts[1], parts[2] if len(parts) == 3 else ""
+        valid = (
+            len(namespace) <= 63
+            and _NAMESPACE.fullmatch(namespace)
+            and len(name) <= 253
+            and _SUBDOMAIN.fullmatch(name)
+            and (not section or (len(section) <= 253 and _SUBDOMAIN.fullmatch(section)))
+        )
+        return cls(namespace, name, section) if valid else None
+
+    def ref(self) -> Json:
+        """The parentRef as written, every defaulted field explicit."""
+        ref = {"group": GROUP, "kind": "Gateway", "namespace": self.namespace, "name": self.name}
+        return {**ref, "sectionName": self.section} if self.section else ref
+
+
+PARENT_FORMAT = "NAMESPACE/NAME[/SECTION] of a Gateway (DNS-1123 names)"
+
+
+def route_name(app: str) -> str:
+    """The HTTPRoute of application `app`: the app name itself (already a DNS subdomain)."""
+    return app
+
+
+def route_namespace(spec: AppSpec) -> str:
+    """Where the route lives: the owner namespace (the stable's until owners are recorded)."""
+    return spec.owner or spec.stable.namespace
+
+
+def members_elsewhere(spec: AppSpec) -> list[str]:
+    """Members outside the route's namespace: a route cannot reach them without a grant."""
+    namespace = route_namespace(spec)
+    members = [spec.stable] + ([spec.canary] if spec.canary else [])
+    return [member.key for member in members if member.namespace != namespace]
+
+
+def backend_ref(upstream: Upstream, weight: int) -> Json:
+    return {
+        "group": "",
+        "kind": "Service",
+        "name": upstream.service,
+        "port": upstream.port,
+        "weight": weight,
+    }
+
+
+def backend_refs(spec: AppSpec) -> list[Json]:
+    """The stable at 100 - weight, and the canary at weight; the stable alone without a canary."""
+    if spec.canary is None:
+        return [backend_ref(spec.stable, 100)]
+    return [backend_ref(spec.stable, 100 - spec.weight), backend_ref(spec.canary, spec.weight)]
+
+
+def route_spec(spec: AppSpec, parent: ParentRef) -> Json:
+    """The spec canaryctl owns: parent, host `[app]`, one match-everything rule with weights."""
+    rule = {"matches": MATCH_EVERYTHING, "backendRefs": backend_refs(spec)}
+    return {"parentRefs": [parent.ref()], "hostnames": [spec.name], "rules": [rule]}
+
+
+def route_annotations(spec: AppSpec) -> dict[str, str]:
+    annotations = {APP_ANNOTATION: spec.name}
+    if spec.owner:
+        annotations[OWNER_ANNOTATION] = spec.owner
+    if spec.parent:
+        annotations[PARENT_ANNOTATION] = spec.parent
+    return annotations
+
+
+def route_body(spec: AppSpec, parent: ParentRef) -> Json:
+    """The apply configuration: exactly the fields canaryctl owns, nothing else."""
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": KIND,
+        "metadata": {
+            "name": route_name(spec.name),
+            "namespace": route_namespace(spec),
+            "labels": {MANAGED_BY_LABEL: MANAGED_BY},
+            "annotations": route_annotations(spec),
+        },
+        "spec": route_spec(spec, parent),
+    }
+
+
+def canonical_spec(spec: Json, namespace: str) -> str:
+    """A route spec as comparable text: defaults filled in, keys sorted, other fields kept.
+
+    Anything canaryctl does not write (a filter, timeouts, a second rule) stays in the text,
+    so it makes the comparison fail: the route no longer routes exactly as canaryctl wrote it.
+    """
+    normal = dict(spec)
+    normal["parentRefs"] = [_default_parent(ref, namespace) for ref in spec.get("parentRefs") or []]
+    normal["rules"] = [_default_rule(rule) for rule in spec.get("rules") or []]
+    return json.dumps(normal, sort_keys=True, separators=(",", ":"))
+
+
+def _default_parent(ref: Json, namespace: str) -> Json:
+    return {"group": GROUP, "kind": "Gateway", "namespace": namespace, **ref}
+
+
+def _default_rule(rule: Json) -> Json:
+    normal = {"matches": MATCH_EVERYTHING, **rule}
+    normal["backendRefs"] = [
+        {"group": "", "kind": "Service", "weight": 1, **ref}
+        for ref in rule.get("backendRefs") or []
+    ]
+    return normal
