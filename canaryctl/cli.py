@@ -39,6 +39,7 @@ DEV_COMMANDS: dict[str, Command] = {
     "api7cloud": Command("canaryctl.testing.api7cloud.cli", "the API7 Cloud emulator"),
     "apisix": Command("canaryctl.testing.apisix.cli", "the Apache APISIX emulator"),
     "traefik": Command("canaryctl.testing.traefik.cli", "Traefik, a Gateway API data plane"),
+    "helm": Command("canaryctl.testing.helm", "Helm, built from the Go module proxy"),
 }
 DEV_TOOLS_MISSING = (
     "the dev tools (canaryctl.testing, canaryctl.demo) are not installed here — the controller "

@@ -11,10 +11,12 @@ import os
 import shutil
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import NoReturn
 
 import pytest
 
+from canaryctl.testing.helm import HelmUnavailable, ensure_helm
 from canaryctl.testing.localkube import LocalKube, LocalKubeUnavailable
 from canaryctl.testing.prometheus import PrometheusServer, PrometheusUnavailable
 from canaryctl.testing.traefik import TraefikGateway
@@ -111,6 +113,15 @@ def traefik(localkube: LocalKube, gateway_api: list[str]) -> Iterator[TraefikGat
         yield gateway
     finally:
         gateway.stop()
+
+
+@pytest.fixture(scope="session")
+def helm_binary() -> Path:
+    """The `helm` binary (built from the Go module proxy once); skipped like the control plane."""
+    try:
+        return ensure_helm(progress=_progress)
+    except HelmUnavailable as error:
+        _unavailable("Helm", error)
 
 
 PROMETHEUS_REQUIRE_ENV = "CANARYCTL_REQUIRE_PROMETHEUS"
