@@ -72,6 +72,7 @@ class WebhookSender:
         self._pending: collections.deque[Notification] = collections.deque()
         self._keys: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._busy = self._stopped = False
+        self.dropped = 0  # refused by submit() (queue full or stopped)
         self._changed = threading.Condition()
         self._session = _session()
         self._thread: threading.Thread | None = None
@@ -89,11 +90,14 @@ class WebhookSender:
                 return
             if self._stopped or len(self._pending) >= self._max_pending:
                 self._count("dropped")
-                log.warning(
-                    "notification dropped: %s",
-                    "stopped" if self._stopped else "queue full",
-                    extra={"channel": self.channel.name, "event": notification.event},
-                )
+                self.dropped += 1
+                if self.dropped % 100 == 1:  # the first drop of every hundred
+                    log.warning(
+                        "dropped %d notifications so far (last: %s)",
+                        self.dropped,
+                        "stopped" if self._stopped else "queue full",
+                        extra={"channel": self.channel.name, "event": notification.event},
+                    )
                 return
             self._remember(notification.key)
             self._pending.append(notification)
