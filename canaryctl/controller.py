@@ -30,6 +30,7 @@ from canaryctl.gateway.base import Gateway, GatewayError
 from canaryctl.gateway.cache import GatewayCache
 from canaryctl.informer import ServiceInformer
 from canaryctl.kube import describe_error, patch_service_annotations
+from canaryctl.namespaces import NamespaceBindings
 from canaryctl.objects import Service
 from canaryctl.reconciler import (
     APP_INDEX,
@@ -42,6 +43,7 @@ from canaryctl.reconciler import (
 from canaryctl.reconciler import Notifier as ReconcileNotifier  # + flush/stop, below
 from canaryctl.release.analysis import Analyzer
 from canaryctl.server import Endpoint, MetricsEndpointFactory, health_endpoint, metrics_endpoint
+from canaryctl.tenancy import Bindings
 from canaryctl.workqueue import RateLimitingQueue, new_controller_queue
 
 log = logging.getLogger(__name__)
@@ -60,6 +62,7 @@ class Settings:
     sync_timeout: float = 120.0
     analyzer: Analyzer | None = None  # release analysis; None without --prometheus-url
     suspect_window: float = 60.0  # seconds a write whose outcome is unknown may still land
+    require_app_binding: bool = False  # app names must be listed on their Namespace
     metrics_server: MetricsEndpointFactory = metrics_endpoint  # run --metrics-secure: HTTPS + auth
     notifier: Notifier | None = None  # release events to webhooks (run --notify-*)
 
@@ -97,9 +100,18 @@ def build_controller(api_client, gateway: Gateway, settings: Settings = Settings
                 raise
             log.warning("cannot write the status of %s: %s", service.key, describe_error(error))
 
+    bindings = None
+    if settings.require_app_binding:  # names bound to namespaces: watch the Namespaces too
+        bindings = NamespaceBindings(api_client, lambda name: controller.enqueue_namespace(name))
     controller = Controller(
-        ServiceStore(INDEXERS), gateway, EventRecorder(api_client), patch_status, settings
+        ServiceStore(INDEXERS),
+        gateway,
+        EventRecorder(api_client),
+        patch_status,
+        settings,
+        bindings=bindings.bindings if bindings else None,
     )
+    controller.extra_informers = [bindings.informer] if bindings else []
     controller.informer = ServiceInformer(
         api_client,
         controller.store,
@@ -113,6 +125,7 @@ class Controller:
     """One canaryctl controller process: start(), then stop() on SIGTERM."""
 
     informer: Informer  # set by build_controller (or a test) before start()
+    extra_informers: list[Informer]  # more caches the decisions read (Namespace bindings)
 
     def __init__(
         self,
@@ -122,9 +135,11 @@ class Controller:
         patch_status: PatchStatus,
         settings: Settings = Settings(),
         queue: RateLimitingQueue | None = None,
+        bindings: Callable[[], Bindings] | None = None,
     ):
         self.settings = settings
         self.store, self.gateway, self.recorder = store, gateway, recorder
+        self.extra_informers = []
         self.gateway_cache = GatewayCache()
         self.queue = queue or new_controller_queue(QUEUE_NAME)
         reconcile_settings = ReconcileSettings(
@@ -132,6 +147,7 @@ class Controller:
             settings.namespaces,
             settings.dry_run,
             settings.suspect_window,
+            bindings,
             cross_namespace=getattr(gateway, "cross_namespace_members", True),
         )
         self.reconciler = Reconciler(
@@ -157,9 +173,11 @@ class Controller:
             self.settings.metrics_server(self.settings.metrics_addr, metrics.REGISTRY).start(),
             health_endpoint(self.settings.health_addr, self.ready).start(),
         ]
-        self.informer.start()
-        if not self.informer.wait_for_sync(self.settings.sync_timeout):
-            raise RuntimeError("the Service cache did not sync in time")
+        for informer in (self.informer, *self.extra_informers):
+            informer.start()
+        for informer in (self.informer, *self.extra_informers):
+            if not informer.wait_for_sync(self.settings.sync_timeout):
+                raise RuntimeError("the Kubernetes caches did not sync in time")
         self._watch_gateway()
         self.load_gateway_cache()
         for name in self.gateway_cache.owned_names():  # apps whose members left while we were down
@@ -222,6 +240,13 @@ class Controller:
             return
         for app in apps_of(old, new):
             self.queue.add(app)
+
+    def enqueue_namespace(self, namespace: str) -> None:
+        """A Namespace's name binding changed: look again at its Services' applications."""
+        for service in self.store.list():
+            if service.namespace == namespace:
+                for app in apps_of(None, service):
+                    self.queue.add(app)
 
     # workers --------------------------------------------------------------------------------
 
@@ -287,7 +312,8 @@ class Controller:
         """Stop taking work, let in-flight reconciles finish (bounded), flush events."""
         deadline = time.monotonic() + timeout
         self._stopping.set()
-        self.informer.stop()
+        for informer in (self.informer, *self.extra_informers):
+            informer.stop()
         drain = threading.Thread(target=self.queue.shut_down_with_drain, daemon=True)
         drain.start()
         for thread in [drain, *self._threads]:

@@ -82,6 +82,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="how long a gateway write whose answer was lost may still land: the app is read "
         "before its next write and once more when this window ends (default: %(default)s)",
     )
+    parser.add_argument(
+        "--require-app-binding",
+        action="store_true",
+        help="a namespace may publish only the app names its Namespace lists in the annotation "
+        "api7.cloud/allowed-apps (needs get/list/watch on namespaces)",
+    )
     parser.add_argument("--metrics-addr", default=":8080", help="address serving /metrics")
     parser.add_argument(
         "--health-addr", default=":8081", help="address serving /healthz and /readyz"
@@ -199,6 +205,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         dry_run=args.dry_run,
         analyzer=_analyzer(args),
         suspect_window=args.suspect_window,
+        require_app_binding=args.require_app_binding,
         notifier=_notifier(args),
     )
 

@@ -137,3 +137,26 @@ def test_the_owner_grants_another_namespace(env, evil):
     intrude(env, evil, **{CANARY: "true", PERCENT: "100"})
     env.wait_for_split((key(env.namespace, "error-page-v1"), key(evil, "x"), 100))
     assert env.send(10) == {"evil": 10}
+
+
+def test_with_name_bindings_a_squatter_cannot_take_a_name(localkube, namespace, evil):
+    # evil/squat publishes `error-page` first; only prod's Namespace lists the name
+    localkube.kubectl("annotate", "namespace", namespace, "api7.cloud/allowed-apps=error-*")
+    with DemoEnvironment(
+        versions=("v1",),
+        kube=localkube,
+        namespace=namespace,
+        progress=lambda _: None,
+        watched=[namespace, evil],
+        controller_args=["--require-app-binding"],
+    ) as env:
+        env.apply_service("squat", {APP: "error-page"}, namespace=evil)
+        wait_until(lambda: events_on(env, evil, "squat", "Forbidden"), 20, "the squatter refused")
+        message = events_on(env, evil, "squat", "Forbidden")[0]["message"]
+        assert "api7.cloud/allowed-apps" in message and f"Namespace {evil}" in message
+        env.apply_service("error-page-v1", {APP: "error-page"})
+        env.wait_for_split((key(namespace, "error-page-v1"), None, 0))
+        # a binding granted later lets the namespace publish its own names
+        localkube.kubectl("annotate", "namespace", evil, "api7.cloud/allowed-apps=evil-app")
+        env.apply_service("own", {APP: "evil-app"}, namespace=evil)
+        wait_until(lambda: env.split("evil-app")[0] == key(evil, "own"), 20, "evil's own app")
