@@ -97,16 +97,24 @@ def test_defaults_render_the_kustomize_rbac_and_pod_spec(helm, localkube):
     assert_same_rbac_and_pods(template(helm), kustomize(localkube, MANIFESTS))
 
 
-def test_the_gateway_api_backend_renders_the_kustomize_component(helm, localkube, tmp_path):
+@pytest.mark.parametrize(
+    "component, values",
+    [
+        ("gateways/gateway-api", "gateway.backend=gateway-api"),
+        ("components/app-bindings", "appBindings.required=true"),
+    ],
+)
+def test_values_render_what_a_kustomize_component_adds(
+    helm, localkube, tmp_path, component, values
+):
     overlay = tmp_path / "overlay"
     overlay.mkdir()
     (overlay / "kustomization.yaml").write_text(
         "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
         f"resources: [{os.path.relpath(MANIFESTS, overlay)}]\n"
-        f"components: [{os.path.relpath(MANIFESTS / 'gateways' / 'gateway-api', overlay)}]\n"
+        f"components: [{os.path.relpath(MANIFESTS / component, overlay)}]\n"
     )
-    chart = template(helm, "--set", "gateway.backend=gateway-api")
-    assert_same_rbac_and_pods(chart, kustomize(localkube, overlay))
+    assert_same_rbac_and_pods(template(helm, "--set", values), kustomize(localkube, overlay))
 
 
 def test_values_become_flags_and_read_only_mounts(helm):

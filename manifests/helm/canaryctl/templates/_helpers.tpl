@@ -57,4 +57,7 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- range .Values.extraArgs }}
 - {{ . }}
 {{- end }}
+{{- if .Values.appBindings.required }}
+- --require-app-binding
+{{- end }}
 {{- end -}}
