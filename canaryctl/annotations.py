@@ -18,13 +18,14 @@ Decisions where the contract is silent:
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 
 from canaryctl.gateway.gatewayapi.route import PARENT_FORMAT, ParentRef
-from canaryctl.gateway.model import Upstream
+from canaryctl.gateway.model import MatchTerm, Upstream
+from canaryctl.matching import MATCH, parse_match
 from canaryctl.objects import Service, ServicePort
+from canaryctl.problems import Invalid, Problem
 
 PREFIX = "api7.cloud/"
 APP = "api7.cloud/published-service"
@@ -43,34 +44,6 @@ ROUTABLE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer")
 _DNS_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 _DNS_SUBDOMAIN = re.compile(rf"{_DNS_LABEL}(\.{_DNS_LABEL})*", re.ASCII)
 _DIGITS = re.compile(r"[0-9]+", re.ASCII)
-_SHOWN_VALUE_LIMIT = 80
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One invalid input on a Service, phrased for a Warning Event."""
-
-    annotation: str
-    value: str | None  # None: the annotation is not set
-    accepted: str  # what would be accepted instead, completing "accepted values are ..."
-    reason: str = ""  # why the value does not fit this Service, when the value is not the issue
-
-    @property
-    def message(self) -> str:
-        shown = " is not set" if self.value is None else f"={_quote(self.value)} is invalid"
-        why = f" ({self.reason})" if self.reason else ""
-        return f"annotation {self.annotation}{shown}{why}: accepted values are {self.accepted}"
-
-
-@dataclass(frozen=True)
-class Invalid:
-    """The result of parsing input that has problems: every one of them, nothing else."""
-
-    problems: tuple[Problem, ...]
-
-    @property
-    def message(self) -> str:
-        return "; ".join(problem.message for problem in self.problems)
 
 
 @dataclass(frozen=True)
@@ -83,6 +56,7 @@ class Member:
     percent: int | None  # the canary's share; None on a Service without the canary flag
     upstream: Upstream
     parent: str = ""  # the Gateway asked for by PARENT, canonical `namespace/name[/section]`
+    match: tuple[MatchTerm, ...] = ()  # a canary's request predicate (MATCH)
 
 
 def app_of(service: Service) -> str | None:
@@ -110,7 +84,9 @@ def parse_member(service: Service, cluster_domain: str) -> Member | Invalid:
     percent, percent_problems = _parse_percent(service.annotations.get(PERCENT))
     port, port_problems = _choose_port(service)
     parent, parent_problems = _parse_parent(service.annotations.get(PARENT))
+    match, match_problems = _parse_match(service.annotations.get(MATCH))
     problems = app_problems + flag_problems + percent_problems + port_problems + parent_problems
+    problems += match_problems
     if problems:
         return Invalid(tuple(problems))
     host = f"{service.name}.{service.namespace}.svc.{cluster_domain}"
@@ -122,7 +98,16 @@ def parse_member(service: Service, cluster_domain: str) -> Member | Invalid:
         percent=(percent or 0) if is_canary else None,
         upstream=upstream,
         parent=parent,
+        match=match if is_canary else (),
     )
+
+
+def _parse_match(value: str | None) -> tuple[tuple[MatchTerm, ...], list[Problem]]:
+    """The canary's request predicate; checked on every member, used only on a canary."""
+    if value is None:
+        return (), []
+    match = parse_match(value)
+    return ((), list(match.problems)) if isinstance(match, Invalid) else (match, [])
 
 
 def parse_percent(value: str) -> int | None:
@@ -227,9 +212,3 @@ def _on_routable_services() -> str:
 def _port_choices(ports: list[ServicePort]) -> str:
     described = [f"{p.name} or {p.port}" if p.name else str(p.port) for p in ports]
     return "this Service's port names or numbers: " + ", ".join(described)
-
-
-def _quote(value: str) -> str:
-    """A value as it appears in messages: JSON-quoted (control characters escaped) and bounded."""
-    shown = value if len(value) <= _SHOWN_VALUE_LIMIT else value[:_SHOWN_VALUE_LIMIT] + "..."
-    return json.dumps(shown, ensure_ascii=False)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from canaryctl.annotations import Member
 from canaryctl.gateway.model import AppSpec, AppState, Upstream
+from canaryctl.matching import describe as describe_match
 
 
 @dataclass(frozen=True)
@@ -19,7 +20,7 @@ class Notice:
 
     service_key: str
     reason: str  # Published, CanaryAdded, CanaryWeightChanged, CanaryRemoved, Promoted,
-    # StableChanged, UpstreamChanged, DriftCorrected, OwnerRecorded
+    # StableChanged, UpstreamChanged, DriftCorrected, OwnerRecorded, CanaryMatchChanged
     message: str
 
 
@@ -41,6 +42,7 @@ def describe(
         return [_hand_edit_reverted(observed, spec, stable)]
     notices = _stable_change(observed, spec, stable)
     notices += _canary_change(observed.canary, observed.weight, spec, stable, canary)
+    notices += _match_change(observed, spec, canary)
     if not notices and observed.conforms and observed.owner != spec.owner:
         message = f"application {spec.name} now records its owner namespace {spec.owner}"
         return [Notice(stable.service.key, "OwnerRecorded", message)]
@@ -121,13 +123,14 @@ def _canary_change(
         return notices
     key = canary.service.key
     if before is None or before.key != after.key:
+        matched = f" and requests matching {describe_match(spec.match)}" if spec.match else ""
         return [
             *notices,
             Notice(
                 key,
                 "CanaryAdded",
                 f"canary of application {spec.name} at {spec.weight} % "
-                f"of requests, upstream {_target(after)}",
+                f"of requests{matched}, upstream {_target(after)}",
             ),
         ]
     if before != after:
@@ -148,6 +151,19 @@ def _canary_change(
             )
         )
     return notices
+
+
+def _match_change(observed: AppState, spec: AppSpec, canary: Member | None) -> list[Notice]:
+    """A notice when the canary keeps its upstream but its request predicate changed."""
+    same_canary = observed.canary is not None and observed.canary == spec.canary
+    if canary is None or not same_canary or observed.match == spec.match:
+        return []
+    after = describe_match(spec.match) or "none"
+    before = describe_match(observed.match) or "none"
+    message = (
+        f"requests that always reach the canary of application {spec.name}: {before} -> {after}"
+    )
+    return [Notice(canary.service.key, "CanaryMatchChanged", message)]
 
 
 def _target(upstream: Upstream) -> str:

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Literal
 
-from canaryctl import changes
+from canaryctl import changes, matching
 from canaryctl.annotations import APP, CANARY, PERCENT, STATUS, Invalid, Member, parse_member
 from canaryctl.gateway.model import AppSpec, AppState
 from canaryctl.objects import Service
@@ -58,6 +58,7 @@ class AppInputs:
     watched_namespaces: frozenset[str] | None = None  # None: every namespace
     bindings: Bindings | None = None  # namespace -> app patterns; None: bindings not required
     cross_namespace: bool = True  # the gateway backend can route to other namespaces' Services
+    backend: str = "api7"  # which gateway backend writes (what it can express: canaryctl.matching)
 
 
 @dataclass(frozen=True)
@@ -205,7 +206,10 @@ def _serve(
     """Route the stable, and the canary at `weight`: apply unless the gateway already does."""
     spec = AppSpec(inputs.app, stable.upstream, owner=owner, parent=stable.parent)
     if canary is not None:
-        spec = replace(spec, canary=canary.upstream, weight=weight or 0)
+        spec = replace(spec, canary=canary.upstream, weight=weight or 0, match=canary.match)
+        lacking = matching.unsupported(inputs.backend, spec.match, spec.weight)
+        if lacking:
+            return _hold_unsupported_match(inputs, canary, lacking)
     statuses = _serving_statuses(spec, stable, canary, release)
     release_events = tuple(
         ServiceEvent(canary.service.key, e.type, e.reason, e.message)
@@ -372,6 +376,19 @@ def _hold_conflict(
     return _hold(inputs, message, warnings, statuses)
 
 
+def _hold_unsupported_match(inputs: AppInputs, canary: Member, lacking: str) -> Outcome:
+    """The gateway cannot express the canary's match with its weight: hold, say what it lacks."""
+    value = matching.describe(canary.match)
+    message = (
+        f"annotation {matching.MATCH}={value!r} cannot be applied here: {lacking}; the gateway "
+        "keeps its last good state"
+    )
+    key = canary.service.key
+    status = _held_status(canary.service, "canary", inputs.app, "Unsupported", message)
+    warning = ServiceEvent(key, "Warning", "MatchUnsupported", message)
+    return _hold(inputs, message, (warning,), {key: status})
+
+
 def _held_status(service: Service, role: Role, app: str, phase: str, message: str) -> MemberStatus:
     """A member's status while its app is on hold; a release state it carries is kept."""
     return MemberStatus(role, app, None, phase, message, release=_previous(service).release)
@@ -417,8 +434,9 @@ def _serving_statuses(
         f"default upstream of application {app}; receives {100 - spec.weight} % of requests, "
         f"canary {canary.service.key} the other {spec.weight} %"
     )
+    matched = f" and every request matching {matching.describe(spec.match)}" if spec.match else ""
     canary_message = (
-        f"canary of application {app}; receives {spec.weight} % of requests, "
+        f"canary of application {app}; receives {spec.weight} % of requests{matched}, "
         f"stable {stable.service.key} the rest"
     )
     progress = release.state if release else _previous(canary.service).release

@@ -89,6 +89,7 @@ class ReconcileSettings:
     suspect_window: float = 60.0  # seconds a write whose outcome is unknown may still land
     bindings: Callable[[], Bindings] | None = None  # app-name bindings, when they are required
     cross_namespace: bool = True  # the gateway backend can route to other namespaces
+    backend: str = "api7"  # the gateway backend's name (what it can express)
 
 
 class Reconciler:
@@ -144,6 +145,7 @@ class Reconciler:
             watched_namespaces=self.watched,
             bindings=None if bindings is None else bindings(),
             cross_namespace=self.settings.cross_namespace,
+            backend=self.settings.backend,
         )
         request = due_check(inputs)
         return inputs if request is None else replace(inputs, check=self._check(request, now))

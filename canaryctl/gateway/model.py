@@ -7,7 +7,7 @@ to its own objects. Keeping them small and frozen makes "did anything change?" a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 # Marks gateway objects canaryctl created; objects without it are never modified or deleted.
 OWNER_LABEL = "managed-by:canaryctl"
@@ -42,6 +42,19 @@ class Upstream:
 
 
 @dataclass(frozen=True)
+class MatchTerm:
+    """One condition a request must meet to go to the canary (see `canaryctl.matching`)."""
+
+    kind: Literal["header", "cookie", "query"]
+    name: str  # lower case for headers
+    value: str
+    regex: bool = False  # `value` is a regular expression searched in the request's value
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.name}{'~' if self.regex else '='}{self.value}"
+
+
+@dataclass(frozen=True)
 class AppSpec:
     """Desired gateway state of one application: hosts [name], one match-everything route."""
 
@@ -53,6 +66,8 @@ class AppSpec:
     # where the app attaches on the gateway, as the stable's annotation asks ("": the backend's
     # default; only the Gateway API backend reads it: a Gateway `namespace/name[/section]`)
     parent: str = ""
+    # requests that always reach the canary, whatever its weight (see canaryctl.matching)
+    match: tuple[MatchTerm, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -77,6 +92,7 @@ class AppState:
     problem: str = ""
     problem_reason: str = ""
     edited_by: tuple[str, ...] = ()  # who else changed what canaryctl wrote (hand edits)
+    match: tuple[MatchTerm, ...] = ()  # the canary's request predicate, as routed
     raw: Any = field(default=None, compare=False, repr=False)
 
     def matches(self, spec: AppSpec) -> bool:
@@ -87,6 +103,7 @@ class AppState:
             and self.stable == spec.stable
             and self.canary == spec.canary
             and (spec.canary is None or self.weight == spec.weight)
+            and self.match == (spec.match if spec.canary else ())
             and self.owner == spec.owner
             and (self.parent == spec.parent or not self.parent_recorded)
         )

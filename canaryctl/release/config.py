@@ -48,6 +48,7 @@ MIN_EFFECT = PREFIX + "canary-min-effect"
 ON_FAILURE = PREFIX + "canary-on-failure"
 ACTION = PREFIX + "canary-action"
 NOTIFY = PREFIX + "canary-notify"  # webhook channel names: read by canaryctl.notify, not here
+MATCH = PREFIX + "canary-match"  # the canary's request predicate: read by canaryctl.matching
 
 # every release annotation; STATUS shares the `canary-` prefix but is canaryctl's output
 RELEASE_ANNOTATIONS = (
@@ -132,13 +133,17 @@ def parse_release(service: Service) -> ReleaseConfig | Invalid | None:
             problems.append(Problem(annotation, raw, accepted))
         else:
             fields[field] = None if parsed == _OFF else parsed
+    steps = fields.get("steps")
+    if isinstance(steps, tuple) and steps[0] == 0 and MATCH not in annotations:
+        why = f"a match stage needs {MATCH} on the canary"
+        problems.append(Problem(STEPS, annotations[STEPS], _STEPS, reason=why))
     if problems:
         return Invalid(tuple(problems))
     return ReleaseConfig(**fields) if "steps" in fields else None
 
 
 def _is_unknown(name: str) -> bool:
-    known = name in RELEASE_ANNOTATIONS or name in (STATUS, NOTIFY)
+    known = name in RELEASE_ANNOTATIONS or name in (STATUS, NOTIFY, MATCH)
     return name.startswith(_CANARY_PREFIX) and not known
 
 
@@ -156,9 +161,13 @@ def _unknown(name: str, value: str) -> Problem:
 
 
 def parse_steps(text: str) -> tuple[int, ...] | None:
-    """ "5,10,25" -> (5, 10, 25, 100): strictly increasing integers 1-100, 100 appended if missing."""
+    """ "5,10,25" -> (5, 10, 25, 100): strictly increasing integers 1-100, 100 appended if
+    missing; a first step `match` is a match-only stage at 0 % ("match,10" -> (0, 10, 100))."""
     steps: list[int] = []
-    for part in text.split(","):
+    for index, part in enumerate(text.split(",")):
+        if index == 0 and part.strip().lower() == MATCH_STAGE:
+            steps.append(0)
+            continue
         step = parse_percent(part)
         if step is None or step < 1 or (steps and step <= steps[-1]):
             return None
@@ -226,7 +235,11 @@ def parse_action(text: str) -> Action | None:
 
 _INTERVAL = 'durations from 1s to 24h, e.g. "30s" or "1m30s"'
 _LATENCY = 'durations above 0 up to 1h, e.g. "500ms" or "1.5s", or "off"'
-_STEPS = 'strictly increasing integers 1-100 separated by commas, e.g. "5,10,25,50,100"'
+_STEPS = (
+    'strictly increasing integers 1-100 separated by commas, e.g. "5,10,25,50,100", optionally '
+    'after a first match-only stage, e.g. "match,10,30,60"'
+)
+MATCH_STAGE = "match"
 _FIELDS: tuple[
     tuple[str, str, Callable[[str], object], str], ...
 ] = (  # annotation, field, parser, accepted

@@ -96,7 +96,7 @@ def start(config: ReleaseConfig, now: datetime, percent_seen: int | None = None)
         percent_seen=percent_seen,
         last_action=config.action.value if config.action else None,
     )
-    return _go_above(config, fresh, 0, now, "release started", "StepAdvanced")
+    return _first_step(config, fresh, now, "release started", "StepAdvanced")
 
 
 def check_due(config: ReleaseConfig, state: ReleaseState, now: datetime) -> float | None:
@@ -184,6 +184,22 @@ def on_annotations(
 
 
 # --- outcomes of checks ---------------------------------------------------------------------
+
+
+def _first_step(
+    config: ReleaseConfig, state: ReleaseState, now: datetime, why: str, reason: str
+) -> Decision:
+    """The schedule's first step: a match-only stage at 0 %, or the first weight."""
+    if config.steps[0] != 0:
+        return _go_above(config, state, 0, now, why, reason)
+    staged = replace(_at_weight(config, state, 0, now), phase="Progressing", reason="")
+    event = Event(
+        "Normal",
+        reason,
+        f"{why}: only requests matching the canary's match go to it, weight 0 % "
+        f"({_step_name(config, staged)}); next check in {config.interval_s:g} s",
+    )
+    return _decided(config, staged, now, event)
 
 
 def _go_above(
@@ -343,7 +359,7 @@ def _retry(config: ReleaseConfig, state: ReleaseState, now: datetime) -> Decisio
         percent_seen=state.percent_seen,
         last_action=state.last_action,
     )
-    return _go_above(config, fresh, 0, now, "release restarted", "Retried")
+    return _first_step(config, fresh, now, "release restarted", "Retried")
 
 
 _ACTIONS = {

@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 class Api7Gateway:
     """The applications of one API7 Cloud cluster, as canaryctl sees and writes them."""
 
+    name = BACKEND  # what the decision calls this backend (what it can express: matching.py)
+
     def __init__(self, client: Api7Client, cluster_id: str):
         self.client = client
         self.cluster_id = cluster_id

@@ -39,6 +39,7 @@ Notify = Callable[[str], None]
 class GatewayApiGateway:
     """The HTTPRoutes canaryctl keeps for its applications, attached to `default_parent`."""
 
+    name = BACKEND  # what the decision calls this backend (what it can express: matching.py)
     cross_namespace_members = False  # a member must live in its route's namespace
 
     def __init__(
