@@ -29,6 +29,9 @@ from canaryctl.gateway.model import AppState
 from canaryctl.gateway.outcomes import unknown_outcomes
 from canaryctl.objects import Service
 from canaryctl.release.analysis import Analyzer
+from canaryctl.release.hookclient import HookClient
+from canaryctl.release.probe import NO_PROMETHEUS as NO_PROMETHEUS  # where tests look for it
+from canaryctl.release.probe import ReleaseProbe
 from canaryctl.release.runner import CheckRequest
 from canaryctl.release.state import CheckResult
 from canaryctl.status import MemberStatus
@@ -38,7 +41,6 @@ log = logging.getLogger(__name__)
 
 APP_INDEX = "app"  # Services by their published-service value
 STATUS_INDEX = "status-app"  # Services by the app their status annotation names
-NO_PROMETHEUS = "no Prometheus configured: start the controller with --prometheus-url"
 
 
 def _app_index(service: Service) -> list[str]:
@@ -99,6 +101,7 @@ class Reconciler:
         analyzer: Analyzer | None = None,
         settings: ReconcileSettings | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        hooks: HookClient | None = None,
     ):
         self.services, self.gateway_cache, self.gateway = services, gateway_cache, gateway
         self.recorder, self.patch_status, self.analyzer = recorder, patch_status, analyzer
@@ -106,6 +109,8 @@ class Reconciler:
         namespaces = self.settings.namespaces
         self.watched = None if namespaces is None else frozenset(namespaces)
         self.now = now
+        self.hooks = hooks or HookClient()
+        self.probe = ReleaseProbe(analyzer, self.hooks)
         self._warned = _WarningMemory()
 
     def reconcile(self, app: str) -> Result:
@@ -150,12 +155,8 @@ class Reconciler:
         return state
 
     def _check(self, request: CheckRequest, now: datetime) -> CheckResult:
-        if self.analyzer is None:
-            metrics.analysis_checks_total.labels("error").inc()
-            return CheckResult("error", NO_PROMETHEUS)
-        return self.analyzer.check(
-            request.config, request.canary, request.stable, request.window_s, now
-        )
+        """Prometheus and the release's hooks, as the request asks (`release.probe`)."""
+        return self.probe.check(request, now)
 
     # act --------------------------------------------------------------------------------------
 
@@ -174,6 +175,7 @@ class Reconciler:
             state = self._read_back(outcome, state, services)
         for event in outcome.notices:
             self._record(event, services)
+        self.hooks.notify(outcome.hooks)  # fire-and-forget: never waits for an answer
         self._write_statuses(outcome, state, services)
         self._export(outcome, state)
         return Result(self._look_again(outcome, inputs.now))
