@@ -192,7 +192,7 @@ def _after_pre_hook(
     if check.result != "fail":
         return _inconclusive(config, checked, check, now)
     why = f"aborted before any traffic: {check.message}"
-    aborted = replace(checked, phase="Aborted", reason=why)
+    aborted = replace(checked, phase="Aborted", reason=why, pending=False)
     event = Event(
         "Warning",
         "Aborted",
@@ -328,7 +328,6 @@ def at_weight(
     return replace(
         state,
         pending=state.pending and weight == 0,
-        split_mismatches=0,
         weight=weight,
         step=step,
         step_started_at=whole_seconds_up(now),

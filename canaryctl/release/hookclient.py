@@ -108,11 +108,19 @@ class HookClient:
                 )
 
     def close(self, timeout: float = 5.0) -> None:
-        """Stop the notifier threads once the notices already queued are sent."""
+        """Stop the notifier threads: notices still queued are dropped (and counted), the ones
+        being sent end within their budget; waits up to `timeout` per thread."""
         with self._lock:
             notifiers, self._notifiers = self._notifiers, []
+        while True:
+            try:
+                waiting = self._notices.get_nowait()
+            except queue.Empty:
+                break
+            if waiting is not None:
+                metrics.hook_calls_total.labels(waiting.hook, "dropped").inc()
         for _ in notifiers:
-            self._notices.put(None)
+            self._notices.put_nowait(None)
         for thread in notifiers:
             thread.join(timeout)
 
