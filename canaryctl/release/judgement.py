@@ -157,8 +157,7 @@ def _words(split: SplitCheck, minimum: int) -> str:
     band = f"{split.expected} % ± {split.tolerance:g}"
     if split.low is None:  # too few requests
         return f"split not judged: {total} requests to the application, fewer than {minimum}"
-    share = 100 * whole(split.canary_requests) / total
-    served = f"the canary served {share:.1f} % of {total} requests"
+    served = f"the canary served {split.share or 0.0:.1f} % of {total} requests"
     if split.verdict == "within":
         return f"{served} (configured {band})"
     if split.verdict == "outside":
