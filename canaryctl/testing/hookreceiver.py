@@ -9,20 +9,24 @@ Flagger's load tester is used: a call starts `canaryctl.demo.traffic.LoadGenerat
 gateway for a while and answers at once, so a release can bring its own traffic.
 
 `stop()` ends every pending delay first, so a test never waits for a hook it made hang.
+Each answer closes its connection (HTTP/1.0), as canaryctl's hook client opens one per call.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
 from canaryctl.demo.traffic import LoadGenerator
-from canaryctl.testing.httpemulation.server import BackgroundHTTPServer, QuietHandler
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -76,12 +80,24 @@ class _Context:
             return answer
 
 
-class _Handler(QuietHandler):
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], context: _Context):
+        self.context = context
+        super().__init__(address, _Handler)
+
+
+class _Handler(BaseHTTPRequestHandler):
     server_version = "hookreceiver"
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        log.debug("%s %s", self.address_string(), format % args)
 
     def do_POST(self) -> None:
-        context: _Context = self.server.context
-        body = self.read_body()
+        context = self.server.context
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         try:
             payload = json.loads(body or b"null")
         except ValueError:
@@ -98,9 +114,14 @@ class _Handler(QuietHandler):
             generator.__enter__()
         answer = context.next_answer(path)
         if answer.delay_s and context.stopping.wait(answer.delay_s):
-            self.drop_connection()
-            return
-        self.send_bytes(answer.status, answer.body.encode(), "text/plain", answer.headers)
+            return  # stopping: the connection closes without an answer
+        content = answer.body.encode()
+        self.send_response(answer.status)
+        for name, value in {"Content-Type": "text/plain", **answer.headers}.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(content)))
+        self.end_headers()
+        self.wfile.write(content)
 
     do_PUT = do_GET = do_POST
 
@@ -110,7 +131,10 @@ class HookReceiver:
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0):
         self._context = _Context()
-        self._server = BackgroundHTTPServer(_Handler, self._context, host, port)
+        self._server = _Server((host, port), self._context)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     def __enter__(self) -> HookReceiver:
         return self.start()
@@ -124,7 +148,7 @@ class HookReceiver:
         self.stop()
 
     def start(self) -> HookReceiver:
-        self._server.start()
+        self._thread.start()
         return self
 
     def stop(self) -> None:
@@ -134,10 +158,14 @@ class HookReceiver:
             generators = list(self._context.generators)
         for generator in generators:
             generator.stop()
-        self._server.stop()
+        if self._thread.is_alive():
+            self._server.shutdown()
+            self._thread.join(5)
+        self._server.server_close()
 
     def url(self, path: str = "/hook") -> str:
-        return f"{self._server.url}{path}"
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}{path}"
 
     def answer(self, path: str, *answers: Answer) -> None:
         """Answer calls to `path` with `answers` in turn (then 200 "ok" when they run out)."""
