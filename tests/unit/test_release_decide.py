@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from canaryctl.release.config import Action, ReleaseConfig
 from canaryctl.release.actions import on_action, on_annotations, on_manual_weight
+from canaryctl.release.config import Action, ReleaseConfig
 from canaryctl.release.decide import Decision, check_due, on_check, start, window_s
 from canaryctl.release.state import CheckResult, MetricCheck, ReleaseState
 
