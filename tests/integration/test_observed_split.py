@@ -9,10 +9,13 @@ the pure judgement compares it with the 20 % configured.
 
 from __future__ import annotations
 
+import json
 import math
+import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -26,7 +29,6 @@ from canaryctl.release.judgement import judge
 from canaryctl.release.prometheus import PrometheusClient
 from canaryctl.release.state import ReleaseState
 from canaryctl.testing.api7cloud import Emulator
-from canaryctl.testing.errorpage import ErrorPage
 from canaryctl.testing.processes import wait_until
 from canaryctl.testing.prometheus import PrometheusServer
 
@@ -39,6 +41,37 @@ CONFIG = ReleaseConfig(steps=(WEIGHT, 100))
 WINDOW_SAMPLES = 6  # scrapes of 1 s the window spans
 RATE = 25.0  # requests per second per busy application
 APPS = ("even", "skewed", "idle")
+
+
+class Backend:
+    """A member Service's pods: answers every request 200 with its name (HTTP/1.0)."""
+
+    def __init__(self, name: str):
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                body = json.dumps({"version": name}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.server.server_address[1]}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.thread.join(5)
+        self.server.server_close()
 
 
 def target(app: str, side: str) -> Target:
@@ -67,9 +100,7 @@ def client(prometheus: PrometheusServer) -> Iterator[PrometheusClient]:
 
 @pytest.fixture(scope="module")
 def published(emu: Emulator) -> Iterator[None]:
-    pages = [ErrorPage(f"{app}-{side}") for app in APPS for side in ("stable", "canary")]
-    for page in pages:
-        page.start()
+    pages = [Backend(f"{app}-{side}") for app in APPS for side in ("stable", "canary")]
     try:
         with Api7Client(TOKEN, emu.url, retry=RetryPolicy(attempts=3, deadline=5.0)) as api:
             gateway = Api7Gateway(api, emu.cluster_id)
