@@ -24,9 +24,17 @@ APP = "api7.cloud/published-service"
 CANARY = "api7.cloud/published-canary-service"
 PREFIX = "api7.cloud/canary-"
 TOLERANCE = 5.0
+# Gateway API: the kit's Prometheus scrapes the backends' own request counters; API7 Cloud and
+# APISIX: the defaults read the gateway's (apisix_http_status by upstream node)
+OBSERVED = {
+    "gateway-api": [
+        "--query-observed-requests=sum(increase(http_requests_total"
+        '{namespace="{namespace}",service="{service}"}[{window}]))'
+    ]
+}
 
 
-@pytest.fixture(params=["api7", "apisix"])
+@pytest.fixture(params=["api7", "apisix", "gateway-api"])
 def env(request, localkube, namespace, prometheus_server_factory):
     if request.param not in KITS:
         pytest.skip(f"no {request.param} kit in canaryctl/demo/gateways yet")
@@ -38,6 +46,7 @@ def env(request, localkube, namespace, prometheus_server_factory):
         progress=lambda _: None,
         with_prometheus=True,
         gateway=request.param,
+        controller_args=OBSERVED.get(request.param, []),
     ) as environment:
         environment.apply_service("error-page-v1", {APP: "error-page"})
         environment.wait_for_split((f"{namespace}/error-page-v1", None, 0))
