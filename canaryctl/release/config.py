@@ -33,7 +33,7 @@ import difflib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from canaryctl.annotations import PREFIX, STATUS, Invalid, Problem, parse_percent
@@ -151,7 +151,7 @@ def parse_release(service: Service) -> ReleaseConfig | Invalid | None:
     problems = [
         _unknown(name, annotations[name]) for name in sorted(annotations) if _is_unknown(name)
     ]
-    fields: dict[str, object] = {}
+    fields: dict[str, Any] = {}  # typed by each parser in _FIELDS
     for annotation, field, parse, accepted in _FIELDS:
         raw = annotations.get(annotation)
         if raw is None:
