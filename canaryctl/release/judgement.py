@@ -96,11 +96,10 @@ def _with_step_hook(config: ReleaseConfig, check: CheckResult) -> CheckResult:
     hook = answer(check, "step")
     if hook is None:
         hook = HookResult("step", "error", f"{config.step_hook} was not asked")
-    results: dict[CheckOutcome, bool] = {"fail": False, "error": False}
-    for result in (check.result, hook.result):
-        if result in results:
-            results[result] = True
-    outcome = "fail" if results["fail"] else "error" if results["error"] else check.result
+    results = (check.result, hook.result)
+    outcome: CheckOutcome = (
+        "fail" if "fail" in results else "error" if "error" in results else check.result
+    )
     parts = [check.message, hook_text(hook)]
     if hook.result == outcome and check.result != outcome:
         parts.reverse()  # the cause first
@@ -129,10 +128,8 @@ def _judge_split(
         return split
     tolerance, expected = config.split_tolerance, state.weight
     judged = replace(split, expected=expected, tolerance=tolerance, verdict="unsure")
-    canary, total = (
-        whole(split.canary_requests),
-        whole(split.canary_requests) + whole(split.stable_requests),
-    )
+    canary = whole(split.canary_requests)
+    total = canary + whole(split.stable_requests)
     if total < config.min_requests:
         return judged
     z = NormalDist().inv_cdf(config.confidence)
