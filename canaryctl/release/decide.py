@@ -188,7 +188,7 @@ def _after_pre_hook(
     checked = replace(state, last_check=check, last_check_at=whole_seconds_up(now))
     if check.result == "pass":
         started = replace(checked, pending=False)
-        return go_above(config, started, 0, now, f"{check.message}", "StepAdvanced")
+        return go_above(config, started, 0, now, check.message, "StepAdvanced")
     if check.result != "fail":
         return _inconclusive(config, checked, check, now)
     why = f"aborted before any traffic: {check.message}"
