@@ -35,6 +35,7 @@ from canaryctl.annotations import APP, CANARY, PERCENT, STATUS, Invalid, Member,
 from canaryctl.gateway.model import AppSpec, AppState
 from canaryctl.objects import Service
 from canaryctl.release.decide import Decision
+from canaryctl.release.hooks import HookCall
 from canaryctl.release.runner import CheckRequest, Release, check_request, release_of
 from canaryctl.release.state import CheckResult
 from canaryctl.status import MemberStatus, Role, bounded
@@ -85,6 +86,7 @@ class Outcome:
     verify_weight: bool = False  # an automated weight write: read the gateway back after it
     requeue_after: float | None = None  # seconds until the release wants another look
     release_outcome: str | None = None  # set when this reconcile ended an automated release
+    hooks: tuple[HookCall, ...] = ()  # release hooks to tell, once the gateway write succeeded
 
 
 def decide(inputs: AppInputs) -> Outcome:
@@ -109,7 +111,7 @@ def _decide_admitted(inputs: AppInputs, membership: Membership) -> Outcome:
     if stable is None:
         assert canary is not None  # members exist and every one is flagged
         return _without_stable(inputs, canary, owner)
-    release = _release(canary)
+    release = _release(inputs.app, stable, canary)
     if isinstance(release, Invalid):
         return _hold_invalid(inputs, {canary.service.key: release})
     if release is None:
@@ -129,7 +131,7 @@ def due_check(inputs: AppInputs) -> CheckRequest | None:
         return None
     stable, canary = roles
     assert stable is not None and canary is not None
-    release = _release(canary)
+    release = _release(inputs.app, stable, canary)
     if not isinstance(release, Release):
         return None
     return check_request(release, inputs.app, canary.upstream, stable.upstream, inputs.now)
@@ -180,10 +182,10 @@ def _sticky_stable(valid: list[Member], observed: AppState | None) -> Member | N
     return next((m for m in valid if m.upstream.key == observed.stable.key), None)
 
 
-def _release(canary: Member | None) -> Release | Invalid | None:
+def _release(app: str, stable: Member, canary: Member | None) -> Release | Invalid | None:
     if canary is None:
         return None
-    return release_of(canary.service, _previous(canary.service).release)
+    return release_of(canary.service, _previous(canary.service).release, app, stable.upstream)
 
 
 def _previous(service: Service) -> MemberStatus:
@@ -234,6 +236,7 @@ def _serve(
         verify_weight=write and release is not None,
         requeue_after=release.requeue_after if release else None,
         release_outcome=release.outcome if release else None,
+        hooks=release.notify if release else (),
     )
 
 

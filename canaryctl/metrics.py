@@ -132,6 +132,13 @@ canary_applied_weight = Gauge(
     ["namespace", "app"],
     registry=REGISTRY,
 )
+canary_observed_share = Gauge(
+    "canaryctl_canary_observed_share",
+    "Share of the application's requests the canary served over the last check's window, "
+    "from the gateway's own counters (percent; NaN without requests)",
+    ["namespace", "app"],
+    registry=REGISTRY,
+)
 weight_mismatches_total = Counter(
     "canaryctl_weight_mismatches_total",
     "Read-backs where the gateway's weight differed from the desired one",
@@ -144,6 +151,14 @@ analysis_checks_total = Counter(
     "canaryctl_analysis_checks_total",
     "Analysis checks by classification",
     ["result"],
+    registry=REGISTRY,
+)
+# release hooks: hook in {pre, step, promote, rollback}; result pass|fail|error, or dropped
+# (a rollback notice that found the notifier's queue full)
+hook_calls_total = Counter(
+    "canaryctl_hook_calls_total",
+    "Release hook calls by hook and result",
+    ["hook", "result"],
     registry=REGISTRY,
 )
 events_total = Counter(
@@ -251,6 +266,8 @@ leader_election_transitions_total = Counter(
 RECONCILE_RESULTS = ("success", "error", "requeue", "requeue_after")
 RELEASE_RESULTS = ("succeeded", "rolled_back", "aborted", "promoted")
 CHECK_RESULTS = ("pass", "fail", "no_data", "error")
+HOOKS = ("pre", "step", "promote", "rollback")
+HOOK_RESULTS = ("pass", "fail", "error", "dropped")
 WATCH_RESTART_REASONS = ("expired", "closed", "error")
 RELIST_REASONS = ("initial", "expired", "resync")
 EVENT_DROP_REASONS = ("spam_filter", "queue_full", "stopped")
@@ -288,6 +305,9 @@ def initialise(
         releases_total.labels(result)
     for result in CHECK_RESULTS:
         analysis_checks_total.labels(result)
+    for hook in HOOKS:
+        for result in HOOK_RESULTS:
+            hook_calls_total.labels(hook, result)
     for reason in EVENT_DROP_REASONS:
         events_dropped_total.labels(reason)
     if lease_name:

@@ -30,6 +30,9 @@ from canaryctl.gateway.model import AppState
 from canaryctl.gateway.outcomes import unknown_outcomes
 from canaryctl.objects import Service
 from canaryctl.release.analysis import Analyzer
+from canaryctl.release.hookclient import HookClient
+from canaryctl.release.probe import NO_PROMETHEUS as NO_PROMETHEUS  # where tests look for it
+from canaryctl.release.probe import ReleaseProbe
 from canaryctl.release.runner import CheckRequest
 from canaryctl.release.state import CheckResult
 from canaryctl.status import MemberStatus
@@ -39,7 +42,6 @@ log = logging.getLogger(__name__)
 
 APP_INDEX = "app"  # Services by their published-service value
 STATUS_INDEX = "status-app"  # Services by the app their status annotation names
-NO_PROMETHEUS = "no Prometheus configured: start the controller with --prometheus-url"
 
 
 def _app_index(service: Service) -> list[str]:
@@ -106,6 +108,7 @@ class Reconciler:
         settings: ReconcileSettings | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         notifier: Notifier | None = None,  # release events to webhooks (canaryctl.notify)
+        hooks: HookClient | None = None,
     ):
         self.services, self.gateway_cache, self.gateway = services, gateway_cache, gateway
         self.notifier = notifier
@@ -114,6 +117,8 @@ class Reconciler:
         namespaces = self.settings.namespaces
         self.watched = None if namespaces is None else frozenset(namespaces)
         self.now = now
+        self.hooks = hooks or HookClient()
+        self.probe = ReleaseProbe(analyzer, self.hooks)
         self._warned = _WarningMemory()
 
     def reconcile(self, app: str) -> Result:
@@ -159,13 +164,8 @@ class Reconciler:
         return state
 
     def _check(self, request: CheckRequest, now: datetime) -> CheckResult:
-        if self.analyzer is None:
-            metrics.analysis_checks_total.labels("error").inc()
-            result = CheckResult("error", NO_PROMETHEUS)
-        else:
-            result = self.analyzer.check(
-                request.config, request.canary, request.stable, request.window_s, now
-            )
+        """Prometheus and the release's hooks, as the request asks (`release.probe`)."""
+        result = self.probe.check(request, now)
         APP_METRICS.record_check(request.canary, result)
         return result
 
@@ -186,6 +186,7 @@ class Reconciler:
             state = self._read_back(outcome, state, services)
         for event in outcome.notices:
             self._record(event, services)
+        self.hooks.notify(outcome.hooks)  # fire-and-forget: never waits for an answer
         self._write_statuses(outcome, state, services)
         if self.notifier is not None:  # only what was applied and persisted; never waits
             self.notifier.notify(outcome, services)

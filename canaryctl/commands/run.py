@@ -34,6 +34,7 @@ from canaryctl.release.analysis import (
     DEFAULT_ERRORS,
     DEFAULT_LATENCY_BUCKETS,
     DEFAULT_LATENCY_P99,
+    DEFAULT_OBSERVED_REQUESTS,
     DEFAULT_REQUESTS,
     Analyzer,
     QueryTemplates,
@@ -121,6 +122,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         ("errors", DEFAULT_ERRORS),
         ("latency-p99", DEFAULT_LATENCY_P99),
         ("latency-buckets", DEFAULT_LATENCY_BUCKETS),  # canary-compare: statistical
+        ("observed-requests", DEFAULT_OBSERVED_REQUESTS),  # per side: the observed split
     ):
         analysis.add_argument(
             f"--query-{name}",
@@ -247,5 +249,6 @@ def _analyzer(args: argparse.Namespace) -> Analyzer | None:
         args.query_errors,
         args.query_latency_p99,
         args.query_latency_buckets,
+        args.query_observed_requests,
     )
     return Analyzer(PrometheusClient(args.prometheus_url), templates)

@@ -18,17 +18,27 @@ interval should be at least twice the scrape interval.
 With `canary-compare: statistical` the canary is tested against the stable
 (`canaryctl.release.statistical`): both sides' request and 5xx counts, and for latency the
 histogram buckets per `le` (in milliseconds, like APISIX's), from the `latency_buckets` query.
+
+Unless the release turns it off (`canary-split-tolerance: off`), a check that could be made
+also counts the application's requests per side with the `observed_requests` query — the
+gateway's own counters per upstream node by default — so that the split users actually got
+can be judged against the configured weight (`canaryctl.release.judgement`); the share is
+exported as `canaryctl_canary_observed_share`. A failed split query leaves the split unknown,
+never the check in error. Within one check an expression is asked once: with the default
+templates the split costs no query when both sides' request counts were already asked.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from canaryctl import metrics
 from canaryctl.release.config import ReleaseConfig
+from canaryctl.release.observations import SplitCheck
 from canaryctl.release.prometheus import AnalysisError, PrometheusClient
 from canaryctl.release.state import CheckResult, MetricCheck
 from canaryctl.release.statistical import Sample, classify
@@ -43,6 +53,8 @@ DEFAULT_LATENCY_P99 = (
 DEFAULT_LATENCY_BUCKETS = (
     'sum by (le) (increase(apisix_http_latency_bucket{type="request",node="{target}"}[{window}]))'
 )
+# requests one side of the application got through the gateway, for the observed split
+DEFAULT_OBSERVED_REQUESTS = 'sum(increase(apisix_http_status{node="{target}"}[{window}]))'
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
 
 
@@ -64,9 +76,10 @@ class QueryTemplates:
     errors: str = DEFAULT_ERRORS
     latency_p99: str = DEFAULT_LATENCY_P99
     latency_buckets: str = DEFAULT_LATENCY_BUCKETS  # compare=statistical: one series per `le`
+    observed_requests: str = DEFAULT_OBSERVED_REQUESTS  # the observed split: per side
 
     def __post_init__(self) -> None:
-        for name in ("requests", "errors", "latency_p99", "latency_buckets"):
+        for name in ("requests", "errors", "latency_p99", "latency_buckets", "observed_requests"):
             unknown = sorted(set(_PLACEHOLDER.findall(getattr(self, name))) - set(VARIABLES))
             if unknown:
                 raise ValueError(
@@ -98,6 +111,7 @@ class Analyzer:
     def __init__(self, client: PrometheusClient, templates: QueryTemplates = QueryTemplates()):
         self.client = client
         self.templates = templates
+        self._asked = threading.local()  # expression -> value, for the check in progress
 
     def check(
         self,
@@ -109,12 +123,33 @@ class Analyzer:
     ) -> CheckResult:
         """Classify the canary over the `window_s` seconds before `now`; counts the result in metrics."""
         window = max(1, int(window_s))
+        self._asked.values = {}
         try:
             result = self._classify(config, canary, stable, window, now)
         except AnalysisError as error:
             result = CheckResult("error", f"metrics query failed: {error}", window_s=window)
         metrics.analysis_checks_total.labels(result.result).inc()
+        if result.result != "error" and stable is not None and config.split_tolerance is not None:
+            result = replace(result, split=self.observe_split(canary, stable, window, now))
+        self._asked.values = {}
         return result
+
+    def observe_split(
+        self, canary: Target, stable: Target, window: int, now: datetime
+    ) -> SplitCheck | None:
+        """Each side's requests through the gateway over the window; None if Prometheus fails."""
+        try:
+            sides = [
+                max(0.0, self._query(self.templates.observed_requests, side, window, now) or 0.0)
+                for side in (canary, stable)
+            ]
+        except AnalysisError:
+            return None
+        split = SplitCheck(sides[0], sides[1])
+        share = split.share
+        gauge = metrics.canary_observed_share.labels(canary.namespace, canary.app)
+        gauge.set(math.nan if share is None else share)
+        return split
 
     def _classify(
         self,
@@ -202,7 +237,13 @@ class Analyzer:
         return Sample(requests, errors, _bounds(self.client.query_by_label(expr, now, "le")))
 
     def _query(self, template: str, target: Target, window: int, now: datetime) -> float | None:
-        return self.client.query(self.templates.render(template, target, f"{window}s"), now)
+        expr = self.templates.render(template, target, f"{window}s")
+        asked = getattr(self._asked, "values", None)
+        if asked is None:
+            return self.client.query(expr, now)
+        if expr not in asked:
+            asked[expr] = self.client.query(expr, now)
+        return asked[expr]
 
 
 def _whole(requests: float) -> int:

@@ -19,6 +19,12 @@ Decisions where the brief is silent:
   with `%` (`95%`); `canary-min-effect` is in percentage points of requests, above 0.
 - An unknown `api7.cloud/canary-*` annotation is a problem even without `canary-steps`: a
   typo such as `canary-stpes` would otherwise silently leave the release manual.
+- The observed split is judged by default (`canary-split-tolerance: 5` percentage points;
+  `off` turns it off); a mismatch warns unless `canary-on-split-mismatch: hold`.
+- Hook and gate URLs (`canary-pre-hook`, `canary-step-hook`, `canary-promote-gate`,
+  `canary-rollback-hook`) are http(s) URLs with a host and nothing that looks like a secret
+  (no `user:password@`); they are shown in Events and statuses. `canary-hook-timeout` bounds
+  each call, retries included: 100 ms to 60 s, 10 s by default.
 """
 
 from __future__ import annotations
@@ -27,7 +33,8 @@ import difflib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
 from canaryctl.annotations import PREFIX, STATUS, Invalid, Problem, parse_percent
 from canaryctl.objects import Service
@@ -49,6 +56,13 @@ ON_FAILURE = PREFIX + "canary-on-failure"
 ACTION = PREFIX + "canary-action"
 NOTIFY = PREFIX + "canary-notify"  # webhook channel names: read by canaryctl.notify, not here
 MATCH = PREFIX + "canary-match"  # the canary's request predicate: read by canaryctl.matching
+SPLIT_TOLERANCE = PREFIX + "canary-split-tolerance"
+ON_SPLIT_MISMATCH = PREFIX + "canary-on-split-mismatch"
+PRE_HOOK = PREFIX + "canary-pre-hook"
+STEP_HOOK = PREFIX + "canary-step-hook"
+PROMOTE_GATE = PREFIX + "canary-promote-gate"
+ROLLBACK_HOOK = PREFIX + "canary-rollback-hook"
+HOOK_TIMEOUT = PREFIX + "canary-hook-timeout"
 
 # every release annotation; STATUS shares the `canary-` prefix but is canaryctl's output
 RELEASE_ANNOTATIONS = (
@@ -67,6 +81,13 @@ RELEASE_ANNOTATIONS = (
     ACTION,
     CONFIDENCE,
     MIN_EFFECT,
+    SPLIT_TOLERANCE,
+    ON_SPLIT_MISMATCH,
+    PRE_HOOK,
+    STEP_HOOK,
+    PROMOTE_GATE,
+    ROLLBACK_HOOK,
+    HOOK_TIMEOUT,
 )
 _CANARY_PREFIX = PREFIX + "canary-"
 
@@ -74,6 +95,7 @@ VERBS = ("promote", "abort", "pause", "resume", "retry")
 Verb = Literal["promote", "abort", "pause", "resume", "retry"]
 Compare = Literal["absolute", "stable", "statistical"]
 OnFailure = Literal["rollback", "pause"]
+OnSplitMismatch = Literal["warn", "hold"]
 
 _DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)", re.ASCII)
 _DURATION = re.compile(rf"(?:{_DURATION_PART.pattern})+", re.ASCII)
@@ -82,6 +104,7 @@ _DIGITS = re.compile(r"[0-9]{1,10}", re.ASCII)
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _STAMP = re.compile(r"[A-Za-z0-9._:+-]{1,64}", re.ASCII)
 _DAY_S = 86400.0
+_MAX_URL = 2048
 _OFF = "off"
 T = TypeVar("T")
 
@@ -115,6 +138,13 @@ class ReleaseConfig:
     action: Action | None = None
     confidence: float = 0.95  # compare=statistical: 1 - the test's significance level
     min_effect: float = 1.0  # compare=statistical: points of bad requests worth failing for
+    split_tolerance: float | None = 5.0  # points the observed canary share may be off; None: off
+    on_split_mismatch: OnSplitMismatch = "warn"  # hold: a step is not left while it is off
+    pre_hook: str | None = None  # asked before the first step; no aborts the release at 0 %
+    step_hook: str | None = None  # asked at every check; counts as part of the check
+    promote_gate: str | None = None  # must say yes before 100 %; no holds at the last step
+    rollback_hook: str | None = None  # told after a rollback or abort, without waiting
+    hook_timeout_s: float = 10.0  # each hook call, retries included
 
 
 def parse_release(service: Service) -> ReleaseConfig | Invalid | None:
@@ -123,7 +153,7 @@ def parse_release(service: Service) -> ReleaseConfig | Invalid | None:
     problems = [
         _unknown(name, annotations[name]) for name in sorted(annotations) if _is_unknown(name)
     ]
-    fields: dict[str, object] = {}
+    fields: dict[str, Any] = {}  # typed by each parser in _FIELDS
     for annotation, field, parse, accepted in _FIELDS:
         raw = annotations.get(annotation)
         if raw is None:
@@ -217,6 +247,33 @@ def _latency_ms(text: str) -> float | str | None:
     return seconds * 1000 if seconds is not None and 0 < seconds <= 3600 else None
 
 
+def parse_hook_url(text: str) -> str | None:
+    """An http(s) URL with a host, no credentials, no fragment; None when it is not one."""
+    if not text or len(text) > _MAX_URL or any(ch.isspace() or not ch.isprintable() for ch in text):
+        return None
+    try:
+        parts = urlsplit(text)
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:  # a port that is not a number, an unbalanced [ipv6
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname or not port_ok:
+        return None
+    if parts.username is not None or parts.password is not None or "#" in text:
+        return None
+    return text
+
+
+def _hook_timeout_s(text: str) -> float | None:
+    seconds = parse_duration_s(text)
+    return seconds if seconds is not None and 0.1 <= seconds <= 60 else None
+
+
+def _split_tolerance(text: str) -> float | str | None:
+    if text.lower() == _OFF:
+        return _OFF
+    return _within(_decimal, 0.1, 100)(text)
+
+
 def _choice(*choices: str) -> Callable[[str], str | None]:
     def parse_choice(text: str) -> str | None:
         return text.lower() if text.lower() in choices else None
@@ -234,6 +291,10 @@ def parse_action(text: str) -> Action | None:
 
 
 _INTERVAL = 'durations from 1s to 24h, e.g. "30s" or "1m30s"'
+_HOOK = (
+    "http:// or https:// URLs with a host, without user:password@ or #fragment, up to 2048 "
+    'characters, e.g. "http://checks.tools.svc:8080/canary"'
+)
 _LATENCY = 'durations above 0 up to 1h, e.g. "500ms" or "1.5s", or "off"'
 _STEPS = (
     'strictly increasing integers 1-100 separated by commas, e.g. "5,10,25,50,100", optionally '
@@ -297,5 +358,22 @@ _FIELDS: tuple[
         "action",
         parse_action,
         "promote, abort, pause, resume or retry, optionally followed by @STAMP",
+    ),
+    (
+        SPLIT_TOLERANCE,
+        "split_tolerance",
+        _split_tolerance,
+        'percentage points from 0.1 to 100, e.g. "5", or "off"',
+    ),
+    (ON_SPLIT_MISMATCH, "on_split_mismatch", _choice("warn", "hold"), "warn or hold"),
+    (PRE_HOOK, "pre_hook", parse_hook_url, _HOOK),
+    (STEP_HOOK, "step_hook", parse_hook_url, _HOOK),
+    (PROMOTE_GATE, "promote_gate", parse_hook_url, _HOOK),
+    (ROLLBACK_HOOK, "rollback_hook", parse_hook_url, _HOOK),
+    (
+        HOOK_TIMEOUT,
+        "hook_timeout_s",
+        _hook_timeout_s,
+        'durations from 100ms to 60s, e.g. "10s" or "2.5s"',
     ),
 )

@@ -6,8 +6,12 @@ persist), the canary weight (to apply), Events (to record) and when to look agai
 nothing here reads a clock or keeps memory, a controller restarted from the persisted state
 decides exactly as one that never stopped.
 
-Rules (the README's decision table):
-- A release starts at the first step. A check is due one interval after the step started
+Rules (the README's decision table; manual control is `canaryctl.release.actions`, how one
+check counts — step hook, observed split, promote gate — is `canaryctl.release.judgement`):
+- A release starts at the first step; with a pre-release hook it first waits at 0 % (no
+  traffic) for the hook, asked at once: yes -> the first step; no -> Aborted at 0 %; no
+  answer -> an error check (asked again after an interval, paused at `error_limit`).
+- A check is due one interval after the step started
   (the last weight change); after a check that did not advance, one interval after that
   check. The analysis window always starts at the step start. A check that arrives early,
   or when the release is not progressing, is ignored, so a step is never shortened.
@@ -17,16 +21,11 @@ Rules (the README's decision table):
   or, with `on-failure: pause`, pause at the current weight.
 - no-data / error: the weight is held and the check counted; at `nodata_limit` / `error_limit`
   the release pauses and says why. They never roll back.
-- Actions: promote -> 100 %, Succeeded; abort -> 0 %, Aborted; pause -> Paused at the current
-  weight; resume (from Paused) -> the current weight is analysed for a full interval with
-  fresh counts, then the release moves to the first step above it (at 0 % it goes to the first
-  step, at 100 % it succeeds); retry (from RolledBack, Aborted or Paused) -> start over at the
-  first step. An action that does not apply is reported (ActionIgnored) and changes nothing.
-  Each `canary-action` value is handled once.
-- Hand-set weight: changing the percentage annotation during a release sets that weight and
-  pauses the release there ("weight set by hand to N %"), whatever the phase. `resume` then
-  continues from N as above: N itself is analysed first, so a hand-set weight is never
-  skipped over unanalysed. Removing the annotation changes nothing.
+- held: a check that passed but may not leave the step (the promote gate said no, or the
+  observed split is off with `canary-on-split-mismatch: hold`) keeps the weight, counts
+  nothing, and the next check comes an interval later. The reason is in the state and an
+  Event (PromotionHeld, StepHeld).
+- The rollback hook is told when the canary goes back to 0 % from a weight above it.
 - Times are stored as whole seconds rounded up, so a step lasts at least its interval.
 """
 
@@ -36,7 +35,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
-from canaryctl.release.config import Action, ReleaseConfig
+from canaryctl.release import judgement
+from canaryctl.release.config import ReleaseConfig
+from canaryctl.release.hooks import HookCall
 from canaryctl.release.state import CheckResult, ReleaseState, whole_seconds_up
 
 EventType = Literal["Normal", "Warning"]
@@ -47,7 +48,8 @@ class Event:
     """A Kubernetes Event to record on the canary Service.
 
     Reasons: StepAdvanced, AnalysisFailed, AnalysisNoData, AnalysisError, RolledBack, Paused,
-    Resumed, Succeeded, Aborted, Retried, ManualWeight, ActionIgnored.
+    Resumed, Succeeded, Aborted, Retried, ManualWeight, ActionIgnored, StepHeld, PromotionHeld,
+    SplitMismatch.
     """
 
     type: EventType
@@ -67,6 +69,7 @@ class Decision:
     outcome: str | None = (
         None  # set when this decision ended the release: a metrics.RELEASE_RESULTS value
     )
+    notify: tuple[HookCall, ...] = ()  # hooks to tell once the decision is carried out
 
     @property
     def weight(self) -> int:
@@ -80,6 +83,7 @@ class Decision:
             self.events + later.events,
             later.requeue_after,
             later.outcome or self.outcome,
+            self.notify + later.notify,
         )
 
 
@@ -96,16 +100,45 @@ def start(config: ReleaseConfig, now: datetime, percent_seen: int | None = None)
         percent_seen=percent_seen,
         last_action=config.action.value if config.action else None,
     )
-    return _first_step(config, fresh, now, "release started", "StepAdvanced")
+    return begin(config, fresh, now, "release started", "StepAdvanced")
+
+
+def begin(
+    config: ReleaseConfig,
+    fresh: ReleaseState,
+    now: datetime,
+    why: str,
+    reason: str,
+    announce: bool = False,
+) -> Decision:
+    """A release (re)starting: at the first step, or at 0 % until the pre-release hook says yes.
+
+    `announce`: say so in an Event even while waiting for the hook (a retry does; a start does
+    not, as the hook's answer follows in the same reconcile).
+    """
+    if config.pre_hook is None:
+        return first_step(config, fresh, now, why, reason)
+    waiting = replace(fresh, weight=0, step=0, pending=True)
+    message = f"{why}: asking the pre-release hook {config.pre_hook} before any traffic"
+    events = (Event("Normal", reason, message),) if announce else ()
+    return decided(config, waiting, now, *events)
+
+
+def tells_rollback(before: ReleaseState | None, decision: Decision) -> bool:
+    """Whether the rollback hook hears of `decision`: the canary went back to 0 % from traffic."""
+    ended = decision.outcome in ("rolled_back", "aborted")
+    return ended and before is not None and before.weight > 0
 
 
 def check_due(config: ReleaseConfig, state: ReleaseState, now: datetime) -> float | None:
-    """Seconds until the next analysis check is due (0: now); None when the release is not progressing."""
+    """Seconds until the next check is due (0: now); None when the release is not progressing."""
     if state.phase != "Progressing":
         return None
     anchor = state.step_started_at
     if state.last_check_at is not None and state.last_check_at > anchor:
         anchor = state.last_check_at
+    elif state.pending:  # the pre-release hook is asked at once
+        return 0.0
     due = anchor + timedelta(seconds=config.interval_s)
     return max(0.0, (due - now).total_seconds())
 
@@ -118,96 +151,88 @@ def window_s(state: ReleaseState, now: datetime) -> float:
 def on_check(
     config: ReleaseConfig, state: ReleaseState, check: CheckResult, now: datetime
 ) -> Decision:
-    """Apply one analysis check; ignored unless the release is progressing and the check is due."""
+    """Apply one check; ignored unless the release is progressing and the check is due."""
     if check_due(config, state, now) != 0:
-        return _unchanged(config, state, now)
-    checked = replace(state, last_check=check, last_check_at=whole_seconds_up(now))
-    if check.result == "pass":
-        return _go_above(
-            config, checked, state.weight, now, f"analysis passed ({check.message})", "StepAdvanced"
-        )
-    if check.result == "fail":
-        return _failed(config, checked, check, now)
-    return _inconclusive(config, checked, check, now)
-
-
-def on_action(
-    config: ReleaseConfig, state: ReleaseState, action: Action, now: datetime
-) -> Decision:
-    """Apply a manual command, once per distinct `canary-action` value."""
-    if action.value == state.last_action:
-        return _unchanged(config, state, now)
-    handled = replace(state, last_action=action.value)
-    allowed, act = _ACTIONS[action.verb]
-    if state.phase not in allowed:
-        hint = " (use retry to start over)" if action.verb == "resume" and state.finished else ""
-        event = Event(
-            "Normal",
-            "ActionIgnored",
-            f"{action.verb} ignored: the release is {state.phase} at {state.weight} %{hint}",
-        )
-        return _decided(config, handled, now, event)
-    return act(config, handled, now)
-
-
-def on_manual_weight(
-    config: ReleaseConfig, state: ReleaseState, percent: int | None, now: datetime
-) -> Decision:
-    """A changed percentage annotation: that weight, by hand, and the release paused there."""
-    if percent == state.percent_seen:
-        return _unchanged(config, state, now)
-    if percent is None:
-        return _unchanged(config, replace(state, percent_seen=None), now)
-    paused = replace(
-        _at_weight(config, state, percent, now),
-        phase="Paused",
-        percent_seen=percent,
-        reason=f"weight set by hand to {percent} %",
+        return unchanged(config, state, now)
+    if state.pending:
+        return _after_pre_hook(config, state, check, now)
+    judged = judgement.judge(config, state, check)
+    check = judged.check
+    checked = replace(
+        state,
+        last_check=check,
+        last_check_at=whole_seconds_up(now),
+        split_mismatches=judged.mismatches,
+        reason="",
     )
-    event = Event(
-        "Normal",
-        "ManualWeight",
-        f"canary weight set by hand to {percent} % (was {state.weight} %): "
-        f"release paused; resume continues from {percent} %",
-    )
-    return _decided(config, paused, now, event)
-
-
-def on_annotations(
-    config: ReleaseConfig, state: ReleaseState, percent: int | None, now: datetime
-) -> Decision:
-    """Everything the Service's annotations ask for: a hand-set weight first, then the action."""
-    decision = on_manual_weight(config, state, percent, now)
-    if config.action is None:
-        return decision
-    return decision.followed_by(on_action(config, decision.state, config.action, now))
+    warnings = (Event("Warning", "SplitMismatch", judged.warning),) if judged.warning else ()
+    if check.result == "pass" and judged.hold:
+        decision = _held(config, checked, judged.hold_reason, judged.hold, now)
+    elif check.result == "pass":
+        why = f"analysis passed ({check.message})"
+        decision = go_above(config, checked, state.weight, now, why, "StepAdvanced")
+    elif check.result == "fail":
+        decision = _failed(config, checked, check, now)
+    else:
+        decision = _inconclusive(config, checked, check, now)
+    return Decision(state, warnings).followed_by(decision)
 
 
 # --- outcomes of checks ---------------------------------------------------------------------
 
 
-def _first_step(
+def _after_pre_hook(
+    config: ReleaseConfig, state: ReleaseState, check: CheckResult, now: datetime
+) -> Decision:
+    """The pre-release hook answered (or not): the first step, an abort at 0 %, or an error."""
+    checked = replace(state, last_check=check, last_check_at=whole_seconds_up(now))
+    if check.result == "pass":
+        started = replace(checked, pending=False)
+        return first_step(config, started, now, check.message, "StepAdvanced")
+    if check.result != "fail":
+        return _inconclusive(config, checked, check, now)
+    why = f"aborted before any traffic: {check.message}"
+    aborted = replace(checked, phase="Aborted", reason=why, pending=False)
+    event = Event(
+        "Warning",
+        "Aborted",
+        f"{check.message}: release aborted before any traffic, canary weight stays 0 %; "
+        "retry asks the hook again",
+    )
+    return decided(config, aborted, now, event, outcome="aborted")
+
+
+def _held(
+    config: ReleaseConfig, state: ReleaseState, reason: str, why: str, now: datetime
+) -> Decision:
+    """A passing check that may not leave the step: the weight stays, nothing is counted."""
+    held = replace(state, reason=why)
+    message = f"{why}; checking again in {config.interval_s:g} s"
+    return decided(config, held, now, Event("Normal", reason, message))
+
+
+def first_step(
     config: ReleaseConfig, state: ReleaseState, now: datetime, why: str, reason: str
 ) -> Decision:
     """The schedule's first step: a match-only stage at 0 %, or the first weight."""
     if config.steps[0] != 0:
-        return _go_above(config, state, 0, now, why, reason)
-    staged = replace(_at_weight(config, state, 0, now), phase="Progressing", reason="")
+        return go_above(config, state, 0, now, why, reason)
+    staged = replace(at_weight(config, state, 0, now), phase="Progressing", reason="")
     event = Event(
         "Normal",
         reason,
         f"{why}: only requests matching the canary's match go to it, weight 0 % "
-        f"({_step_name(config, staged)}); next check in {config.interval_s:g} s",
+        f"({step_name(config, staged)}); next check in {config.interval_s:g} s",
     )
-    return _decided(config, staged, now, event)
+    return decided(config, staged, now, event)
 
 
-def _go_above(
+def go_above(
     config: ReleaseConfig, state: ReleaseState, weight: int, now: datetime, why: str, reason: str
 ) -> Decision:
     """Move to the first step above `weight`: the next step, or 100 % and Succeeded."""
     index = next(i for i, step in enumerate(config.steps) if step > weight or step == 100)
-    moved = _at_weight(config, state, config.steps[index], now)
+    moved = at_weight(config, state, config.steps[index], now)
     change = f"canary weight {state.weight} % -> {moved.weight} %"
     if moved.weight == 100:
         succeeded = replace(moved, phase="Succeeded", reason="")
@@ -217,15 +242,15 @@ def _go_above(
             f"{why}: {change}; release succeeded (the canary becomes the "
             "default upstream when the stable Service leaves)",
         )
-        return _decided(config, succeeded, now, event, outcome="succeeded")
+        return decided(config, succeeded, now, event, outcome="succeeded")
     progressing = replace(moved, phase="Progressing", reason="")
     event = Event(
         "Normal",
         reason,
-        f"{why}: {change} ({_step_name(config, progressing)}); "
+        f"{why}: {change} ({step_name(config, progressing)}); "
         f"next check in {config.interval_s:g} s",
     )
-    return _decided(config, progressing, now, event)
+    return decided(config, progressing, now, event)
 
 
 def _failed(
@@ -240,11 +265,11 @@ def _failed(
         f"(failed check {failures} of {config.failure_limit} at {state.weight} %)",
     )
     if failures < config.failure_limit:
-        return _decided(config, counted, now, analysis)
+        return decided(config, counted, now, analysis)
     why = f"{failures} failed checks at {state.weight} %, last: {check.message}"
     if config.on_failure == "pause":
         paused = replace(counted, phase="Paused", reason=f"paused after {why}")
-        return _decided(
+        return decided(
             config,
             paused,
             now,
@@ -256,12 +281,12 @@ def _failed(
             ),
         )
     rolled_back = replace(
-        _at_weight(config, counted, 0, now),
+        at_weight(config, counted, 0, now),
         phase="RolledBack",
         failures=failures,
         reason=f"rolled back after {why}",
     )
-    return _decided(
+    return decided(
         config,
         rolled_back,
         now,
@@ -291,10 +316,10 @@ def _inconclusive(
         f"(check {count} of {limit} {what} at {state.weight} %; weight held)",
     )
     if count < limit:
-        return _decided(config, counted, now, analysis)
+        return decided(config, counted, now, analysis)
     why = f"{count} checks {what} at {state.weight} %, last: {check.message}"
     paused = replace(counted, phase="Paused", reason=f"paused after {why}")
-    return _decided(
+    return decided(
         config,
         paused,
         now,
@@ -308,79 +333,17 @@ def _inconclusive(
     )
 
 
-# --- manual actions -------------------------------------------------------------------------
-
-
-def _promote(config: ReleaseConfig, state: ReleaseState, now: datetime) -> Decision:
-    promoted = replace(
-        _at_weight(config, state, 100, now), phase="Succeeded", reason="promoted by hand"
-    )
-    event = Event(
-        "Normal", "Succeeded", f"promoted by hand: canary weight {state.weight} % -> 100 %"
-    )
-    return _decided(config, promoted, now, event, outcome="promoted")
-
-
-def _abort(config: ReleaseConfig, state: ReleaseState, now: datetime) -> Decision:
-    aborted = replace(_at_weight(config, state, 0, now), phase="Aborted", reason="aborted by hand")
-    event = Event("Warning", "Aborted", f"aborted by hand: canary weight {state.weight} % -> 0 %")
-    return _decided(config, aborted, now, event, outcome="aborted")
-
-
-def _pause(config: ReleaseConfig, state: ReleaseState, now: datetime) -> Decision:
-    paused = replace(state, phase="Paused", reason="paused by hand")
-    return _decided(
-        config,
-        paused,
-        now,
-        Event("Normal", "Paused", f"release paused by hand at {state.weight} %"),
-    )
-
-
-def _resume(config: ReleaseConfig, state: ReleaseState, now: datetime) -> Decision:
-    if state.weight in (0, 100):  # nothing to analyse at 0 %, nothing left to do at 100 %
-        return _go_above(config, state, state.weight, now, "resumed", "Resumed")
-    resumed = replace(_at_weight(config, state, state.weight, now), phase="Progressing", reason="")
-    event = Event(
-        "Normal",
-        "Resumed",
-        f"resumed at {state.weight} % ({_step_name(config, resumed)}); "
-        f"next check in {config.interval_s:g} s",
-    )
-    return _decided(config, resumed, now, event)
-
-
-def _retry(config: ReleaseConfig, state: ReleaseState, now: datetime) -> Decision:
-    fresh = ReleaseState(
-        "Progressing",
-        0,
-        state.weight,
-        whole_seconds_up(now),
-        percent_seen=state.percent_seen,
-        last_action=state.last_action,
-    )
-    return _first_step(config, fresh, now, "release restarted", "Retried")
-
-
-_ACTIONS = {
-    "promote": (("Progressing", "Paused", "RolledBack", "Aborted"), _promote),
-    "abort": (("Progressing", "Paused", "Succeeded"), _abort),
-    "pause": (("Progressing",), _pause),
-    "resume": (("Paused",), _resume),
-    "retry": (("Paused", "RolledBack", "Aborted"), _retry),
-}
-
-
 # --- helpers --------------------------------------------------------------------------------
 
 
-def _at_weight(
+def at_weight(
     config: ReleaseConfig, state: ReleaseState, weight: int, now: datetime
 ) -> ReleaseState:
     """`state` with a new weight: the step clock restarts and the step's counts are cleared."""
     step = next((i for i, step in enumerate(config.steps) if step >= weight), len(config.steps) - 1)
     return replace(
         state,
+        pending=state.pending and weight == 0,
         weight=weight,
         step=step,
         step_started_at=whole_seconds_up(now),
@@ -390,13 +353,13 @@ def _at_weight(
     )
 
 
-def _step_name(config: ReleaseConfig, state: ReleaseState) -> str:
+def step_name(config: ReleaseConfig, state: ReleaseState) -> str:
     if config.steps[state.step] == state.weight:
         return f"step {state.step + 1} of {len(config.steps)}"
     return f"hand-set, before step {state.step + 1} of {len(config.steps)}"
 
 
-def _decided(
+def decided(
     config: ReleaseConfig,
     state: ReleaseState,
     now: datetime,
@@ -406,5 +369,5 @@ def _decided(
     return Decision(state, events, check_due(config, state, now), outcome)
 
 
-def _unchanged(config: ReleaseConfig, state: ReleaseState, now: datetime) -> Decision:
-    return _decided(config, state, now)
+def unchanged(config: ReleaseConfig, state: ReleaseState, now: datetime) -> Decision:
+    return decided(config, state, now)

@@ -7,6 +7,10 @@ missing or malformed input reads as None ("no release yet"), never as an excepti
 
 Times are whole UTC seconds (`2024-06-01T12:00:05Z`); `canaryctl.release.decide` rounds
 them up before storing, so rounding never makes a step shorter.
+
+Fields added later (the observed split and hook answers of a check, the split-mismatch count,
+`pending`) are written only when set, so an unchanged release keeps the exact document an
+older controller wrote, and documents without them read as before.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from canaryctl.release.observations import HookResult, SplitCheck
 from canaryctl.timestamps import format_utc, parse_utc
 
 Phase = Literal["Progressing", "Paused", "Succeeded", "RolledBack", "Aborted"]
@@ -76,6 +81,8 @@ class CheckResult:
     requests: float = 0.0  # canary requests in the window, as Prometheus estimated them
     window_s: int = 0
     metrics: tuple[MetricCheck, ...] = ()
+    split: SplitCheck | None = None  # the application's requests by who served them
+    hooks: tuple[HookResult, ...] = ()  # the hooks asked for this check, in order
 
 
 @dataclass(frozen=True)
@@ -98,6 +105,8 @@ class ReleaseState:
         None  # the percentage annotation as last seen: a change is a hand-set weight
     )
     last_action: str | None = None  # the last `canary-action` value handled
+    split_mismatches: int = 0  # consecutive checks whose observed split was outside tolerance
+    pending: bool = False  # waiting for the pre-release hook's yes: weight 0, nothing analysed
 
     def __post_init__(self) -> None:
         for moment in (self.step_started_at, self.last_check_at):
@@ -112,19 +121,23 @@ class ReleaseState:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (compact keys as users read them in the status annotation)."""
-        return {
+        counts = {"fail": self.failures, "error": self.errors, "noData": self.no_data}
+        if self.split_mismatches:
+            counts["splitMismatch"] = self.split_mismatches
+        data = {
             "phase": self.phase,
             "step": self.step,
             "weight": self.weight,
             "stepStartedAt": _format_time(self.step_started_at),
-            "counts": {"fail": self.failures, "error": self.errors, "noData": self.no_data},
+            "counts": counts,
             "lastCheck": None
             if self.last_check is None
-            else _check_to_dict(self.last_check, self.last_check_at),
+            else check_to_dict(self.last_check, self.last_check_at),
             "reason": self.reason,
             "percentSeen": self.percent_seen,
             "lastAction": self.last_action,
         }
+        return data | ({"pending": True} if self.pending else {})
 
     @classmethod
     def from_dict(cls, data: Any) -> ReleaseState | None:
@@ -174,8 +187,9 @@ def _optional(value: Any, read) -> Any:
     return None if value is None else read(value)
 
 
-def _check_to_dict(check: CheckResult, at: datetime | None) -> dict[str, Any]:
-    return {
+def check_to_dict(check: CheckResult, at: datetime | None) -> dict[str, Any]:
+    """A check as the status annotation (and a hook's request body) holds it."""
+    data: dict[str, Any] = {
         "result": check.result,
         "at": _format_time(at),
         "message": check.message,
@@ -183,6 +197,11 @@ def _check_to_dict(check: CheckResult, at: datetime | None) -> dict[str, Any]:
         "windowSeconds": check.window_s,
         "metrics": [_metric_to_dict(m) for m in check.metrics],
     }
+    if check.split is not None:  # absent, not null, so older documents stay byte-identical
+        data["split"] = check.split.to_dict()
+    if check.hooks:
+        data["hooks"] = [hook.to_dict() for hook in check.hooks]
+    return data
 
 
 def _metric_to_dict(metric: MetricCheck) -> dict[str, Any]:
@@ -256,6 +275,10 @@ def _check_from_dict(data: Mapping[str, Any]) -> CheckResult:
         requests=_number(data["requests"]),
         window_s=_count(data["windowSeconds"]),
         metrics=metrics,
+        split=_optional(data.get("split"), lambda value: SplitCheck.from_dict(_typed(value, dict))),
+        hooks=tuple(
+            HookResult.from_dict(_typed(hook, dict)) for hook in _typed(data.get("hooks", []), list)
+        ),
     )
 
 
@@ -279,6 +302,8 @@ def _state_from_dict(data: Mapping[str, Any]) -> ReleaseState:
         reason=_typed(data["reason"], str),
         percent_seen=_optional(data["percentSeen"], _percent),
         last_action=_optional(data["lastAction"], lambda value: _typed(value, str)),
+        split_mismatches=_count(counts.get("splitMismatch", 0)),
+        pending=_typed(data.get("pending", False), bool),
     )
 
 

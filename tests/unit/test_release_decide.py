@@ -11,17 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from canaryctl.release.actions import on_action, on_annotations, on_manual_weight
 from canaryctl.release.config import Action, ReleaseConfig
-from canaryctl.release.decide import (
-    Decision,
-    check_due,
-    on_action,
-    on_annotations,
-    on_check,
-    on_manual_weight,
-    start,
-    window_s,
-)
+from canaryctl.release.decide import Decision, check_due, on_check, start, window_s
 from canaryctl.release.state import CheckResult, MetricCheck, ReleaseState
 
 T0 = datetime(2024, 6, 1, 12, 0, 0, tzinfo=UTC)

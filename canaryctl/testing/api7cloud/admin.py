@@ -2,7 +2,9 @@
 
 Served on the Open API port without a token; never logged, never faulted. Besides the
 shared endpoints (faults, request log, resolve map) it adds `GET /_emulator/state`: org,
-cluster, and every app with its `apis` and `canary_releases`.
+cluster, and every app with its `apis` and `canary_releases`; `POST /_emulator/split`
+`{"app": name or id, "weights": [canary, default] or null}` and `DELETE /_emulator/split`
+(the data plane's split, see `Emulator.set_split`).
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from collections.abc import Callable
 from typing import Any
 
 from canaryctl.testing.api7cloud.store import Store
-from canaryctl.testing.httpemulation.control import ControlContext
+from canaryctl.testing.apisix.dataplane import SplitOverrides
+from canaryctl.testing.httpemulation.control import ControlContext, ControlError, json_object
 from canaryctl.testing.httpemulation.faults import FaultSet
 from canaryctl.testing.httpemulation.requestlog import RequestLog
 
@@ -35,7 +38,26 @@ def control_context(
     faults: FaultSet,
     request_log: RequestLog,
     add_resolve: Callable[[str, str], None],
+    overrides: SplitOverrides,
 ) -> ControlContext:
-    return ControlContext(
-        faults, request_log, add_resolve, extra={("GET", "state"): lambda body: state(store)}
+    extra = {
+        ("GET", "state"): lambda body: state(store),
+        ("POST", "split"): lambda body: _set_split(overrides, body),
+        ("DELETE", "split"): lambda body: {"cleared": overrides.clear()},
+    }
+    return ControlContext(faults, request_log, add_resolve, extra)
+
+
+def _set_split(overrides: SplitOverrides, body: bytes) -> dict[str, Any]:
+    fields = json_object(body)
+    app, weights = fields.get("app"), fields.get("weights")
+    valid = weights is None or (
+        isinstance(weights, list)
+        and len(weights) == 2
+        and all(type(w) is int and w >= 0 for w in weights)
+        and sum(weights) > 0
     )
+    if not isinstance(app, str) or not valid:
+        raise ControlError(400, "expected {app: str, weights: [canary, default] or null}")
+    overrides.set(app, weights)
+    return {"app": app, "weights": weights}

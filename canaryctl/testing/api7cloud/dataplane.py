@@ -14,6 +14,8 @@ status, body and content type.
   Host: that path is reserved and never proxied.
 - `Host` sent upstream: the client's (APISIX `pass_host: pass`), or `upstream.upstream_host`
   when `upstream_host_mode` is `rewrite`.
+- A test can make the split of an app's percent canary differ from its configuration
+  (`overrides`, keyed by app name or id: `[canary weight, default weight]`).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from canaryctl.testing.api7cloud.routing import (
     upstream_by_version,
 )
 from canaryctl.testing.api7cloud.store import PublishedApp, Store
+from canaryctl.testing.apisix.dataplane import SplitOverrides
 from canaryctl.testing.apisix.metrics import METRICS_PATH, ApisixMetrics
 from canaryctl.testing.httpemulation.proxy import UpstreamReply, forward, forwardable
 from canaryctl.testing.httpemulation.resolve import Resolver, host_without_port
@@ -52,6 +55,7 @@ class DataPlaneContext:
     resolver: Resolver
     metrics: ApisixMetrics
     balancers: Balancers
+    overrides: SplitOverrides
 
 
 def _request_facts(headers: Message, query: str) -> RequestFacts:
@@ -108,9 +112,9 @@ class DataPlaneHandler(QuietHandler):
         started: float,
     ) -> None:
         app, ctx = published.app, self.context
-        version = choose_version(
-            app, published.live_canary, _request_facts(self.headers, query), ctx.balancers
-        )
+        override = ctx.overrides.get(app["id"]) or ctx.overrides.get(app.get("name") or "")
+        facts = _request_facts(self.headers, query)
+        version = choose_version(app, published.live_canary, facts, ctx.balancers, override)
         upstream = upstream_by_version(app, version) or {}
         target = choose_target(app["id"], upstream, ctx.balancers)
         if target is None:

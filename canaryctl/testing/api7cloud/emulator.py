@@ -8,6 +8,7 @@ proxying, APISIX metrics), and offers tests a Python view of all of it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
 
@@ -18,6 +19,7 @@ from canaryctl.testing.api7cloud.api import OpenApiContext, OpenApiHandler
 from canaryctl.testing.api7cloud.dataplane import DataPlaneContext, DataPlaneHandler
 from canaryctl.testing.api7cloud.routing import Balancers
 from canaryctl.testing.api7cloud.store import Store
+from canaryctl.testing.apisix.dataplane import SplitOverrides
 from canaryctl.testing.apisix.metrics import METRICS_PATH, ApisixMetrics
 from canaryctl.testing.httpemulation.faults import FaultSet
 from canaryctl.testing.httpemulation.requestlog import RequestLog, RequestRecord
@@ -45,8 +47,11 @@ class Emulator:
         self.faults = FaultSet(fault_seed)
         self.resolver = Resolver(resolve)
         self.metrics = ApisixMetrics()
+        self.overrides = SplitOverrides()
         self._request_log = RequestLog()
-        control = control_context(self.store, self.faults, self._request_log, self.resolver.add)
+        control = control_context(
+            self.store, self.faults, self._request_log, self.resolver.add, self.overrides
+        )
         self._api = BackgroundHTTPServer(
             OpenApiHandler,
             OpenApiContext(self.store, token, self.faults, self._request_log, control),
@@ -56,7 +61,9 @@ class Emulator:
         try:
             self._dataplane = BackgroundHTTPServer(
                 DataPlaneHandler,
-                DataPlaneContext(self.store, self.resolver, self.metrics, Balancers()),
+                DataPlaneContext(
+                    self.store, self.resolver, self.metrics, Balancers(), self.overrides
+                ),
                 host,
                 dataplane_port,
             )
@@ -137,6 +144,20 @@ class Emulator:
         if OWNER_LABEL in (body.get("labels") or []):
             raise ValueError("a foreign app must not carry canaryctl's owner label")
         return self.store.create_app(None, body)
+
+    # --- the data plane's split --------------------------------------------------------
+
+    def set_split(self, app: str, weights: Sequence[int] | None) -> None:
+        """Make the data plane split app `app` (name or id) by `weights` — `[canary, default]`,
+        relative — instead of its canary's percent, while that canary is live; None restores
+        the configuration. As APISIX's `set_split`, for a data plane that does not do what it
+        was told."""
+        if weights is not None and (len(weights) != 2 or min(weights) < 0 or not sum(weights)):
+            raise ValueError("weights: [canary, default], non-negative, not both 0")
+        self.overrides.set(app, weights)
+
+    def clear_splits(self) -> None:
+        self.overrides.clear()
 
     # --- request log, faults, resolution ----------------------------------------------
 

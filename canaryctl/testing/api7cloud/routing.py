@@ -13,7 +13,9 @@ without sockets. The rules (the spec's "Routing" paragraph, plus our choices):
   takes `percent` % of requests (smooth weighted round robin per app, so exactly p of any
   100 consecutive requests; its state resets whenever the canary's percent, version or the
   default changes) or, for type `rule`, every request matching all its rules. A canary
-  whose version is no longer an upstream of the app takes nothing.
+  whose version is no longer an upstream of the app takes nothing. A test may make the data
+  plane split a percent canary by other weights than configured (`override`: canary and
+  default weights), as a data plane that lags behind or ignores its configuration would.
 - Rules: `position` is `header` (name case-insensitive), `query` (first value) or `cookie`;
   operators `equal`, `not_equal` (true when absent), `present`, `not_present`,
   `regex_match` (Python `re.search`), `in` / `not_in` (value is a list). Values compare as strings.
@@ -164,7 +166,11 @@ def upstream_by_version(app: Json, version: str) -> Json | None:
 
 
 def choose_version(
-    app: Json, canary: Json | None, request: RequestFacts, balancers: Balancers
+    app: Json,
+    canary: Json | None,
+    request: RequestFacts,
+    balancers: Balancers,
+    override: tuple[int, ...] | None = None,
 ) -> str:
     """The upstream version that serves this request: default, or the live canary's."""
     default = app.get("default_upstream_version") or ""
@@ -176,7 +182,8 @@ def choose_version(
     if canary.get("type") == "rule":
         return version if rules_match(canary.get("rules"), request) else default
     percent = canary.get("percent") or 0
-    weights = {("canary", version): percent, ("default", default): 100 - percent}
+    canary_weight, default_weight = override if override else (percent, 100 - percent)
+    weights = {("canary", version): canary_weight, ("default", default): default_weight}
     return balancers.pick(("app", app["id"], canary["id"]), weights)[1]
 
 
