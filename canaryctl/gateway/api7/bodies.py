@@ -14,7 +14,13 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from canaryctl.gateway.model import NAMESPACE_LABEL_PREFIX, OWNER_LABEL, AppSpec, Upstream
+from canaryctl.gateway.model import (
+    NAMESPACE_LABEL_PREFIX,
+    OWNER_LABEL,
+    AppSpec,
+    MatchTerm,
+    Upstream,
+)
 
 API_NAME = "canaryctl"  # the one match-everything API canaryctl creates in an app
 CANARY_NAME = "canaryctl"  # the one canary release canaryctl creates in an app
@@ -138,17 +144,53 @@ def api_body(base: Json | None = None) -> Json:
 
 
 def canary_body(spec: AppSpec, base: Json | None = None) -> Json:
-    """The canary release for `spec` (which has a canary): always in progress, never paused."""
+    """The canary release for `spec` (which has a canary): always in progress, never paused.
+
+    A canary with a request predicate is a release of type `rule` (API7 Cloud cannot combine
+    it with a percentage; the decision never asks for both)."""
     assert spec.canary is not None
     body = writable(base)
     body.setdefault("name", CANARY_NAME)
-    body.update(
-        type="percent",
-        state=IN_PROGRESS,
-        canary_upstream_version=spec.canary.key,
-        percent=spec.weight,
-    )
+    body.update(state=IN_PROGRESS, canary_upstream_version=spec.canary.key)
+    if spec.match:
+        body.update(type="rule", rules=match_rules(spec.match), percent=0)
+    else:
+        body.update(type="percent", percent=spec.weight)
+        body.pop("rules", None)
     return body
+
+
+def match_rules(match: tuple[MatchTerm, ...]) -> list[Json]:
+    """A request predicate as API7 canary rules: all must hold."""
+    return [
+        {
+            "position": term.kind,
+            "key": term.name,
+            "operator": "regex_match" if term.regex else "equal",
+            "value": term.value,
+        }
+        for term in match
+    ]
+
+
+def rules_match(canary: Json) -> tuple[MatchTerm, ...] | None:
+    """The predicate of a `rule` canary; None when its rules say something canaryctl never
+    writes (another operator or position)."""
+    terms = []
+    for rule in canary.get("rules") or []:
+        operator, kind = rule.get("operator"), rule.get("position")
+        if operator not in ("equal", "regex_match") or kind not in ("header", "cookie", "query"):
+            return None
+        name = str(rule.get("key") or "")
+        terms.append(
+            MatchTerm(
+                kind,
+                name.lower() if kind == "header" else name,
+                str(rule.get("value") or ""),
+                operator == "regex_match",
+            )
+        )
+    return tuple(terms)
 
 
 def _upstream_managed_fields(entry: Json) -> tuple:
@@ -202,10 +244,17 @@ def is_live(canary: Json) -> bool:
 
 
 def canary_routes_as(canary: Json, spec: AppSpec) -> bool:
-    """True when `canary` sends exactly `spec.weight` % to `spec.canary` (paused counts as 0 %)."""
-    if spec.canary is None or canary.get("type") != "percent":
+    """True when `canary` sends exactly `spec.weight` % (or exactly the requests `spec.match`
+    selects) to `spec.canary` (paused counts as 0 %)."""
+    if spec.canary is None or canary.get("canary_upstream_version") != spec.canary.key:
         return False
-    if canary.get("canary_upstream_version") != spec.canary.key:
+    if spec.match:
+        return (
+            canary.get("type") == "rule"
+            and canary.get("state") == IN_PROGRESS
+            and canary.get("rules") == match_rules(spec.match)
+        )
+    if canary.get("type") != "percent":
         return False
     if canary.get("state") == PAUSED:
         return spec.weight == 0

@@ -16,10 +16,11 @@ from canaryctl.gateway.api7.bodies import (
     is_live,
     is_owned,
     owner_of,
+    rules_match,
     upstreams_by_version,
 )
 from canaryctl.gateway.api7.diff import calls_for_objects
-from canaryctl.gateway.model import AppSpec, AppState, Upstream
+from canaryctl.gateway.model import AppSpec, AppState, MatchTerm, Upstream
 
 
 def app_state(objects: Api7Objects) -> AppState:
@@ -33,8 +34,11 @@ def app_state(objects: Api7Objects) -> AppState:
     if live is not None and live.get("canary_upstream_version") != default_version:
         canary = _upstream(upstreams.get(live.get("canary_upstream_version")))
     weight = _routed_percent(live) if canary is not None else 0
+    match = _routed_match(live) if canary is not None else ()
     owned, owner = is_owned(app), owner_of(app)
-    as_routed = AppSpec(app.get("name", ""), stable, canary, weight, owner) if stable else None
+    as_routed = None
+    if stable is not None and match is not None:
+        as_routed = AppSpec(app.get("name", ""), stable, canary, weight, owner, match=match)
     conforms = owned and as_routed is not None and not calls_for_objects(objects, as_routed)
     return AppState(
         name=app.get("name", ""),
@@ -43,6 +47,7 @@ def app_state(objects: Api7Objects) -> AppState:
         canary=canary,
         owner=owner,
         weight=weight,
+        match=match or (),
         conforms=conforms,
         raw=objects,
     )
@@ -62,6 +67,13 @@ def _live_canary(canaries: tuple[Json, ...]) -> Json | None:
     """The canary release that routes (in progress), else a paused one, else none."""
     live = sorted((c for c in canaries if is_live(c)), key=lambda c: c.get("state") != IN_PROGRESS)
     return live[0] if live else None
+
+
+def _routed_match(canary: Json | None) -> tuple[MatchTerm, ...] | None:
+    """The predicate of an in-progress rule canary (() otherwise; None: not canaryctl's kind)."""
+    if canary is None or canary.get("state") != IN_PROGRESS or canary.get("type") != "rule":
+        return ()
+    return rules_match(canary)
 
 
 def _routed_percent(canary: Json) -> int:

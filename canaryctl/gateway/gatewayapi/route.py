@@ -19,7 +19,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from canaryctl.gateway.model import AppSpec, Upstream
+from canaryctl.gateway.model import AppSpec, MatchTerm, Upstream
+from canaryctl.matching import cookie_header_regex
 
 GROUP = "gateway.networking.k8s.io"
 VERSION = "v1"
@@ -114,9 +115,74 @@ def backend_refs(spec: AppSpec) -> list[Json]:
 
 
 def route_spec(spec: AppSpec, parent: ParentRef) -> Json:
-    """The spec canaryctl owns: parent, host `[app]`, one match-everything rule with weights."""
-    rule = {"matches": MATCH_EVERYTHING, "backendRefs": backend_refs(spec)}
-    return {"parentRefs": [parent.ref()], "hostnames": [spec.name], "rules": [rule]}
+    """The spec canaryctl owns: parent, host `[app]`, one match-everything rule with weights,
+    and before it, when the canary has a request predicate, a rule sending matches to it."""
+    rules = [{"matches": MATCH_EVERYTHING, "backendRefs": backend_refs(spec)}]
+    if spec.canary is not None and spec.match:
+        match_rule = {
+            "matches": [match_of(spec.match)],
+            "backendRefs": [backend_ref(spec.canary, 1)],
+        }
+        rules.insert(0, match_rule)
+    return {"parentRefs": [parent.ref()], "hostnames": [spec.name], "rules": rules}
+
+
+def match_of(match: tuple[MatchTerm, ...]) -> Json:
+    """An HTTPRouteMatch holding when every term does: headers and query parameters, a cookie
+    as an exact regular expression on the Cookie header (see `canaryctl.matching`)."""
+    headers, queries = [], []
+    for term in match:
+        kind = "RegularExpression" if term.regex else "Exact"
+        if term.kind == "header":
+            headers.append({"type": kind, "name": term.name, "value": term.value})
+        elif term.kind == "query":
+            queries.append({"type": kind, "name": term.name, "value": term.value})
+        else:
+            regex = cookie_header_regex(term)
+            headers.append({"type": "RegularExpression", "name": "cookie", "value": regex})
+    found: Json = {"path": {"type": "PathPrefix", "value": "/"}}
+    if headers:
+        found["headers"] = headers
+    if queries:
+        found["queryParams"] = queries
+    return found
+
+
+def match_from(found: Json) -> tuple[MatchTerm, ...] | None:
+    """The predicate of an HTTPRouteMatch `match_of` wrote; None for anything else."""
+    if found.get("path") != {"type": "PathPrefix", "value": "/"} or set(found) - {
+        "path",
+        "headers",
+        "queryParams",
+    }:
+        return None
+    terms = []
+    for kind, entries in (("header", found.get("headers")), ("query", found.get("queryParams"))):
+        for entry in entries or []:
+            term = _term(kind, entry)
+            if term is None:
+                return None
+            terms.append(term)
+    return tuple(terms)
+
+
+def _term(kind: str, entry: Json) -> MatchTerm | None:
+    regex = entry.get("type", "Exact") == "RegularExpression"
+    name, value = str(entry.get("name", "")), str(entry.get("value", ""))
+    if kind == "header" and name.lower() == "cookie" and regex:
+        cookie = _COOKIE.fullmatch(value)
+        if cookie:
+            return MatchTerm("cookie", _unescape(cookie[1]), _unescape(cookie[2]))
+    if kind == "header":
+        return MatchTerm("header", name.lower(), value, regex)
+    return MatchTerm("query", name, value, regex)
+
+
+_COOKIE = re.compile(r"\(\^\|;\\s\*\)(.+?)=(.+)\(;\|\$\)")
+
+
+def _unescape(escaped: str) -> str:
+    return re.sub(r"\\(.)", r"\1", escaped)
 
 
 def route_annotations(spec: AppSpec) -> dict[str, str]:

@@ -29,10 +29,11 @@ from canaryctl.gateway.gatewayapi.route import (
     Json,
     ParentRef,
     canonical_spec,
+    match_from,
     route_annotations,
     route_spec,
 )
-from canaryctl.gateway.model import AppSpec, AppState, Upstream
+from canaryctl.gateway.model import AppSpec, AppState, MatchTerm, Upstream
 
 PROBLEM_CONDITIONS = ("Accepted", "ResolvedRefs")
 
@@ -137,7 +138,9 @@ def app_state(
     """The state of one application from its routes (canaryctl's first, then by namespace)."""
     view = views[0]
     rules = view.spec_json().get("rules") or []
-    refs = (rules[0].get("backendRefs") or []) if len(rules) == 1 else []
+    match = _routed_match(rules)
+    weighted = rules[-1] if len(rules) in (1, 2) else {}
+    refs = weighted.get("backendRefs") or []
     upstreams = [_upstream(ref, view.namespace, cluster_domain) for ref in refs[:2]]
     stable = upstreams[0] if upstreams else None
     canary = upstreams[1] if len(upstreams) > 1 else None
@@ -155,6 +158,7 @@ def app_state(
         problem=view.problem,
         problem_reason=view.problem_reason,
         edited_by=view.edited_by,
+        match=match or (),
         raw=views,
     )
     conforms = len(views) == 1 and _as_written(view, state, default_parent)
@@ -168,11 +172,27 @@ def _as_written(view: RouteView, state: AppState, default_parent: ParentRef) -> 
     parent = ParentRef.parse(state.parent) if state.parent else default_parent
     if parent is None or view.name != view.app:
         return False
-    spec = AppSpec(view.app, state.stable, state.canary, state.weight, state.owner, state.parent)
+    spec = AppSpec(
+        view.app,
+        state.stable,
+        state.canary,
+        state.weight,
+        state.owner,
+        state.parent,
+        match=state.match,
+    )
     expected = route_spec(spec, parent)
     return canonical_spec(view.spec_json(), view.namespace) == canonical_spec(
         expected, view.namespace
     ) and dict(view.annotations) == route_annotations(spec)
+
+
+def _routed_match(rules: list[Json]) -> tuple[MatchTerm, ...] | None:
+    """The canary's predicate: a first rule with one match `match_of` wrote (() without one)."""
+    if len(rules) != 2:
+        return ()
+    matches = rules[0].get("matches") or []
+    return match_from(matches[0]) if len(matches) == 1 else None
 
 
 def _upstream(ref: Json, namespace: str, cluster_domain: str) -> Upstream:
