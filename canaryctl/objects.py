@@ -30,6 +30,7 @@ class Service:
     annotations: Mapping[str, str]
     ports: tuple[ServicePort, ...]
     type: str = "ClusterIP"
+    cluster_ip: str = ""  # spec.clusterIP: what a Service DNS name resolves to ("None": headless)
 
     @property
     def key(self) -> str:
@@ -52,4 +53,5 @@ class Service:
             annotations=MappingProxyType(dict(meta.get("annotations") or {})),
             ports=ports,
             type=spec.get("type") or "ClusterIP",
+            cluster_ip=spec.get("clusterIP") or "",
         )

@@ -5,6 +5,7 @@ own default listener), the key from APISIX_ADMIN_KEY (in a cluster: a Secret `ap
 with key `key`, passed as that environment variable); flags override both. At start one
 filtered list request checks that the address speaks the Admin API v3 and takes the key, so a
 wrong key or certificate stops the controller at once instead of at its first reconcile.
+Release analysis defaults to `APISIX_QUERIES` (see `canaryctl.release.analysis`).
 """
 
 from __future__ import annotations
@@ -25,10 +26,13 @@ from canaryctl.gateway.base import (
     TerminalGatewayError,
     TransientGatewayError,
 )
+from canaryctl.release.analysis import APISIX_QUERIES
 
 log = logging.getLogger("canaryctl")
 URL_ENV, KEY_ENV = "APISIX_ADMIN_URL", "APISIX_ADMIN_KEY"
 PROBE_LABEL = "canaryctl-connection-check"  # a label key no object has
+# Real APISIX labels `node` with the balanced-to address: a Service's ClusterIP.
+DEFAULT_QUERIES = APISIX_QUERIES
 
 
 def add_options(parser: argparse.ArgumentParser) -> None:
