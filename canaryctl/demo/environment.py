@@ -95,6 +95,9 @@ class DemoEnvironment:
             self.progress("starting a local kube-apiserver + etcd")
             self.kube = self._stack.enter_context(LocalKube(progress=self.progress))
         self.kit.start(self._stack)
+        watch_cluster = getattr(self.kit, "watch_cluster", None)  # optional, see demo.gateways
+        if watch_cluster is not None:
+            watch_cluster(self.kube, self.namespace, self._stack)
         self.emulator = self.kit.emulator
         if self.with_prometheus:  # scrapes the gateway's request metrics every second
             self.prometheus = PrometheusServer([self.kit.metrics_target])
