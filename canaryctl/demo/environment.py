@@ -94,10 +94,10 @@ class DemoEnvironment:
         if self._own_kube:
             self.progress("starting a local kube-apiserver + etcd")
             self.kube = self._stack.enter_context(LocalKube(progress=self.progress))
+        bind_cluster = getattr(self.kit, "bind_cluster", None)
+        if bind_cluster is not None:  # a gateway that lives in the cluster (Gateway API)
+            bind_cluster(self.kube, self.namespace)
         self.kit.start(self._stack)
-        watch_cluster = getattr(self.kit, "watch_cluster", None)  # optional, see demo.gateways
-        if watch_cluster is not None:
-            watch_cluster(self.kube, self.namespace, self._stack)
         self.emulator = self.kit.emulator
         if self.with_prometheus:  # scrapes the gateway's request metrics every second
             self.prometheus = PrometheusServer([self.kit.metrics_target])

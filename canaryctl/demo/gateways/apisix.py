@@ -2,11 +2,12 @@
 
 Real APISIX labels its request metrics' `node` with the address it balanced to (the Service's
 ClusterIP, for a node named by the Service's DNS name), so the emulator runs in that mode
-(`node_label="address"`) and the kit plays the cluster's part: it watches the demo
-namespace's Services on the local apiserver (with canaryctl's own informer) and resolves
-each `<service>.<namespace>.svc.cluster.local:<port>` to the Service's real ClusterIP, which
-in turn leads to the local backend (as kube-proxy would). The controller then judges canaries
-with `canaryctl run --gateway apisix`'s default queries, keyed on `{cluster_ip}`.
+(`node_label="address"`) and the kit plays the cluster's part: given the local apiserver
+(`bind_cluster`), it watches the demo namespace's Services with canaryctl's own informer and
+resolves each `<service>.<namespace>.svc.cluster.local:<port>` to the Service's real
+ClusterIP, which in turn leads to the local backend (as kube-proxy would). The controller
+then judges canaries with `canaryctl run --gateway apisix`'s default queries, keyed on
+`{cluster_ip}`.
 """
 
 from __future__ import annotations
@@ -35,19 +36,23 @@ class ApisixKit:
         self._lock = threading.Lock()
         self._backends: dict[str, str] = {}  # Service host:port -> local backend address
         self._cluster_ips: dict[str, str] = {}  # Service host:port -> ClusterIP:port
+        self._cluster: tuple[Any, str] | None = None  # (LocalKube, namespace) from bind_cluster
+
+    def bind_cluster(self, kube: Any, namespace: str) -> None:
+        """The apiserver and namespace whose Services `start` resolves (called before it)."""
+        self._cluster = (kube, namespace)
 
     def start(self, stack: ExitStack) -> None:
         self.emulator = stack.enter_context(
             ApisixEmulator(admin_key=self.key, node_label="address")
         )
-
-    def watch_cluster(self, kube: Any, namespace: str, stack: ExitStack) -> None:
-        """Resolve the namespace's Service names to their ClusterIPs, as cluster DNS does."""
-        api = kube.api_client()
-        stack.callback(api.close)
-        informer = ServiceInformer(api, ServiceStore(), self._on_service, [namespace])
-        stack.callback(informer.stop)
-        informer.start()
+        if self._cluster is not None:  # resolve Service names to ClusterIPs, as cluster DNS does
+            kube, namespace = self._cluster
+            api = kube.api_client()
+            stack.callback(api.close)
+            informer = ServiceInformer(api, ServiceStore(), self._on_service, [namespace])
+            stack.callback(informer.stop)
+            informer.start()
 
     def _on_service(self, old: Service | None, new: Service | None) -> None:
         if new is None or new.cluster_ip in ("", "None"):
