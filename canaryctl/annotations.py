@@ -90,7 +90,7 @@ def parse_member(service: Service, cluster_domain: str) -> Member | Invalid:
     if problems:
         return Invalid(tuple(problems))
     host = f"{service.name}.{service.namespace}.svc.{cluster_domain}"
-    upstream = Upstream(service.namespace, service.name, host, port)
+    upstream = Upstream(service.namespace, service.name, host, port, service.cluster_ip)
     return Member(
         service=service,
         app=app,

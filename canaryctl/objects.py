@@ -30,9 +30,8 @@ class Service:
     annotations: Mapping[str, str]
     ports: tuple[ServicePort, ...]
     type: str = "ClusterIP"
-    created: str = (
-        ""  # creationTimestamp (RFC 3339, UTC: sorts as it reads): first come, first served
-    )
+    created: str = ""  # creationTimestamp (RFC 3339, UTC, sorts as it reads): first come
+    cluster_ip: str = ""  # spec.clusterIP: what a Service DNS name resolves to ("None": headless)
 
     @property
     def key(self) -> str:
@@ -56,4 +55,5 @@ class Service:
             ports=ports,
             type=spec.get("type") or "ClusterIP",
             created=meta.get("creationTimestamp") or "",
+            cluster_ip=spec.get("clusterIP") or "",
         )

@@ -24,28 +24,22 @@ from canaryctl import logs, tls
 from canaryctl.controller import Controller, Settings, build_controller
 from canaryctl.delegated_auth import KubernetesAuthGuard
 from canaryctl.gateway.api7 import options as api7_options
+from canaryctl.gateway.apisix import options as apisix_options
 from canaryctl.gateway.base import ConnectError
 from canaryctl.gateway.gatewayapi import options as gatewayapi_options
 from canaryctl.kube import load_api_client
 from canaryctl.notify.config import CONFIG_ENV, FORMAT_ENV, URL_FILE_ENV, channels_from_env
 from canaryctl.notify.messages import FORMATS
 from canaryctl.notify.notifier import Notifier
-from canaryctl.release.analysis import (
-    DEFAULT_ERRORS,
-    DEFAULT_LATENCY_BUCKETS,
-    DEFAULT_LATENCY_P99,
-    DEFAULT_OBSERVED_REQUESTS,
-    DEFAULT_REQUESTS,
-    Analyzer,
-    QueryTemplates,
-)
+from canaryctl.release.analysis import VARIABLES, Analyzer, QueryTemplates
 from canaryctl.release.prometheus import PrometheusClient
 from canaryctl.server import MetricsEndpointFactory, metrics_endpoint
 
 log = logging.getLogger("canaryctl")
 
-# --gateway NAME -> the module that adds the backend's flags and connects it
-GATEWAYS = {"api7": api7_options, "gateway-api": gatewayapi_options}
+# --gateway NAME -> the module that adds the backend's flags and connects it (and may name its
+# default analysis queries as DEFAULT_QUERIES)
+GATEWAYS = {"api7": api7_options, "apisix": apisix_options, "gateway-api": gatewayapi_options}
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -117,19 +111,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
     analysis.add_argument(
         "--prometheus-url", help="Prometheus HTTP API base URL, e.g. http://prometheus:9090"
     )
-    for name, default in (
-        ("requests", DEFAULT_REQUESTS),
-        ("errors", DEFAULT_ERRORS),
-        ("latency-p99", DEFAULT_LATENCY_P99),
-        ("latency-buckets", DEFAULT_LATENCY_BUCKETS),  # canary-compare: statistical
-        ("observed-requests", DEFAULT_OBSERVED_REQUESTS),  # per side: the observed split
-    ):
+    variables = " ".join(f"{{{name}}}" for name in VARIABLES)
+    # latency-buckets: canary-compare statistical; observed-requests: the observed split
+    for name in ("requests", "errors", "latency-p99", "latency-buckets", "observed-requests"):
+        field = name.replace("-", "_")
+        defaults = " | ".join(
+            f"{gateway}: {getattr(_default_queries(gateway), field)}" for gateway in GATEWAYS
+        )
         analysis.add_argument(
             f"--query-{name}",
-            default=default,
+            default=None,
             metavar="PROMQL",
-            help="query template; variables {namespace} {app} {service} {target} "
-            "{window} (default: %(default)s)",
+            help=f"query template; variables {variables} (default per --gateway, "
+            f"{defaults.replace('%', '%%')})",
         )
 
 
@@ -241,14 +235,20 @@ def _secure_metrics(api, context: ssl.SSLContext) -> MetricsEndpointFactory:
     return functools.partial(metrics_endpoint, tls=context, guard=KubernetesAuthGuard(api))
 
 
+def _default_queries(gateway: str) -> QueryTemplates:
+    """The analysis queries that fit what `gateway`'s data plane puts in its metrics."""
+    return getattr(GATEWAYS[gateway], "DEFAULT_QUERIES", QueryTemplates())
+
+
 def _analyzer(args: argparse.Namespace) -> Analyzer | None:
     if not args.prometheus_url:
         return None
+    defaults = _default_queries(args.gateway)
     templates = QueryTemplates(
-        args.query_requests,
-        args.query_errors,
-        args.query_latency_p99,
-        args.query_latency_buckets,
-        args.query_observed_requests,
+        args.query_requests or defaults.requests,
+        args.query_errors or defaults.errors,
+        args.query_latency_p99 or defaults.latency_p99,
+        args.query_latency_buckets or defaults.latency_buckets,
+        args.query_observed_requests or defaults.observed_requests,
     )
     return Analyzer(PrometheusClient(args.prometheus_url), templates)

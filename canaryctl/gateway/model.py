@@ -23,6 +23,9 @@ class Upstream:
     service: str
     host: str  # "<service>.<namespace>.svc.<cluster domain>"
     port: int
+    # The Service's ClusterIP, which `host` resolves to: real APISIX labels its metrics with
+    # it (analysis only). Not part of what a gateway holds, so never compared.
+    cluster_ip: str = field(default="", compare=False)
 
     @property
     def key(self) -> str:

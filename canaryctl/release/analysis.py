@@ -5,8 +5,14 @@ traffic is *no-data*, and only a canary measured over its thresholds is *fail* â
 neither an outage nor a quiet hour is ever counted as a failed release.
 
 Queries are templates with the variables {namespace}, {app}, {service}, {target} (the
-upstream target `host:port`, APISIX's `node` label) and {window} (`37s`: whole seconds since
-the step started). The defaults read the APISIX prometheus plugin's metrics.
+upstream target `host:port` as configured on the gateway), {cluster_ip} (the Service's
+ClusterIP) and {window} (`37s`: whole seconds since the step started). The defaults read the
+APISIX prometheus plugin's metrics, selecting the canary by the series' `node` label. Which
+value `node` holds depends on the data plane: real APISIX labels a request with the address
+it balanced to (`ctx.balancer_ip` in apache/apisix `apisix/plugins/prometheus/exporter.lua`),
+which for a node named by a Service's DNS name is the Service's ClusterIP; so
+`APISIX_QUERIES` (the default of `canaryctl run --gateway apisix`) select `node="{cluster_ip}"`,
+while the API7 Cloud defaults select `node="{target}"` as its emulated data plane labels them.
 
 About the numbers: `increase()` extrapolates to the window's edges and needs at least two
 samples in the window, so request counts are estimates (19.6 for 20 requests) and a window
@@ -43,18 +49,37 @@ from canaryctl.release.prometheus import AnalysisError, PrometheusClient
 from canaryctl.release.state import CheckResult, MetricCheck
 from canaryctl.release.statistical import Sample, classify
 
-VARIABLES = ("namespace", "app", "service", "target", "window")
-DEFAULT_REQUESTS = 'sum(increase(apisix_http_status{node="{target}"}[{window}]))'
-DEFAULT_ERRORS = 'sum(increase(apisix_http_status{node="{target}",code=~"5.."}[{window}]))'
-DEFAULT_LATENCY_P99 = (
-    "histogram_quantile(0.99, sum by (le) "
-    '(rate(apisix_http_latency_bucket{type="request",node="{target}"}[{window}])))'
-)
-DEFAULT_LATENCY_BUCKETS = (
-    'sum by (le) (increase(apisix_http_latency_bucket{type="request",node="{target}"}[{window}]))'
-)
+VARIABLES = ("namespace", "app", "service", "target", "cluster_ip", "window")
+
+
+def _requests(node: str) -> str:
+    return f'sum(increase(apisix_http_status{{node="{node}"}}[{{window}}]))'
+
+
+def _errors(node: str) -> str:
+    return f'sum(increase(apisix_http_status{{node="{node}",code=~"5.."}}[{{window}}]))'
+
+
+def _latency_p99(node: str) -> str:
+    return (
+        "histogram_quantile(0.99, sum by (le) "
+        f'(rate(apisix_http_latency_bucket{{type="request",node="{node}"}}[{{window}}])))'
+    )
+
+
+def _latency_buckets(node: str) -> str:
+    return (
+        "sum by (le) "
+        f'(increase(apisix_http_latency_bucket{{type="request",node="{node}"}}[{{window}}]))'
+    )
+
+
+DEFAULT_REQUESTS = _requests("{target}")
+DEFAULT_ERRORS = _errors("{target}")
+DEFAULT_LATENCY_P99 = _latency_p99("{target}")
+DEFAULT_LATENCY_BUCKETS = _latency_buckets("{target}")
 # requests one side of the application got through the gateway, for the observed split
-DEFAULT_OBSERVED_REQUESTS = 'sum(increase(apisix_http_status{node="{target}"}[{window}]))'
+DEFAULT_OBSERVED_REQUESTS = _requests("{target}")
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
 
 
@@ -66,6 +91,7 @@ class Target:
     app: str
     service: str
     target: str  # "host:port" as configured on the gateway upstream
+    cluster_ip: str = ""  # the Service's ClusterIP: real APISIX's `node` label for it
 
 
 @dataclass(frozen=True)
@@ -93,9 +119,20 @@ class QueryTemplates:
             "app": target.app,
             "service": target.service,
             "target": target.target,
+            "cluster_ip": target.cluster_ip,
             "window": window,
         }
         return _PLACEHOLDER.sub(lambda found: values.get(found.group(1), found.group(0)), template)
+
+
+# The defaults for real APISIX (`canaryctl run --gateway apisix`): `node` is the ClusterIP.
+APISIX_QUERIES = QueryTemplates(
+    _requests("{cluster_ip}"),
+    _errors("{cluster_ip}"),
+    _latency_p99("{cluster_ip}"),
+    _latency_buckets("{cluster_ip}"),
+    _requests("{cluster_ip}"),
+)
 
 
 @dataclass(frozen=True)

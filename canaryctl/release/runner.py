@@ -121,4 +121,4 @@ def check_request(
 
 
 def _target(app: str, upstream: Upstream) -> Target:
-    return Target(upstream.namespace, app, upstream.service, upstream.target)
+    return Target(upstream.namespace, app, upstream.service, upstream.target, upstream.cluster_ip)

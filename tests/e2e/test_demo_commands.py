@@ -5,6 +5,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
+GATEWAYS = ["api7", "apisix"]
+
 
 def _demo(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
@@ -15,18 +19,20 @@ def _demo(*args: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.parametrize("gateway", GATEWAYS)
 def test_demo_runs_the_seed_walkthrough_and_exits_0(
-    localkube,
+    localkube, gateway
 ):  # localkube: binaries built (or skip/fail)
-    result = _demo()
+    result = _demo("--gateway", gateway)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "every stage matched" in result.stdout
     assert "publish error-page-v2 as error-page (canary 10 %)    90    10  ok" in result.stdout
 
 
-def test_demo_auto_promotes_v2_and_rolls_back_v3(localkube, prometheus_server_factory):
+@pytest.mark.parametrize("gateway", GATEWAYS)
+def test_demo_auto_promotes_v2_and_rolls_back_v3(localkube, prometheus_server_factory, gateway):
     prometheus_server_factory([])  # skip (or fail in CI) without a prometheus binary
-    result = _demo("--auto")
+    result = _demo("--auto", "--gateway", gateway)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "v2: Succeeded | v3: RolledBack at 0 %" in result.stdout
     assert "fail: error rate" in result.stdout

@@ -1,14 +1,21 @@
 """Automated releases end to end: real Prometheus scraping the emulator's data plane, real
-apiserver, controller process, steady traffic. Step intervals are a few seconds."""
+apiserver, controller process, steady traffic. Step intervals are a few seconds.
+
+The promotion and the rollback also run against APISIX, whose emulator then labels its
+metrics as real APISIX does (`node` = the Service's ClusterIP, read from the apiserver), so
+they are judged with `canaryctl run --gateway apisix`'s default queries."""
 
 from __future__ import annotations
 
 import time
 
 import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from canaryctl.demo.environment import DemoEnvironment
 from canaryctl.demo.traffic import LoadGenerator
+from canaryctl.testing.apisix.metrics import METRICS_PATH
 from canaryctl.testing.localkube import wait_until
 
 APP = "api7.cloud/published-service"
@@ -18,8 +25,11 @@ INTERVAL = "api7.cloud/canary-step-interval"
 ACTION = "api7.cloud/canary-action"
 
 
+BOTH_GATEWAYS = pytest.mark.parametrize("env", ["api7", "apisix"], indirect=True)
+
+
 @pytest.fixture
-def env(localkube, namespace, prometheus_server_factory):
+def env(localkube, namespace, prometheus_server_factory, request):
     prometheus_server_factory(
         []
     )  # skips (or fails under CANARYCTL_REQUIRE_PROMETHEUS=1) without prometheus
@@ -29,6 +39,7 @@ def env(localkube, namespace, prometheus_server_factory):
         namespace=namespace,
         progress=lambda _: None,
         with_prometheus=True,
+        gateway=getattr(request, "param", "api7"),
     ) as environment:
         environment.apply_service("error-page-v1", {APP: "error-page"})
         environment.wait_for_split((f"{namespace}/error-page-v1", None, 0))
@@ -69,11 +80,33 @@ def weights_seen(env, until, timeout: float, service: str = "error-page-v2") -> 
         time.sleep(0.2)
 
 
+def node_labels(env) -> set[str]:
+    """The `node` values of the gateway's request metrics."""
+    text = requests.get(env.emulator.dataplane_url + METRICS_PATH, timeout=5).text
+    return {
+        sample.labels["node"]
+        for family in text_string_to_metric_families(text)
+        if family.name == "apisix_http_status"
+        for sample in family.samples
+    }
+
+
+def cluster_ip(env, service: str) -> str:
+    return env.kubectl(
+        "get", "service", service, "-n", env.namespace, "-o", "jsonpath={.spec.clusterIP}"
+    ).stdout
+
+
+@BOTH_GATEWAYS
 def test_a_healthy_canary_is_promoted_through_every_step(env):
     with LoadGenerator(env.emulator.dataplane_url, rate=60):
         release(env)
         seen = weights_seen(env, lambda s: s["phase"] == "Succeeded", 90)
     assert seen == [20, 50, 100]
+    if env.kit.name == "apisix":  # judged on real APISIX's labels: the Services' ClusterIPs
+        assert {cluster_ip(env, "error-page-v1"), cluster_ip(env, "error-page-v2")} <= node_labels(
+            env
+        )
     assert env.split()[2] == 100
     advanced = env.events("error-page-v2", "StepAdvanced")
     assert advanced and any("analysis passed" in e["message"] for e in advanced)
@@ -83,6 +116,7 @@ def test_a_healthy_canary_is_promoted_through_every_step(env):
     env.wait_for_split((f"{env.namespace}/error-page-v2", None, 0))
 
 
+@BOTH_GATEWAYS
 def test_b_a_failing_canary_is_rolled_back_with_value_and_threshold(env):
     env.backends["v2"].fail_rate = 0.3
     with LoadGenerator(env.emulator.dataplane_url, rate=60):

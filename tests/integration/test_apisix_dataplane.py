@@ -317,3 +317,19 @@ def test_metrics_path_is_served_for_any_host(emulator: ApisixEmulator):
         emulator.dataplane_url + emulator.metrics_path, headers={"Host": "x"}, timeout=5
     )
     assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/plain")
+
+
+def test_address_label_is_the_service_clusterip_when_names_resolve_through_it(
+    backends: dict[str, Any],
+):
+    # exporter.lua labels `node` with ctx.balancer_ip: the address the node's name resolved to
+    # (a Service's ClusterIP), not where kube-proxy then sends the connection
+    cluster_ip = "10.96.0.17"
+    with ApisixEmulator(admin_key=KEY, node_label="address", balancer_seed=5) as emulator:
+        emulator.add_resolve(V1_NODE, f"{cluster_ip}:80")  # cluster DNS
+        emulator.add_resolve(f"{cluster_ip}:80", backends["v1"].address)  # the Service proxy
+        gateway = Gateway(emulator)
+        gateway.route()
+        assert gateway.versions(5) == {"v1": 5}
+        nodes = {s.labels["node"]: s.value for s in gateway.metrics()["apisix_http_status"]}
+        assert nodes == {cluster_ip: 5}

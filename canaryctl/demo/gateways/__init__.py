@@ -4,7 +4,9 @@ A kit starts its gateway stand-in (an emulator with a data plane, or a real data
 each Service's DNS name to a local backend (DNS names do not resolve here), tells the
 controller how to reach the gateway, and answers the questions a demo stage asks: what does the
 gateway hold for an app, which calls wrote to it. `DemoEnvironment` does everything else the
-same way for every gateway. Kits are imported by name only when chosen.
+same way for every gateway. Kits are imported by name only when chosen. Optional:
+`bind_cluster(kube, namespace)` is called before `start` for a kit that needs the cluster (the
+APISIX kit resolves Service names to their ClusterIPs from it).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ Split = tuple[str | None, str | None, int]  # (stable key, canary key, canary we
 KITS = {
     "api7": "canaryctl.demo.gateways.api7:Api7Kit",
     "gateway-api": "canaryctl.demo.gateways.gateway_api:GatewayApiKit",
+    "apisix": "canaryctl.demo.gateways.apisix:ApisixKit",
 }
 
 

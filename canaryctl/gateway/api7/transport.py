@@ -9,27 +9,31 @@ live in one place:
   and DELETE; a POST is retried only after looking up by name that the previous attempt did
   not land (see `create`); a DELETE whose earlier attempt may have landed takes a 404 as
   success; every write attempt that ended without a trustworthy answer is reported to
-  `canaryctl.gateway.outcomes`, as it may still land later;
+  `canaryctl.gateway.outcomes`, as it may still land later. The retry loop and the counted
+  exchange are shared with the other backends (`canaryctl.gateway.http`);
 - the token lives only in the `Authorization` header, is never logged, never part of an
   error message and never in a repr.
 """
 
 from __future__ import annotations
 
-import email.utils
 import logging
-import random
-import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import requests
-import tenacity
 
-from canaryctl import metrics
-from canaryctl.gateway.base import TerminalGatewayError, TransientGatewayError
+from canaryctl.gateway.base import TerminalGatewayError
+from canaryctl.gateway.http import (
+    DEFAULT_RETRY,
+    Retrier,
+    RetryableFailure,
+    RetryPolicy,
+    clip,
+    retry_after,
+    send,
+)
 from canaryctl.gateway.outcomes import note_unknown_outcome
 
 log = logging.getLogger(__name__)
@@ -38,36 +42,10 @@ BACKEND = "api7"
 DEFAULT_BASE_URL = "https://api.api7.cloud"
 DEFAULT_TIMEOUT = (3.05, 10.0)  # (connect, read) seconds
 API_PREFIX = "/api/v1"
-_MAX_MESSAGE = 300  # characters of a server message kept in an error
 
 Getter = Callable[[str, dict[str, Any]], Any]  # (path, query) -> payload
 
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How hard one logical call tries before raising `TransientGatewayError`."""
-
-    attempts: int = 4
-    deadline: float = 15.0  # seconds; no attempt starts after it
-    backoff_initial: float = 0.25  # seconds, doubled per attempt, plus up to as much jitter
-    backoff_max: float = 4.0
-    retry_after_cap: float = 10.0  # longest Retry-After honoured
-
-
-DEFAULT_RETRY = RetryPolicy()
-
-
-class _RetryableFailure(Exception):
-    """One attempt failed in a way that another attempt may fix."""
-
-    def __init__(
-        self, message: str, *, retry_after: float | None = None, may_have_landed: bool = True
-    ):
-        super().__init__(message)
-        self.retry_after = retry_after  # seconds the server asked us to wait
-        self.may_have_landed = (
-            may_have_landed  # False only when the server said it did nothing (429)
-        )
+__all__ = ["BACKEND", "DEFAULT_RETRY", "RetryPolicy", "Transport"]
 
 
 class _BearerToken(requests.auth.AuthBase):
@@ -80,8 +58,9 @@ class _BearerToken(requests.auth.AuthBase):
         request.headers["Authorization"] = f"Bearer {self._token}"
         return request
 
-    def redact(self, text: str) -> str:
-        return text.replace(self._token, "***") if self._token else text
+    @property
+    def secret(self) -> str:
+        return self._token
 
     def __repr__(self) -> str:
         return "_BearerToken(***)"
@@ -103,6 +82,7 @@ class Transport:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.retry = retry
+        self._retrier = Retrier(BACKEND, retry)
         self._auth = _BearerToken(token)
         self._session = session or requests.Session()
         # per request: a session-level bundle would lose to REQUESTS_CA_BUNDLE (requests#3829)
@@ -119,23 +99,10 @@ class Transport:
     ) -> Any:
         """A GET, PUT or DELETE with retries; returns the envelope's payload."""
         request_id = uuid.uuid4().hex
-        maybe_landed = False
-
-        def attempt() -> Any:
-            nonlocal maybe_landed
-            try:
-                return self.exchange(method, path, params=params, body=body, request_id=request_id)
-            except TerminalGatewayError as error:
-                if method == "DELETE" and error.status == 404 and maybe_landed:
-                    return None  # an earlier attempt deleted it; only the answer was lost
-                raise
-            except _RetryableFailure as failure:
-                maybe_landed = maybe_landed or failure.may_have_landed
-                if method != "GET" and failure.may_have_landed:
-                    note_unknown_outcome()
-                raise
-
-        return self._retrying()(attempt)
+        return self._retrier.request(
+            method,
+            lambda: self.exchange(method, path, params=params, body=body, request_id=request_id),
+        )
 
     def create(
         self, path: str, body: dict[str, Any], find_existing: Callable[[Getter], Any]
@@ -160,10 +127,10 @@ class Transport:
                     return found
             try:
                 return self.exchange("POST", path, body=body, request_id=request_id)
-            except _RetryableFailure as failure:
+            except RetryableFailure as failure:
                 maybe_landed = maybe_landed or failure.may_have_landed
                 if failure.may_have_landed:
-                    note_unknown_outcome()
+                    note_unknown_outcome()  # the create may still land later
                 raise
             except TerminalGatewayError as error:
                 # a slow earlier attempt may land between our look-up and this POST ("name taken")
@@ -172,7 +139,7 @@ class Transport:
                     raise
                 return found
 
-        return self._retrying()(attempt)
+        return self._retrier.call(attempt)
 
     def pages(
         self, get: Getter, path: str, params: dict[str, Any], page_size: int, max_pages: int
@@ -193,40 +160,6 @@ class Transport:
             f"API7 Cloud GET {path}: list did not end after {max_pages} pages"
         )
 
-    def _retrying(self) -> tenacity.Retrying:
-        policy = self.retry
-        return tenacity.Retrying(
-            retry=tenacity.retry_if_exception_type(_RetryableFailure),
-            stop=tenacity.stop_after_attempt(policy.attempts)
-            | tenacity.stop_before_delay(policy.deadline),
-            wait=self._wait,
-            before_sleep=self._count_retry,
-            retry_error_callback=self._give_up,
-        )
-
-    def _wait(self, state: tenacity.RetryCallState) -> float:
-        failure = state.outcome.exception() if state.outcome else None
-        if isinstance(failure, _RetryableFailure) and failure.retry_after is not None:
-            return min(failure.retry_after, self.retry.retry_after_cap)
-        policy = self.retry
-        exponential = policy.backoff_initial * 2 ** (state.attempt_number - 1)
-        return min(exponential + random.uniform(0, policy.backoff_initial), policy.backoff_max)
-
-    @staticmethod
-    def _count_retry(state: tenacity.RetryCallState) -> None:
-        metrics.gateway_retries_total.labels(BACKEND).inc()
-        log.debug(
-            "api7 retrying in %.2fs after: %s", state.upcoming_sleep, state.outcome.exception()
-        )
-
-    @staticmethod
-    def _give_up(state: tenacity.RetryCallState) -> Any:
-        failure = state.outcome.exception()
-        raise TransientGatewayError(
-            f"{failure} (gave up after {state.attempt_number} attempts in "
-            f"{state.seconds_since_start:.1f}s)"
-        ) from failure
-
     def exchange(
         self,
         method: str,
@@ -236,56 +169,35 @@ class Transport:
         body: Any = None,
         request_id: str | None = None,
     ) -> Any:
-        """One HTTP request, no retry: the payload, or a typed error / `_RetryableFailure`."""
+        """One HTTP request, no retry: the payload, or a typed error / `RetryableFailure`."""
         headers = {"X-Request-ID": request_id or uuid.uuid4().hex, "Accept": "application/json"}
         if body is not None:
             headers["Content-Type"] = "application/json"
-        started = time.monotonic()
-        try:
-            response = self._session.request(
-                method,
-                self.base_url + API_PREFIX + path,
-                params=params,
-                json=body,
-                headers=headers,
-                auth=self._auth,
-                timeout=self.timeout,
-                verify=self._verify,
-                allow_redirects=False,
-            )
-        except requests.exceptions.SSLError as error:
-            self._observe(method, path, "error", started)
-            raise TerminalGatewayError(
-                f"API7 Cloud {method} {path}: TLS failed (check the address and "
-                f"ca_bundle): {self._clip(str(error))}"
-            ) from None
-        except (
-            requests.ConnectionError,
-            requests.Timeout,
-            requests.exceptions.ChunkedEncodingError,
-        ) as error:
-            self._observe(method, path, "error", started)
-            raise _RetryableFailure(
-                f"API7 Cloud {method} {path}: {type(error).__name__}: {self._clip(str(error))}"
-            ) from None
-        self._observe(method, path, str(response.status_code), started)
+        response = send(
+            self._session,
+            BACKEND,
+            f"API7 Cloud {method} {path}",
+            method,
+            self.base_url + API_PREFIX + path,
+            secret=self._auth.secret,
+            params=params,
+            json=body,
+            headers=headers,
+            auth=self._auth,
+            timeout=self.timeout,
+            verify=self._verify,
+        )
         return self._payload(method, path, response)
-
-    def _observe(self, method: str, path: str, code: str, started: float) -> None:
-        elapsed = time.monotonic() - started
-        metrics.gateway_requests_total.labels(BACKEND, method, code).inc()
-        metrics.gateway_request_duration_seconds.labels(BACKEND, method).observe(elapsed)
-        log.debug("api7 %s %s -> %s in %.1f ms", method, path, code, elapsed * 1000)
 
     def _payload(self, method: str, path: str, response: requests.Response) -> Any:
         status = response.status_code
         where = f"API7 Cloud {method} {path}"
         if status >= 500:
-            raise _RetryableFailure(f"{where}: {status} {self._clip(response.text)}")
+            raise RetryableFailure(f"{where}: {status} {self._clip(response.text)}")
         envelope = _envelope(response)
         if envelope is None:
             if status == 200:
-                raise _RetryableFailure(f"{where}: 200 with a body that is not an envelope")
+                raise RetryableFailure(f"{where}: 200 with a body that is not an envelope")
             envelope = {"error": response.text}
         message = self._clip(
             str(envelope.get("error") or (envelope.get("status") or {}).get("message") or "")
@@ -293,8 +205,8 @@ class Transport:
         if status == 200:
             return envelope.get("payload")
         if status == 429:
-            raise _RetryableFailure(
-                f"{where}: 429 {message}", retry_after=_retry_after(response), may_have_landed=False
+            raise RetryableFailure(
+                f"{where}: 429 {message}", retry_after=retry_after(response), may_have_landed=False
             )
         if status == 401:
             raise TerminalGatewayError(f"API7 Cloud rejected the token (401): {message}", status)
@@ -305,7 +217,7 @@ class Transport:
         raise TerminalGatewayError(f"{where}: {status} {message}", status)
 
     def _clip(self, text: str) -> str:
-        return self._auth.redact(" ".join(text.split()))[:_MAX_MESSAGE]
+        return clip(text, self._auth.secret)
 
 
 def _envelope(response: requests.Response) -> dict[str, Any] | None:
@@ -314,16 +226,3 @@ def _envelope(response: requests.Response) -> dict[str, Any] | None:
     except ValueError:
         return None
     return body if isinstance(body, dict) else None
-
-
-def _retry_after(response: requests.Response) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or HTTP date); None when absent or invalid."""
-    value = response.headers.get("Retry-After", "").strip()
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        return max(email.utils.parsedate_to_datetime(value).timestamp() - time.time(), 0.0)
-    except (TypeError, ValueError):
-        return None

@@ -11,13 +11,17 @@ requests and count who answered:
   its inline `upstream` (none: 503); its node by round robin among the highest-priority
   nodes (none: 502);
 - the node's `host:port` is reached through the resolve map (Service names do not resolve
-  here); the `Host` sent follows `pass_host` (`pass`: the client's, `node`: the node's,
-  `rewrite`: `upstream_host`); no answer is 502, a timeout (route or upstream
-  `timeout.read`, default 60 s) is 504, both with nginx's HTML error page;
+  here), in up to two hops as in a cluster: DNS (`svc.ns.svc.cluster.local:80` -> the
+  ClusterIP `10.0.0.7:80`), then the Service proxy (`10.0.0.7:80` -> a local backend); a
+  single hop straight to the backend works too. The `Host` sent follows `pass_host`
+  (`pass`: the client's, `node`: the node's, `rewrite`: `upstream_host`); no answer is
+  502, a timeout (route or upstream `timeout.read`, default 60 s) is 504, both with nginx's
+  HTML error page;
 - every request is counted in the prometheus plugin's series (see `metrics`), served on
   `GET /apisix/prometheus/metrics` for any Host. `node` is the node as configured
-  (`host:port`, what canaryctl's analysis queries select); with `node_label="address"` it is
-  what APISIX itself reports, the address the node resolved to, without port.
+  (`host:port`, what canaryctl's API7 analysis queries select); with `node_label="address"`
+  it is what APISIX itself reports (`ctx.balancer_ip`), the address the node's name resolved
+  to — the first hop, e.g. the ClusterIP — without port.
 """
 
 from __future__ import annotations
@@ -182,7 +186,8 @@ class DataPlaneHandler(QuietHandler):
         scheme = "https" if upstream.get("scheme") in ("https", "grpcs") else "http"
         target = node.address(upstream.get("scheme", "http"))
         host, port = target.rsplit(":", 1)
-        address = self.context.resolver.resolve(host, int(port))
+        resolved = self.context.resolver.resolve(host, int(port))  # DNS: what APISIX balances to
+        address = self.context.resolver.resolve(*resolved)  # where that is reached from here
         headers = forwardable(self.headers.items())
         headers.update(self._forwarded_headers(upstream, node, target))
         timeout = (match.route.value.get("timeout") or upstream.get("timeout") or {}).get("read")
@@ -197,7 +202,7 @@ class DataPlaneHandler(QuietHandler):
             float(timeout or _DEFAULT_READ_TIMEOUT_S),
         )
         upstream_ms = (time.monotonic() - upstream_started) * 1000
-        label = target if self.context.node_label == "target" else address[0]
+        label = target if self.context.node_label == "target" else resolved[0]
         if reply.failure is not None:
             self._fail(504 if reply.failure == "timeout" else 502, match, label, started, size)
             return

@@ -2,7 +2,9 @@
 
 Gateways are configured with in-cluster Service names that do not resolve on a test
 machine; tests map them to the local backends instead. The configured target stays what
-metrics and logs show; only the connection goes to the mapped address.
+metrics and logs show; only the connection goes to the mapped address. A data plane may
+resolve twice (name -> ClusterIP -> local backend) to tell the address APISIX would report
+from the one it connects to.
 """
 
 from __future__ import annotations
