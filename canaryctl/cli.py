@@ -30,6 +30,7 @@ COMMANDS: dict[str, Command] = {
     "resume": Command("canaryctl.commands.control:Resume", "resume a paused release"),
     "retry": Command("canaryctl.commands.control:Retry", "start a release over"),
     "weight": Command("canaryctl.commands.control:Weight", "set a canary's weight by hand"),
+    "match": Command("canaryctl.commands.control:Match", "send matching requests to a canary"),
     "error-page": Command("canaryctl.examples.errorpage", "the example backend of the demo"),
 }
 

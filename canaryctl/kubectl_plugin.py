@@ -18,7 +18,7 @@ import sys
 from canaryctl import cli
 from canaryctl.kube import context_namespace
 
-COMMANDS = ("status", "promote", "abort", "pause", "resume", "retry", "weight")
+COMMANDS = ("status", "promote", "abort", "pause", "resume", "retry", "weight", "match")
 _TARGETED = frozenset(COMMANDS) - {"status"}
 _VALUE_FLAGS = {"--kubeconfig": "--kubeconfig", "--context": "--context", "--namespace": "-n"}
 _USAGE = """\
@@ -32,6 +32,7 @@ commands:
   abort   NAMESPACE/SERVICE                    send none, stop the release
   pause | resume | retry NAMESPACE/SERVICE     hold, continue, start over
   weight  NAMESPACE/SERVICE PERCENT            set the canary's share by hand
+  match   NAMESPACE/SERVICE MATCH | --clear    send matching requests to the canary
 
 global flags (anywhere): --kubeconfig FILE, --context NAME, -n/--namespace NS
 `kubectl canary COMMAND --help` describes each command.

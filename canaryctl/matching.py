@@ -68,6 +68,11 @@ def unsupported(backend: str, match: Match, weight: int) -> str:
             "API7 Cloud runs one canary release per application, by percentage or by rule, not "
             "both: a canary-match needs the canary's weight at 0 % there"
         )
+    if backend == "apisix" and any(t.kind == "header" and "_" in t.name for t in match):
+        return (
+            "APISIX reads headers as nginx variables, where '-' and '_' are the same and headers "
+            "with '_' are dropped by default: a header name with '_' cannot be matched exactly"
+        )
     if backend == "gateway-api":
         if any(term.kind == "cookie" and term.regex for term in match):
             return (

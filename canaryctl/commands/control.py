@@ -1,4 +1,4 @@
-"""Manual release control: `promote`, `abort`, `pause`, `resume`, `retry` and `weight`.
+"""Manual release control: `promote`, `abort`, `pause`, `resume`, `retry`, `weight`, `match`.
 
 These commands only write annotations through the Kubernetes API, as `kubectl annotate`
 would, so the controller stays the one place that decides and a user without this tool
@@ -41,7 +41,10 @@ from canaryctl.kube import (
     patch_service_annotations,
     read_json,
 )
+from canaryctl.matching import MATCH, parse_match
+from canaryctl.matching import describe as describe_match
 from canaryctl.objects import Service
+from canaryctl.problems import Invalid
 from canaryctl.release.config import ACTION, STEPS, Verb
 
 FAILED = 1  # the API server could not be reached or refused the call
@@ -70,7 +73,7 @@ class Refused(Exception):
 class Request:
     """What a command writes on the Service (nothing when `changes` is empty) and tells the user."""
 
-    changes: dict[str, str]
+    changes: dict[str, str | None]  # None removes the annotation
     warnings: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
 
@@ -138,6 +141,23 @@ def weight_request(service: Service, percent: int) -> Request:
         "with the first step above it"
     )
     return Request({PERCENT: str(percent)}, warnings, (note,))
+
+
+def match_request(service: Service, match: str | None) -> Request:
+    """The canary-match annotation that sends matching requests to this canary (None: clear)."""
+    _require_canary(service)
+    warnings = _unpublished(service)
+    current = service.annotations.get(MATCH)
+    if match is None:
+        if current is None:
+            return Request({}, warnings, (f"{service.key} has no {MATCH}; nothing written",))
+        return Request({MATCH: None}, warnings)
+    parsed = parse_match(match)
+    if isinstance(parsed, Invalid):
+        raise Refused(parsed.message)
+    if current is not None and parse_match(current) == parsed:
+        return Request({}, warnings, (f"{service.key} already has {MATCH}={current}",))
+    return Request({MATCH: describe_match(parsed)}, warnings)
 
 
 def _require_canary(service: Service) -> None:
@@ -208,7 +228,11 @@ def _apply(args: argparse.Namespace, request_for: Callable[[Service], Request]) 
         print(f"error: {namespace}/{name}: {describe_error(error)}", file=sys.stderr)
         return FAILED
     for annotation, value in request.changes.items():
-        print(f"{namespace}/{name}: {annotation}={value}")
+        print(
+            f"{namespace}/{name}: {annotation}-"
+            if value is None
+            else f"{namespace}/{name}: {annotation}={value}"
+        )
     for note in request.notes:
         print(f"note: {note}")
     return 0
@@ -299,3 +323,27 @@ class Weight:
     @staticmethod
     def run(args: argparse.Namespace) -> int:
         return _apply(args, lambda service: weight_request(service, args.percent))
+
+
+class Match:
+    """Send the requests that match a predicate to the canary, whatever its weight.
+
+    Writes api7.cloud/canary-match: terms KIND:NAME=VALUE (exact) or KIND:NAME~REGEX, KIND one
+    of header, cookie, query, joined by commas, all of which must hold, e.g.
+    'header:X-Canary=always' or 'cookie:beta=1,query:region~^eu-'. Matching requests always
+    reach the canary; the others split by its weight (0 %: only matching requests). A gateway
+    that cannot express the match with the weight says so in a MatchUnsupported Warning and
+    keeps its last good state. --clear removes the match."""
+
+    @staticmethod
+    def configure(parser: argparse.ArgumentParser) -> None:
+        _configure_target(parser, _EXIT_CODES)
+        parser.add_argument("match", metavar="MATCH", nargs="?", help="the predicate")
+        parser.add_argument("--clear", action="store_true", help="remove the canary's match")
+
+    @staticmethod
+    def run(args: argparse.Namespace) -> int:
+        if bool(args.match) == bool(args.clear):
+            print("error: give a MATCH or --clear (one of them)", file=sys.stderr)
+            return REFUSED
+        return _apply(args, lambda service: match_request(service, args.match))

@@ -3,7 +3,8 @@
 Starts a real local kube-apiserver + etcd (built from the Go module proxy on first use,
 which takes several minutes), the gateway chosen with --gateway (default: the API7 Cloud
 emulator with its data plane), two error-page backends and the controller; then runs the blog's kubectl commands and, after each stage,
-sends 100 requests through the gateway and prints how many reached v1 and v2. Exits 0 only
+sends 100 requests through the gateway and prints how many reached v1 and v2; a last stage
+sends the requests carrying `X-Canary: always` to a v3 canary at 0 %. Exits 0 only
 if every stage matched. With --auto, canaryctl makes the release decisions itself from
 Prometheus metrics (see canaryctl/demo/auto.py).
 """
@@ -47,15 +48,17 @@ def run(args: argparse.Namespace) -> int:
     if args.auto:
         return _run_auto(args.gateway)
     from canaryctl.demo.environment import DemoEnvironment
-    from canaryctl.demo.walkthrough import SEED_STAGES, run_stage, table
+    from canaryctl.demo.walkthrough import PREDICATE_STAGE, SEED_STAGES, run_stage, table
 
     started = time.monotonic()
     results = []
+    stages = [*SEED_STAGES, PREDICATE_STAGE]
     try:
-        with DemoEnvironment(progress=progress, gateway=args.gateway) as env:
+        versions = ("v1", "v2", "v3")
+        with DemoEnvironment(versions=versions, progress=progress, gateway=args.gateway) as env:
             say(f"controller running (log: {env.controller_log})")
             say(f"{args.gateway} data plane at {env.kit.dataplane_url}")
-            for stage in SEED_STAGES:
+            for stage in stages:
                 results.append(run_stage(env, stage, say))
                 if not results[-1].matched and not args.keep_going:
                     break
@@ -64,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         say(f"demo failed: {error}")
         return 1
     say("\n" + table(results))
-    ok = len(results) == len(SEED_STAGES) and all(r.matched for r in results) and exit_code == 0
+    ok = len(results) == len(stages) and all(r.matched for r in results) and exit_code == 0
     say(
         f"\n{'every stage matched' if ok else 'demo FAILED'} in {time.monotonic() - started:.0f} s"
         f" (controller exit code {exit_code})"

@@ -328,14 +328,15 @@ class DemoEnvironment:
         """The gateway's logged calls that wrote to it."""
         return self.kit.writes()
 
-    def send(self, count: int = 100) -> collections.Counter:
-        """Send `count` requests with `Host: error-page` through the data plane; count answers by version."""
+    def send(self, count: int = 100, headers: dict[str, str] | None = None) -> collections.Counter:
+        """Send `count` requests with `Host: error-page` (and `headers`) through the data plane;
+        count the answers by version."""
         answers: collections.Counter = collections.Counter()
         with requests.Session() as session:
             for _ in range(count):
                 response = session.get(
                     f"{self.kit.dataplane_url}/api/error_page",
-                    headers={"Host": APP_HOST},
+                    headers={"Host": APP_HOST, **(headers or {})},
                     timeout=5,
                 )
                 answers[_version_of(response)] += 1

@@ -3,6 +3,8 @@
 Each stage runs the blog's commands verbatim (the manifests are the local copies in
 `manifests/examples/`), waits until the gateway holds the expected split, then sends 100
 requests with `Host: error-page` and counts the answers by version, as the blog does with curl.
+After the walk-through, `PREDICATE_STAGE` shows the seed's second kind of canary: v3 takes
+every request carrying `X-Canary: always` and none of the others.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from dataclasses import dataclass, field
 from canaryctl.demo.environment import APP_HOST, NAMESPACE, DemoEnvironment
 
 V1, V2 = f"{NAMESPACE}/error-page-v1", f"{NAMESPACE}/error-page-v2"
+V3 = f"{NAMESPACE}/error-page-v3"
+CANARY_HEADER = ("X-Canary", "always")
 ANNOTATE = f"kubectl annotate service -n {NAMESPACE}"
 
 
@@ -21,17 +25,23 @@ class Stage:
     title: str
     commands: list[str]
     split: tuple[str | None, str | None, int]  # default upstream, canary, percent
-    v2_share: int  # expected v2 answers out of 100
+    v2_share: int  # expected v2 answers out of 100 (v1 the rest)
     tolerance: int = 0  # "about 10 %": the split is weighted round robin
+    # predicate stages: (the request's extra header, the version every answer must come from)
+    sends: tuple[tuple[tuple[str, str] | None, str], ...] = ()
 
 
 @dataclass
 class StageResult:
     stage: Stage
     answers: dict[str, int] = field(default_factory=dict)
+    # predicate stages: (header sent or None, expected version, answers) per batch of 100
+    batches: list[tuple[tuple[str, str] | None, str, dict[str, int]]] = field(default_factory=list)
 
     @property
     def matched(self) -> bool:
+        if self.stage.sends:
+            return all(answers == {version: 100} for _, version, answers in self.batches)
         v2 = self.answers.get("v2", 0)
         return (
             abs(v2 - self.stage.v2_share) <= self.stage.tolerance
@@ -91,6 +101,21 @@ SEED_STAGES = [
 ]
 
 
+PREDICATE_STAGE = Stage(
+    "error-page-v3: canary for X-Canary: always, 0 % of the rest",
+    [
+        f"kubectl apply -f error-page-v3.yaml -n {NAMESPACE}",
+        f'{ANNOTATE} error-page-v3 "api7.cloud/published-canary-service=true" '
+        '"api7.cloud/published-service-canary-percentage=0" '
+        '"api7.cloud/canary-match=header:X-Canary=always"',
+        f'{ANNOTATE} error-page-v3 "api7.cloud/published-service=error-page"',
+    ],
+    (V2, V3, 0),
+    v2_share=100,
+    sends=((CANARY_HEADER, "v3"), (None, "v2")),
+)
+
+
 def run_stage(
     env: DemoEnvironment, stage: Stage, say: Callable[[str], None] = print
 ) -> StageResult:
@@ -105,6 +130,8 @@ def run_stage(
     describe_route = getattr(env.kit, "describe_route", None)
     if describe_route is not None:  # Gateway API: the route's weights as the data plane has them
         say(describe_route(APP_HOST))
+    if stage.sends:
+        return _run_batches(env, stage, say)
     result = StageResult(stage, dict(env.send(100)))
     say(
         f"100 requests: v1={result.answers.get('v1', 0)} v2={result.answers.get('v2', 0)}"
@@ -113,13 +140,32 @@ def run_stage(
     return result
 
 
+def _run_batches(env: DemoEnvironment, stage: Stage, say: Callable[[str], None]) -> StageResult:
+    """A predicate stage: 100 requests per batch, each batch all to one version."""
+    result = StageResult(stage)
+    for header, version in stage.sends:
+        answers = dict(env.send(100, dict([header]) if header else None))
+        result.batches.append((header, version, answers))
+        sent = f"with {header[0]}: {header[1]}" if header else "without it"
+        shown = " ".join(f"{name}={count}" for name, count in sorted(answers.items()))
+        verdict = "as expected" if answers == {version: 100} else "UNEXPECTED"
+        say(f"100 requests {sent}: {shown} -> {verdict}")
+    return result
+
+
 def table(results: list[StageResult]) -> str:
     """The summary the demo prints: stage, v1 answers, v2 answers, verdict."""
-    width = max(len(r.stage.title) for r in results)
-    lines = [f"{'stage':<{width}}  {'v1':>4}  {'v2':>4}  result", "-" * (width + 20)]
+    rows = []
     for r in results:
-        lines.append(
-            f"{r.stage.title:<{width}}  {r.answers.get('v1', 0):>4}  {r.answers.get('v2', 0):>4}  "
-            f"{'ok' if r.matched else 'MISMATCH'}"
-        )
+        verdict = "ok" if r.matched else "MISMATCH"
+        if not r.stage.sends:
+            rows.append((r.stage.title, r.answers, verdict))
+        for header, _, answers in r.batches:
+            sent = f"{header[0]}: {header[1]}" if header else f"no {CANARY_HEADER[0]}"
+            rows.append((f"{r.stage.title} [{sent}]", answers, verdict))
+    width = max(len(title) for title, _, _ in rows)
+    lines = [f"{'stage':<{width}}  {'v1':>4}  {'v2':>4}  {'v3':>4}  result", "-" * (width + 26)]
+    for title, answers, verdict in rows:
+        counts = "  ".join(f"{answers.get(v, 0):>4}" for v in ("v1", "v2", "v3"))
+        lines.append(f"{title:<{width}}  {counts}  {verdict}")
     return "\n".join(lines)

@@ -3,9 +3,11 @@
 No Gateway API implementation runs in the test kit yet, so this small one plays its data
 plane: it watches every HTTPRoute attached to its Gateway (with canaryctl's own informer
 machinery: list, then watch, relist on 410), and serves HTTP on 127.0.0.1. A request's
-`Host` picks the route whose `hostnames` hold it; the route's first rule's backendRefs are
-chosen by *smooth weighted round robin* (nginx's: every pick adds each backend's weight to
-its credit, takes the highest credit and subtracts the total from it), so 90/10 sends exactly
+`Host` picks the route whose `hostnames` hold it; the first rule whose matches hold (headers
+and query parameters, Exact or RegularExpression; a rule without them matches everything)
+chooses among its backendRefs by *smooth weighted round robin* (nginx's: every pick adds each
+backend's weight to its credit, takes the highest credit and subtracts the total from it), so
+90/10 sends exactly
 10 of every 100 consecutive requests to the second backend, in an even spread. A change of
 the route's weights (a new resourceVersion) starts the spread over from the new weights.
 Service DNS names do not resolve here: `add_resolve` maps `svc.ns.svc.cluster.local:port` to
@@ -14,10 +16,12 @@ a local backend. No route: 404; no backend with weight: 500 (as the Gateway API 
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qs
 
 from kubernetes import client
 
@@ -32,34 +36,46 @@ from canaryctl.testing.httpemulation.resolve import Resolver, host_without_port
 Backend = tuple[str, int]  # ("namespace/service", weight)
 
 
+Condition = tuple[str, str, str, str]  # (header|query, name, Exact|RegularExpression, value)
+
+
+@dataclass(frozen=True)
+class FollowedRule:
+    """One rule: the matches that select it (any of them; none: everything), its backends."""
+
+    matches: tuple[tuple[Condition, ...], ...]
+    backends: tuple[tuple[str, int, int], ...]  # (namespace/service, port, weight)
+
+    def selects(self, headers: Mapping[str, str], query: Mapping[str, str]) -> bool:
+        return not self.matches or any(
+            all(_holds(c, headers, query) for c in match) for match in self.matches
+        )
+
+
 @dataclass(frozen=True)
 class FollowedRoute:
-    """What the data plane keeps of one HTTPRoute: hosts, parents, the first rule's backends."""
+    """What the data plane keeps of one HTTPRoute: hosts, parents, rules."""
 
     namespace: str
     name: str
     resource_version: str
     hostnames: tuple[str, ...]
     parents: tuple[str, ...]  # "namespace/name" of each parentRef
-    backends: tuple[tuple[str, int, int], ...]  # (namespace/service, port, weight)
+    rules: tuple[FollowedRule, ...]
 
     @property
     def key(self) -> str:
         return f"{self.namespace}/{self.name}"
 
+    @property
+    def backends(self) -> tuple[tuple[str, int, int], ...]:
+        """The weighted split: the last rule's backends."""
+        return self.rules[-1].backends if self.rules else ()
+
 
 def follow(route: Mapping[str, Any]) -> FollowedRoute:
     meta, spec = route.get("metadata") or {}, route.get("spec") or {}
     namespace = meta.get("namespace", "")
-    rules = spec.get("rules") or [{}]
-    backends = tuple(
-        (
-            f"{ref.get('namespace') or namespace}/{ref['name']}",
-            int(ref.get("port") or 0),
-            int(ref.get("weight", 1)),
-        )
-        for ref in rules[0].get("backendRefs") or []
-    )
     parents = tuple(
         f"{ref.get('namespace') or namespace}/{ref.get('name')}"
         for ref in spec.get("parentRefs") or []
@@ -70,8 +86,36 @@ def follow(route: Mapping[str, Any]) -> FollowedRoute:
         meta.get("resourceVersion", ""),
         tuple(spec.get("hostnames") or ()),
         parents,
-        backends,
+        tuple(_rule(rule, namespace) for rule in spec.get("rules") or [{}]),
     )
+
+
+def _rule(rule: Mapping[str, Any], namespace: str) -> FollowedRule:
+    backends = tuple(
+        (
+            f"{ref.get('namespace') or namespace}/{ref['name']}",
+            int(ref.get("port") or 0),
+            int(ref.get("weight", 1)),
+        )
+        for ref in rule.get("backendRefs") or []
+    )
+    matches = tuple(
+        tuple(
+            (kind, str(c.get("name", "")), str(c.get("type", "Exact")), str(c.get("value", "")))
+            for kind, field in (("header", "headers"), ("query", "queryParams"))
+            for c in match.get(field) or []
+        )
+        for match in rule.get("matches") or []
+    )
+    return FollowedRule(tuple(m for m in matches if m) if any(matches) else (), backends)
+
+
+def _holds(condition: Condition, headers: Mapping[str, str], query: Mapping[str, str]) -> bool:
+    kind, name, match_type, value = condition
+    actual = headers.get(name.lower()) if kind == "header" else query.get(name)
+    if actual is None:
+        return False
+    return bool(re.search(value, actual)) if match_type == "RegularExpression" else actual == value
 
 
 class SmoothRoundRobin:
@@ -160,23 +204,37 @@ class RouteFollower:
         route = self.route_for(host)
         return [] if route is None else [(key, weight) for key, _, weight in route.backends]
 
-    def choose(self, route: FollowedRoute) -> tuple[str, int] | None:
-        """The next backend's (namespace/service, port) by smooth weighted round robin."""
+    def choose(
+        self,
+        route: FollowedRoute,
+        headers: Mapping[str, str] | None = None,
+        query: Mapping[str, str] | None = None,
+    ) -> tuple[str, int] | None:
+        """The next backend's (namespace/service, port): the first rule that selects the
+        request, then smooth weighted round robin among its backends."""
+        number, rule = next(
+            ((i, r) for i, r in enumerate(route.rules) if r.selects(headers or {}, query or {})),
+            (0, None),
+        )
+        if rule is None:
+            return None
+        spread_key = f"{route.key}#{number}"
         with self._lock:
-            version, spread = self._spreads.get(route.key, ("", None))
+            version, spread = self._spreads.get(spread_key, ("", None))
             if spread is None or version != route.resource_version:
-                spread = SmoothRoundRobin([weight for _, _, weight in route.backends])
-                self._spreads[route.key] = (route.resource_version, spread)
+                spread = SmoothRoundRobin([weight for _, _, weight in rule.backends])
+                self._spreads[spread_key] = (route.resource_version, spread)
             index = spread.pick()
         if index is None:
             return None
-        key, port, _ = route.backends[index]
+        key, port, _ = rule.backends[index]
         return key, port
 
     def _changed(self, old: FollowedRoute | None, new: FollowedRoute | None) -> None:
         if new is None and old is not None:
             with self._lock:
-                self._spreads.pop(old.key, None)
+                for key in [k for k in self._spreads if k.startswith(old.key + "#")]:
+                    del self._spreads[key]
 
 
 class _Handler(QuietHandler):
@@ -189,7 +247,10 @@ class _Handler(QuietHandler):
         if route is None:
             self.send_bytes(404, b'{"error": "no route"}', "application/json")
             return
-        chosen = follower.choose(route)
+        query_text = self.path.partition("?")[2]
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        query = {name: values[0] for name, values in parse_qs(query_text).items()}
+        chosen = follower.choose(route, headers, query)
         if chosen is None:
             self.send_bytes(500, b'{"error": "no backend with weight"}', "application/json")
             return

@@ -18,7 +18,7 @@ from canaryctl.gateway.apisix import AdminClient, ApisixGateway, RetryPolicy, na
 from canaryctl.gateway.base import TerminalGatewayError, TransientGatewayError
 from canaryctl.gateway.model import AppSpec, AppState, Upstream
 from canaryctl.testing.apisix import ApisixEmulator
-from canaryctl.testing.errorpage import ErrorPage
+from canaryctl.examples.errorpage import ErrorPage
 from canaryctl.testing.processes import wait_until
 
 KEY = "apisix-admin-key-7f3e-secret"

@@ -95,7 +95,7 @@ class Held:
         route = self.routes.get(naming.route_id(self.name))
         if route is None:
             return set()
-        canary_id, weight = routed_split(route)
+        canary_id, weight, _ = routed_split(route)
         routed = {canary_id} if canary_id and weight else set()
         return routed | ({route["upstream_id"]} if weight < 100 else set())
 

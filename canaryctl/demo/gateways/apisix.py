@@ -100,7 +100,7 @@ class ApisixKit:
         if not route or not stable:  # routable once the route and its upstream exist
             return (None, None, 0)
         split = ((route.get("plugins") or {}).get("traffic-split") or {}).get("rules") or []
-        entries = split[0].get("weighted_upstreams", []) if split else []
+        entries = split[-1].get("weighted_upstreams", []) if split else []  # the weighted rule
         canary_entry = next((e for e in entries if e.get("upstream_id")), None)
         canary = canary_entry and self.emulator.upstream(str(canary_entry["upstream_id"]))
         return (

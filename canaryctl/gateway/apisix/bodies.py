@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from canaryctl.gateway.apisix import naming
-from canaryctl.gateway.model import AppSpec, Upstream
+from canaryctl.gateway.model import AppSpec, MatchTerm, Upstream
 
 Json = dict[str, Any]
 MANAGED_BY, CANARYCTL = "managed-by", "canaryctl"
@@ -79,12 +79,47 @@ def _labels(spec: AppSpec, upstream: Upstream | None = None) -> dict[str, str | 
 
 
 def split_plugin(spec: AppSpec) -> Json | None:
-    """The traffic-split configuration for `spec`, None without a canary."""
+    """The traffic-split configuration for `spec`, None without a canary: a weighted rule, and
+    before it, when the canary has a request predicate, a rule sending matches to it."""
     if spec.canary is None or spec.canary.key == spec.stable.key:
         return None
     canary_id = naming.upstream_id(spec.name, spec.canary.key)
     weighted = [{"upstream_id": canary_id, "weight": spec.weight}, {"weight": 100 - spec.weight}]
-    return {"rules": [{"weighted_upstreams": weighted}]}
+    rules: list[Json] = [{"weighted_upstreams": weighted}]
+    if spec.match:
+        matched = {"upstream_id": canary_id, "weight": 1}
+        rules.insert(
+            0, {"match": [{"vars": match_vars(spec.match)}], "weighted_upstreams": [matched]}
+        )
+    return {"rules": rules}
+
+
+def match_vars(match: tuple[MatchTerm, ...]) -> list[list[str]]:
+    """A request predicate as lua-resty-expr conditions on nginx variables (all must hold)."""
+    return [[_variable(term), "~~" if term.regex else "==", term.value] for term in match]
+
+
+def vars_match(conditions: Any) -> tuple[MatchTerm, ...] | None:
+    """The predicate `match_vars` wrote; None for conditions canaryctl never writes."""
+    terms = []
+    for condition in conditions if isinstance(conditions, list) else [None]:
+        if not (isinstance(condition, list) and len(condition) == 3):
+            return None
+        variable, operator, value = condition
+        kind, _, name = str(variable).partition("_")
+        kinds = {"http": "header", "cookie": "cookie", "arg": "query"}
+        if kind not in kinds or not name or operator not in ("==", "~~"):
+            return None
+        name = name.replace("_", "-") if kind == "http" else name
+        terms.append(MatchTerm(kinds[kind], name, str(value), operator == "~~"))  # type: ignore[arg-type]
+    return tuple(terms)
+
+
+def _variable(term: MatchTerm) -> str:
+    """nginx's variable for a header (`http_x_canary`), cookie (`cookie_NAME`) or argument."""
+    if term.kind == "header":
+        return "http_" + term.name.replace("-", "_")
+    return ("cookie_" if term.kind == "cookie" else "arg_") + term.name
 
 
 def route_fields(spec: AppSpec) -> Json:

@@ -20,9 +20,10 @@ from canaryctl.gateway.apisix.bodies import (
     is_owned,
     owner_of,
     upstream_of,
+    vars_match,
 )
 from canaryctl.gateway.apisix.diff import calls_for_objects
-from canaryctl.gateway.model import AppSpec, AppState
+from canaryctl.gateway.model import AppSpec, AppState, MatchTerm
 
 
 def app_state(objects: ApisixObjects) -> AppState:
@@ -33,32 +34,56 @@ def app_state(objects: ApisixObjects) -> AppState:
         return AppState(objects.name, True, None, None, 0, False, owner, raw=objects)
     owned, owner = is_owned(route), owner_of(route)
     stable = upstream_of(objects.upstream(route.get("upstream_id")))
-    canary_id, weight = routed_split(route)
+    canary_id, weight, match = routed_split(route)
     canary = None
     if canary_id is not None and canary_id != route.get("upstream_id"):
         canary = upstream_of(objects.upstream(canary_id))
     weight = weight if canary is not None else 0
-    as_routed = AppSpec(objects.name, stable, canary, weight, owner) if stable else None
+    match = match if canary is not None else ()
+    as_routed = None
+    if stable is not None and match is not None:
+        as_routed = AppSpec(objects.name, stable, canary, weight, owner, match=match)
     conforms = owned and as_routed is not None and not calls_for_objects(objects, as_routed)
-    return AppState(objects.name, owned, stable, canary, weight, conforms, owner, raw=objects)
+    return AppState(
+        objects.name,
+        owned,
+        stable,
+        canary,
+        weight,
+        conforms,
+        owner,
+        match=match or (),
+        raw=objects,
+    )
 
 
-def routed_split(route: Json) -> tuple[str | None, int]:
-    """(canary upstream id, percent of requests it gets) from the route's traffic-split rule."""
+def routed_split(route: Json) -> tuple[str | None, int, tuple[MatchTerm, ...] | None]:
+    """(canary upstream id, percent of ordinary requests it gets, its request predicate) from
+    the route's traffic-split rules: the weighted rule is the last; a first rule with a
+    `match` sends the requests it selects to the canary (None: a match canaryctl never wrote)."""
     conf = (route.get("plugins") or {}).get(SPLIT)
     if not isinstance(conf, dict):
-        return None, 0
+        return None, 0, ()
     rules = conf.get("rules")
-    if not rules or not isinstance(rules, list) or not isinstance(rules[0], dict):
-        return None, 0
-    entries = [e for e in rules[0].get("weighted_upstreams") or [] if isinstance(e, dict)]
+    if not rules or not isinstance(rules, list) or not all(isinstance(r, dict) for r in rules):
+        return None, 0, ()
+    match = _rule_match(rules[0]) if len(rules) == 2 else ()
+    entries = [e for e in rules[-1].get("weighted_upstreams") or [] if isinstance(e, dict)]
     canary = next((e for e in entries if e.get("upstream_id") is not None), None)
     if canary is None:
-        return None, 0
+        return None, 0, match
     total = sum(_weight(e) for e in entries)
-    if rules[0].get("match") or total == 0 or _disabled(conf):
-        return str(canary["upstream_id"]), 0
-    return str(canary["upstream_id"]), round(100 * _weight(canary) / total)
+    if rules[-1].get("match") or total == 0 or _disabled(conf):
+        return str(canary["upstream_id"]), 0, match
+    return str(canary["upstream_id"]), round(100 * _weight(canary) / total), match
+
+
+def _rule_match(rule: Json) -> tuple[MatchTerm, ...] | None:
+    """The predicate of a first traffic-split rule as `split_plugin` writes it."""
+    matches = rule.get("match")
+    if not isinstance(matches, list) or len(matches) != 1 or not isinstance(matches[0], dict):
+        return None
+    return vars_match(matches[0].get("vars"))
 
 
 def _weight(entry: Json) -> int:
