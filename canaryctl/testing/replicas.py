@@ -9,6 +9,7 @@ replica holding the Lease at that moment, and never from two replicas in one ter
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import signal
@@ -115,7 +116,11 @@ class ReplicaSet:
     def spawn(self, name: str, extra_args: Sequence[str] = ()) -> Replica:
         """Start replica `name` (POD_NAME); returns at once (see `wait_ready`)."""
         metrics_port, health_port = free_port(), free_port()
-        log_path = self.env.workdir / f"{name}-{len(self.replicas)}.log"
+        log_path = self.env.workdir / f"{name}.log"
+        for attempt in itertools.count(1):  # a fresh file: identities are read from it
+            if not log_path.exists():
+                break
+            log_path = self.env.workdir / f"{name}.{attempt}.log"
         args = [
             "--leader-elect",
             f"--leader-elect-namespace={self.lease_namespace}",
@@ -170,11 +175,11 @@ class ReplicaSet:
         replica.process.wait()
         return sent
 
-    def terminate(self, replica: Replica, timeout: float = 30) -> tuple[float, int]:
-        """SIGTERM `replica` and wait for it to exit; (when it was sent, the exit code)."""
+    def terminate(self, replica: Replica, timeout: float | None = 30) -> tuple[float, int | None]:
+        """SIGTERM `replica`; (when it was sent, its exit code). `timeout=None`: do not wait."""
         sent = time.time()
         replica.process.send_signal(signal.SIGTERM)
-        return sent, replica.process.wait(timeout)
+        return sent, None if timeout is None else replica.process.wait(timeout)
 
     def close(self) -> None:
         for replica in self.replicas:
