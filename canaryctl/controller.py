@@ -157,6 +157,8 @@ class Controller:
         )
         self._stopping = threading.Event()
         self._standby = threading.Event()  # set while another replica leads: enqueue nothing
+        self._leadership = threading.Lock()  # start_leading vs stop_leading
+        self._leadership_over = False  # stop_leading ran: never lead again
         self._threads: list[threading.Thread] = []
         self._workers: list[threading.Thread] = []
         self._endpoints: list[Endpoint] = []
@@ -192,12 +194,15 @@ class Controller:
         """
         if reload_gateway:
             self.load_gateway_cache()
-        self._standby.clear()  # from here informer events enqueue; what came before is below
-        apps = {*self.gateway_cache.owned_names(), *self.store.index_values(APP_INDEX)}
-        for app in sorted(apps):  # incl. owned apps whose members left while we were down
-            self.queue.add(app)
-        for index in range(self.settings.workers):
-            self._workers.append(self._spawn(f"worker-{index}", self.run_worker))
+        with self._leadership:  # a stop that came first wins: no worker it could not wait for
+            if self._leadership_over:
+                return
+            self._standby.clear()  # from here informer events enqueue; earlier ones below
+            apps = {*self.gateway_cache.owned_names(), *self.store.index_values(APP_INDEX)}
+            for app in sorted(apps):  # incl. owned apps whose members left while we were down
+                self.queue.add(app)
+            for index in range(self.settings.workers):
+                self._workers.append(self._spawn(f"worker-{index}", self.run_worker))
         log.info("leading: reconciling every application", extra={"apps": len(apps)})
 
     def stop_leading(self, timeout: float = 5.0) -> bool:
@@ -206,7 +211,9 @@ class Controller:
         True if everything finished in time, so the Lease can be handed back safely.
         """
         deadline = time.monotonic() + timeout
-        self._standby.set()
+        with self._leadership:
+            self._leadership_over = True
+            self._standby.set()
         drain = threading.Thread(target=self.queue.shut_down_with_drain, daemon=True)
         drain.start()
         for thread in [drain, *self._workers]:

@@ -70,6 +70,8 @@ class FencedGateway:
 
     def __getattr__(self, name: str) -> object:
         """Anything else the backend offers (flags, hooks) is the backend's own."""
+        if name.startswith("_"):
+            raise AttributeError(name)
         return getattr(self._gateway, name)
 
     def _check(self, app: str) -> None:
@@ -197,7 +199,7 @@ class ElectedController:
         own, then hands the Lease back (or, if the work did not finish, leaves it to expire)."""
         self._stopping.set()
         drained = True
-        if self.controller is not None and self.elector.is_leader():
+        if self.controller is not None:  # a standby too: it may be winning the Lease right now
             drained = self.controller.stop_leading(DRAIN_TIMEOUT)
             if not drained:
                 log.warning("in-flight work did not finish; leaving the lease to expire")

@@ -6,7 +6,9 @@ run stops the leader — SIGKILL (a crash: the standby waits for the Lease to ru
 own clock) or SIGTERM (a graceful stop: the leader drains and hands the Lease back) — then
 starts a replacement standby for the next run. Per kind it prints, from the signal:
 
-* leads: the new leader's acquireTime in the Lease (it holds the Lease from then on);
+* leads: the new leader's acquireTime in the Lease (it holds the Lease from then on), and
+  for SIGKILL also from the dead leader's last renewal (a standby waits one lease duration
+  from when it saw that renewal);
 * writing: when its workers started (gateway re-read, every app enqueued), from its log;
 * reconciled: when it had reconciled every app once (polled from its /metrics);
 * the gateway writes (non-GET calls in the emulator's log) each failover caused.
@@ -15,11 +17,14 @@ starts a replacement standby for the next run. Per kind it prints, from the sign
 
 Timings default to client-go's (15 s / 10 s / 2 s); SIGKILL runs then take ~20 s each, so
 `--lease 5 --renew 3 --retry 1` is a scaled-down alternative (what was used is printed).
+Each signal is sent at a random moment within one retry period, so that it does not fall at
+the same point between two renewals every run.
 """
 
 from __future__ import annotations
 
 import argparse
+import random
 import statistics
 import sys
 import time
@@ -65,8 +70,11 @@ def started_writing_at(replica: Replica) -> float:
 def one_failover(env: DemoEnvironment, replicas: ReplicaSet, kind: str, apps: int) -> dict:
     leader = standby_pair(replicas)
     env.emulator.clear_request_log()
+    time.sleep(random.uniform(0, replicas.timings.retry))  # a random phase, not a wait
+    last_renewal = None
     if kind == "SIGKILL":
         signalled = replicas.kill(leader)
+        last_renewal = replicas.lease().renew_time.timestamp()  # nobody renews it any more
     else:
         signalled, _ = replicas.terminate(leader, timeout=None)  # measured while it exits
     [successor] = [r for r in replicas.replicas if r.process.poll() is None and r is not leader]
@@ -78,6 +86,7 @@ def one_failover(env: DemoEnvironment, replicas: ReplicaSet, kind: str, apps: in
     assert leader.process.wait(30) == (0 if kind == "SIGTERM" else -9), leader.log_tail()
     return {
         "leads": acquired - signalled,
+        "after renewal": None if last_renewal is None else acquired - last_renewal,
         "writing": started_writing_at(successor) - signalled,
         "reconciled": reconciled - signalled,
         "writes": len(writes(env.emulator.request_log())),
@@ -125,8 +134,9 @@ def main() -> int:
     )
     for kind, runs in results.items():
         print(f"{kind}:")
-        for measure in ("leads", "writing", "reconciled"):
-            print(f"  {measure:10} {summary([run[measure] for run in runs])}")
+        for measure in ("leads", "after renewal", "writing", "reconciled"):
+            if runs[0][measure] is not None:
+                print(f"  {measure:13} {summary([run[measure] for run in runs])}")
         print(f"  gateway writes per failover: {[run['writes'] for run in runs]}")
     return 0
 

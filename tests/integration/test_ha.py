@@ -138,6 +138,8 @@ def test_sigkill_the_leader_a_standby_leads_in_time_writes_nothing_and_a_restart
         wait_until(lambda: successor.reconciles() >= 1, 10, "the new leader to reconcile")
 
         assert acquired - killed_at <= SHORT.lease + 2 * SHORT.retry
+        transitions = "canaryctl_leader_election_transitions_total"
+        assert successor.metric(transitions, name="canaryctl") == 1  # it saw one handoff
         assert writes(env.emulator.request_log()) == []  # the canary is right: nothing to write
         assert resource_versions(env) == before  # not even a status patch
         assert env.split()[2] == 30 and env.send(100)["v2"] == 30
