@@ -187,13 +187,12 @@ class Controller:
         return self
 
     def start_leading(self, reload_gateway: bool = True) -> None:
-        """Become the writer: enqueue every app, start the workers.
-
-        A standby's gateway cache may predate the previous leader's last writes, so it is
-        read again first (`reload_gateway`); the Service cache is current (watched).
-        """
+        """Become the writer: enqueue every app, start the workers. A standby's gateway cache
+        may predate the old leader's last writes: read it again first, and once more when a
+        write that leader sent just before it stopped can no longer land (suspect window)."""
         if reload_gateway:
             self.load_gateway_cache()
+            self._spawn("takeover-resync", self._resync_after_suspect_window)
         with self._leadership:  # a stop that came first wins: no worker it could not wait for
             if self._leadership_over:
                 return
@@ -206,10 +205,8 @@ class Controller:
         log.info("leading: reconciling every application", extra={"apps": len(apps)})
 
     def stop_leading(self, timeout: float = 5.0) -> bool:
-        """Stop taking work and let in-flight reconciles and queued Events finish (bounded).
-
-        True if everything finished in time, so the Lease can be handed back safely.
-        """
+        """Stop taking work, let in-flight reconciles and queued Events finish (bounded); True
+        if all finished in time, so the Lease can be handed back safely."""
         deadline = time.monotonic() + timeout
         with self._leadership:
             self._leadership_over = True
@@ -308,6 +305,10 @@ class Controller:
     def resync_gateway_forever(self) -> None:
         """Every resync period, re-read the gateway and look at every application again."""
         while not self._stopping.wait(self.settings.resync_period):
+            self.resync_gateway()
+
+    def _resync_after_suspect_window(self) -> None:
+        if not self._stopping.wait(self.settings.suspect_window):
             self.resync_gateway()
 
     def resync_gateway(self) -> None:

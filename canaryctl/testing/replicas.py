@@ -144,10 +144,16 @@ class ReplicaSet:
         wait_until(ready, timeout, f"{replica.name} to be ready")
         return replica
 
+    def api_client(self) -> client.ApiClient:
+        assert self.env.kube is not None, "the environment is not started"
+        return self.env.kube.api_client()
+
     def lease(self) -> client.V1LeaseSpec:
-        with self.env.kube.api_client() as api:
+        with self.api_client() as api:
             coordination = client.CoordinationV1Api(api)
-            return coordination.read_namespaced_lease(self.lease_name, self.lease_namespace).spec
+            spec = coordination.read_namespaced_lease(self.lease_name, self.lease_namespace).spec
+        assert spec is not None
+        return spec
 
     def holder(self) -> str:
         try:
@@ -220,7 +226,7 @@ class LeaseHistory:
         return earlier[-1].holder if earlier else None
 
     def _poll(self) -> None:
-        with self._replicas.env.kube.api_client() as api:
+        with self._replicas.api_client() as api:
             coordination = client.CoordinationV1Api(api)
             while not self._stop.wait(self._interval):
                 try:
@@ -229,7 +235,7 @@ class LeaseHistory:
                     ).spec
                 except client.ApiException:
                     continue
-                if spec.acquire_time is not None:
+                if spec is not None and spec.acquire_time is not None:
                     term = Term(spec.holder_identity or "", spec.acquire_time.timestamp())
                     self._terms[(term.holder, term.since)] = term
 

@@ -297,3 +297,18 @@ def test_a_new_leader_reads_the_gateway_again_and_rewrites_nothing_that_is_right
     assert new_patches == [] and new.recorder.events == []  # type: ignore[attr-defined]
     assert new.stop_leading(timeout=5) is True
     new.stop(timeout=5)
+
+
+def test_a_new_leader_reads_the_gateway_once_more_when_a_late_write_can_no_longer_land():
+    """A write the old leader sent just before it stopped may land after the takeover's read;
+    one more read at the end of the suspect window finds it and puts things right."""
+    gateway = MemoryGateway()
+    built, _ = controller(gateway, workers=1, resync_period=3600, suspect_window=0.5)
+    built.informer = StaticInformer(built.store, [svc("v1", **{ann.APP: "shop"})], lambda *_: None)
+    built.start(lead=False)
+    built.start_leading()
+    wait_until(lambda: ("apply", "shop") in gateway.calls, 10, "shop published")
+    gateway.apps.pop("shop")  # the old leader's late delete lands
+    wait_until(lambda: gateway.calls.count(("apply", "shop")) == 2, 10, "shop put back")
+    assert gateway.calls.count(("list", "*")) == 3  # start, takeover, end of the window
+    built.stop(timeout=5)
