@@ -67,7 +67,7 @@ class DemoEnvironment:
         self.controller_args = list(controller_args)
         self.serviceaccount_dir = serviceaccount_dir
         self.with_prometheus = with_prometheus
-        self.with_controller = with_controller  # False: the caller starts its own (spawn_controller)
+        self.with_controller = with_controller  # False: the caller spawns its own
         self.prometheus: PrometheusServer | None = None
         self.kit = kit_for(gateway)
         # the controller's namespaces: () means just `namespace`, None every namespace
