@@ -9,6 +9,12 @@ threads of their own; this module starts them.)
 
 `build_controller` assembles the real parts; `Controller` takes them, so its loop can be
 tested with an in-memory gateway and a static informer.
+
+Under leader election (`canaryctl.leadership`) every replica runs `start(lead=False)`: caches
+synced and kept warm, health served, nothing written. The replica that wins the Lease calls
+`start_leading()` (re-read the gateway, enqueue every app, start the workers); a graceful
+stop calls `stop_leading()` before the Lease is handed back. Informer events and resyncs
+enqueue only while leading: the new leader enqueues everything anyway.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Protocol
 
 from kubernetes.client import ApiException
@@ -30,6 +37,7 @@ from canaryctl.gateway.base import Gateway, GatewayError
 from canaryctl.gateway.cache import GatewayCache
 from canaryctl.informer import ServiceInformer
 from canaryctl.kube import describe_error, patch_service_annotations
+from canaryctl.leadership import FencedGateway, NotLeading
 from canaryctl.namespaces import NamespaceBindings
 from canaryctl.objects import Service
 from canaryctl.reconciler import (
@@ -86,13 +94,26 @@ class EventSink(Protocol):
     def stop(self, timeout: float = 2.0) -> None: ...
 
 
-def build_controller(api_client, gateway: Gateway, settings: Settings = Settings()) -> Controller:
-    """The controller with its real parts: Service informer, Event recorder, status patches."""
+def build_controller(
+    api_client,
+    gateway: Gateway,
+    settings: Settings = Settings(),
+    may_write: Callable[[], bool] | None = None,
+) -> Controller:
+    """The controller with its real parts: Service informer, Event recorder, status patches.
+
+    `may_write` (leader election: "do we still hold the Lease?") is asked right before every
+    gateway write, status patch and Event; when it says no, nothing is sent.
+    """
+    if may_write is not None:
+        gateway = FencedGateway(gateway, may_write)
 
     def patch_status(service: Service, value: str | None) -> None:
         """Write the status annotation. A Service that is gone (404) or refuses the annotation
         (422: its annotations would exceed 256 KiB) is logged, not retried: retrying the same
         write cannot succeed, and the next change of the Service brings another attempt."""
+        if may_write is not None and not may_write():
+            raise NotLeading(f"status of {service.key} not written")
         try:
             patch_service_annotations(api_client, service.namespace, service.name, {STATUS: value})
         except ApiException as error:
@@ -106,7 +127,7 @@ def build_controller(api_client, gateway: Gateway, settings: Settings = Settings
     controller = Controller(
         ServiceStore(INDEXERS),
         gateway,
-        EventRecorder(api_client),
+        EventRecorder(api_client, may_send=may_write),
         patch_status,
         settings,
         bindings=bindings.bindings if bindings else None,
@@ -162,18 +183,25 @@ class Controller:
             notifier=settings.notifier,
         )
         self._stopping = threading.Event()
+        self._standby = threading.Event()  # set while another replica leads: enqueue nothing
+        self._leadership = threading.Lock()  # start_leading vs stop_leading
+        self._leadership_over = False  # stop_leading ran: never lead again
         self._threads: list[threading.Thread] = []
+        self._workers: list[threading.Thread] = []
         self._endpoints: list[Endpoint] = []
 
     # start-up ----------------------------------------------------------------------------
 
-    def start(self) -> Controller:
-        """Serve metrics and health, sync both caches, then start the workers."""
+    def start(self, lead: bool = True) -> Controller:
+        """Serve metrics and health, sync both caches, then (unless `lead` is False: a standby
+        under leader election) start leading."""
         metrics.initialise(QUEUE_NAME)
         self._endpoints = [
             self.settings.metrics_server(self.settings.metrics_addr, metrics.REGISTRY).start(),
             health_endpoint(self.settings.health_addr, self.ready).start(),
         ]
+        if not lead:
+            self._standby.set()
         for informer in (self.informer, *self.extra_informers):
             informer.start()
         for informer in (self.informer, *self.extra_informers):
@@ -181,14 +209,45 @@ class Controller:
                 raise RuntimeError("the Kubernetes caches did not sync in time")
         self._watch_gateway()
         self.load_gateway_cache()
-        for name in self.gateway_cache.owned_names():  # apps whose members left while we were down
-            self.queue.add(name)
-        for index in range(self.settings.workers):
-            self._spawn(f"worker-{index}", self.run_worker)
         self._spawn("gateway-resync", self.resync_gateway_forever)
         apps = len(self.gateway_cache.owned_names())
         log.info("controller started", extra={"services": len(self.store), "apps": apps})
+        if lead:
+            self.start_leading(reload_gateway=False)
         return self
+
+    def start_leading(self, reload_gateway: bool = True) -> None:
+        """Become the writer: enqueue every app, start the workers. A standby's gateway cache
+        may predate the old leader's last writes: read it again first, and once more when a
+        write that leader sent just before it stopped can no longer land (suspect window)."""
+        if reload_gateway:
+            self.load_gateway_cache()
+            self._spawn("takeover-resync", self._resync_after_suspect_window)
+        with self._leadership:  # a stop that came first wins: no worker it could not wait for
+            if self._leadership_over:
+                return
+            self._standby.clear()  # from here informer events enqueue; earlier ones below
+            apps = {*self.gateway_cache.owned_names(), *self.store.index_values(APP_INDEX)}
+            for app in sorted(apps):  # incl. owned apps whose members left while we were down
+                self.queue.add(app)
+            for index in range(self.settings.workers):
+                self._workers.append(self._spawn(f"worker-{index}", self.run_worker))
+        log.info("leading: reconciling every application", extra={"apps": len(apps)})
+
+    def stop_leading(self, timeout: float = 5.0) -> bool:
+        """Stop taking work, let in-flight reconciles and queued Events finish (bounded); True
+        if all finished in time, so the Lease can be handed back safely."""
+        deadline = time.monotonic() + timeout
+        with self._leadership:
+            self._leadership_over = True
+            self._standby.set()
+        drain = threading.Thread(target=self.queue.shut_down_with_drain, daemon=True)
+        drain.start()
+        for thread in [drain, *self._workers]:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        busy = drain.is_alive() or any(worker.is_alive() for worker in self._workers)
+        flushed = self.recorder.flush(max(0.0, deadline - time.monotonic()))
+        return not busy and flushed
 
     def ready(self) -> bool:
         synced = self.informer.has_synced() and self.gateway_cache.loaded
@@ -203,8 +262,9 @@ class Controller:
 
     def gateway_changed(self, app: str) -> None:
         """The gateway changed `app` behind canaryctl's back: read it again, then reconcile."""
-        self.gateway_cache.mark_suspect(app)
-        self.queue.add(app)
+        self.gateway_cache.mark_suspect(app, until=datetime.now(UTC))
+        if not self._standby.is_set():
+            self.queue.add(app)
 
     def load_gateway_cache(self) -> None:
         """Read the whole gateway once; retry with backoff: nothing can be decided without it."""
@@ -219,10 +279,11 @@ class Controller:
                 self._stopping.wait(delay)
                 delay = min(delay * 2, 30.0)
 
-    def _spawn(self, name: str, target: Callable[[], None]) -> None:
+    def _spawn(self, name: str, target: Callable[[], None]) -> threading.Thread:
         thread = threading.Thread(target=target, name=name, daemon=True)
         thread.start()
         self._threads.append(thread)
+        return thread
 
     # event handler: only enqueues ---------------------------------------------------------
 
@@ -238,6 +299,8 @@ class Controller:
             and old is not new
             and relevant_fingerprint(old) == relevant_fingerprint(new)
         ):
+            return
+        if self._standby.is_set():
             return
         for app in apps_of(old, new):
             self.queue.add(app)
@@ -294,6 +357,10 @@ class Controller:
         while not self._stopping.wait(self.settings.resync_period):
             self.resync_gateway()
 
+    def _resync_after_suspect_window(self) -> None:
+        if not self._stopping.wait(self.settings.suspect_window):
+            self.resync_gateway()
+
     def resync_gateway(self) -> None:
         """Re-read the gateway; enqueue apps whose state changed, and every published app."""
         try:
@@ -301,6 +368,8 @@ class Controller:
             changed = self.gateway_cache.replace(self.gateway.list_apps(), mark)
         except GatewayError as error:
             log.warning("gateway resync failed: %s", error)
+            return
+        if self._standby.is_set():
             return
         for name in changed:
             self.queue.add(name)

@@ -9,7 +9,8 @@ events per type, then one per five minutes, and the rest are dropped (counted). 
 identical to one written in the last ten minutes does not create a new object: the
 existing Event's `count`, `lastTimestamp` and message are patched, so a Warning that
 repeats on every retry shows up once, "x12". If that Event has already expired (404), a
-new one is created.
+new one is created. With leader election, `may_send` is asked right before each send: a
+replica that is no longer the leader drops what is still queued (counted) instead.
 """
 
 from __future__ import annotations
@@ -75,11 +76,13 @@ class EventRecorder:
         autostart: bool = True,
         clock: Callable[[], float] = time.monotonic,
         correlator: EventCorrelator | None = None,
+        may_send: Callable[[], bool] | None = None,
     ):
         self._api = client.CoreV1Api(api_client)
         self.component = component
         self.host = host or socket.gethostname()
         self._max_pending = max_pending
+        self._may_send = may_send
         self._correlator = correlator or EventCorrelator(clock)
         self._log = EventLog(clock, window)
         self._pending: collections.deque[_Occurrence] = collections.deque()
@@ -171,6 +174,9 @@ class EventRecorder:
     def _send_with_retries(self, occurrence: _Occurrence) -> None:
         """Send one event; retry server and connection failures briefly, then give up (logged)."""
         for delay in (*RETRY_DELAYS, None):
+            if self._may_send is not None and not self._may_send():
+                self._drop("not_leader", occurrence.service, occurrence.reason)
+                return
             try:
                 self._send(occurrence)
                 return

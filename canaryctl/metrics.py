@@ -167,7 +167,8 @@ events_total = Counter(
 events_dropped_total = Counter(
     "canaryctl_events_dropped_total",
     "Events not written, by reason: spam_filter (over a Service's burst of 25, refilled "
-    "1 per 5 min), queue_full (the recorder's queue), stopped (the recorder had stopped)",
+    "1 per 5 min), queue_full (the recorder's queue), stopped (the recorder had stopped), "
+    "not_leader (this replica lost the leader election before sending it)",
     ["reason"],
     registry=REGISTRY,
 )
@@ -270,7 +271,7 @@ HOOKS = ("pre", "step", "promote", "rollback")
 HOOK_RESULTS = ("pass", "fail", "error", "dropped")
 WATCH_RESTART_REASONS = ("expired", "closed", "error")
 RELIST_REASONS = ("initial", "expired", "resync")
-EVENT_DROP_REASONS = ("spam_filter", "queue_full", "stopped")
+EVENT_DROP_REASONS = ("spam_filter", "queue_full", "stopped", "not_leader")
 METRICS_AUTH_DECISIONS = ("allowed", "unauthenticated", "forbidden", "error")
 
 

@@ -7,6 +7,10 @@ flags and connects (see `GATEWAYS`). In a pod canaryctl uses the in-cluster conf
 With `--metrics-secure`, `/metrics` is served over HTTPS to callers that kube-apiserver
 authenticates (bearer token, TokenReview) and authorizes for `get` on `/metrics`
 (SubjectAccessReview), with the mounted certificate or a self-signed one made at start.
+
+With `--leader-elect`, replicas contend for a Lease and only its holder writes (see
+`canaryctl.leadership`). Every replica has an identity (pod name + random suffix) that its
+gateway requests carry in their User-Agent, so a gateway's log shows which replica wrote.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import ssl
 import threading
 
 import canaryctl
-from canaryctl import logs, tls
+from canaryctl import leadership, logs, tls
 from canaryctl.controller import Controller, Settings, build_controller
 from canaryctl.delegated_auth import KubernetesAuthGuard
 from canaryctl.gateway.api7 import options as api7_options
@@ -28,6 +32,8 @@ from canaryctl.gateway.apisix import options as apisix_options
 from canaryctl.gateway.base import ConnectError
 from canaryctl.gateway.gatewayapi import options as gatewayapi_options
 from canaryctl.kube import load_api_client
+from canaryctl.leaderelection import ElectionConfig, new_identity, user_agent
+from canaryctl.leadership import ElectedController
 from canaryctl.notify.config import CONFIG_ENV, FORMAT_ENV, URL_FILE_ENV, channels_from_env
 from canaryctl.notify.messages import FORMATS
 from canaryctl.notify.notifier import Notifier
@@ -104,6 +110,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--log-level", choices=("debug", "info", "warning", "error"), default="info"
     )
     parser.add_argument("--dry-run", action="store_true", help="log the plan, write nothing")
+    leadership.add_options(parser)
     for backend in GATEWAYS.values():
         backend.add_options(parser)
     _configure_notifications(parser)
@@ -154,36 +161,58 @@ def run(args: argparse.Namespace) -> int:
     try:
         settings = _settings(args)
         metrics_tls = _metrics_tls(args)
+        election = leadership.election_config(args)
     except (ValueError, OSError) as error:  # e.g. an unknown {variable}, an unreadable cert
         log.error("invalid flag: %s", error)
         return 2
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
+    identity = new_identity()
+    agent = user_agent(f"canaryctl/{canaryctl.__version__}", identity)
     try:
-        connection = GATEWAYS[args.gateway].connect(args, f"canaryctl/{canaryctl.__version__}")
+        connection = GATEWAYS[args.gateway].connect(args, agent)
     except ConnectError as error:
         log.error("%s", error)
         return error.exit_code
     api = load_api_client(args.kubeconfig)
     if metrics_tls is not None:
         settings = dataclasses.replace(settings, metrics_server=_secure_metrics(api, metrics_tls))
-    controller = build_controller(api, connection.gateway, settings)
+    replica = _replica(api, election, identity)
+    may_write = replica.elector.is_leader if replica else None
+    controller = build_controller(api, connection.gateway, settings, may_write)
     failed = threading.Event()
     threading.Thread(
-        target=_start, args=(controller, stop, failed), name="start", daemon=True
+        target=_start, args=(controller, replica, stop, failed), name="start", daemon=True
     ).start()
     stop.wait()
     log.info("shutting down" if not failed.is_set() else "giving up")
+    if replica is not None:
+        replica.stop()  # a leader drains its work, then hands the Lease back
     controller.stop()
     connection.close()
     return 1 if failed.is_set() else 0
 
 
-def _start(controller: Controller, stop: threading.Event, failed: threading.Event) -> None:
+def _replica(api, election: ElectionConfig | None, identity: str) -> ElectedController | None:
+    if election is None:
+        return None
+    log.info("leader election on", extra={"lease": election.describe(), "identity": identity})
+    return ElectedController(api, election, identity)
+
+
+def _start(
+    controller: Controller,
+    replica: ElectedController | None,
+    stop: threading.Event,
+    failed: threading.Event,
+) -> None:
     """Start in the background so a signal during start-up still stops the process promptly."""
     try:
-        controller.start()
+        if replica is None:
+            controller.start()
+        else:
+            replica.start(controller)
     except Exception:
         log.exception("controller failed to start")
         failed.set()

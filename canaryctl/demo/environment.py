@@ -17,7 +17,7 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -60,6 +60,7 @@ class DemoEnvironment:
         gateway: str = "api7",
         watched: Sequence[str] | None = (),
         scrape_controller: bool = False,
+        with_controller: bool = True,
     ):
         self.versions = list(versions)
         self.namespace = namespace
@@ -67,6 +68,7 @@ class DemoEnvironment:
         self.controller_args = list(controller_args)
         self.serviceaccount_dir = serviceaccount_dir
         self.with_prometheus = with_prometheus
+        self.with_controller = with_controller  # False: the caller spawns its own
         self.prometheus: PrometheusServer | None = None
         self.kit = kit_for(gateway)
         # the controller's namespaces: () means just `namespace`, None every namespace
@@ -116,7 +118,8 @@ class DemoEnvironment:
             self._stack.callback(
                 self.kubectl, "delete", "namespace", self.namespace, "--wait=false", check=False
             )
-        self.start_controller()
+        if self.with_controller:
+            self.start_controller()
 
     def _prometheus(self) -> PrometheusServer:
         """Scraping the gateway's data plane, or (`kit.backend_metrics`) each backend's own
@@ -175,6 +178,7 @@ class DemoEnvironment:
         health_port: int,
         log_path: Path,
         extra_args: Sequence[str] = (),
+        extra_env: Mapping[str, str] | None = None,
     ) -> subprocess.Popen:
         """Start one `canaryctl run` for this environment (None: watching every namespace)."""
         access_args, access_env = self._kube_access()
@@ -193,7 +197,7 @@ class DemoEnvironment:
             *self.controller_args,
             *extra_args,
         ]
-        env = {**os.environ, **access_env, **self.kit.controller_env()}
+        env = {**os.environ, **access_env, **self.kit.controller_env(), **(extra_env or {})}
         with open(log_path, "ab") as log:
             return subprocess.Popen(
                 command, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL

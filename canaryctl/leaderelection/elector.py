@@ -2,17 +2,19 @@
 
 One thread runs `run()` in two phases, as client-go's LeaderElector does. Acquiring: try
 every retry period (jittered x1.2), taking the Lease over only once it is free, released
-or expired by our own clock. Leading: `on_started_leading` runs in its own thread with an
-Event that is set when leadership ends; the Lease is renewed every retry period; when no
-renewal has succeeded for `renew_deadline` (counted from when the last good one was sent)
-or someone else holds the Lease, we step down and `run()` returns. It does not contend
-again: a replica that lost the lease should exit and restart clean, as controllers do.
+or expired by our own clock; a watch on the Lease (`leasewatch`) makes a standby try at
+once when it sees the Lease released or deleted, and right when the holder's lease runs
+out by our clock, rather than at its next poll. Leading: `on_started_leading` runs in its
+own thread with an Event that is set when leadership ends; the Lease is renewed every
+retry period; when no renewal has succeeded for `renew_deadline` (counted from when the
+last good one was sent) or someone else holds the Lease, we step down and `run()` returns.
+It does not contend again: a replica that lost the lease should exit and restart clean.
 
 `is_leader()` is computed from the clock on every call, so it turns False at the renew
 deadline even while the loop is stuck in a request; writers should ask it right before
 each write. Stopping gracefully waits for the leader's work to finish, then releases the
-Lease so a standby takes over at its next try instead of after a full lease duration; the
-work returning or raising on its own counts as a graceful stop. Unlike client-go,
+Lease so a watching standby takes over at once instead of after a full lease duration;
+the work returning or raising on its own counts as a graceful stop. Unlike client-go,
 on_stopped_leading is called only by an elector that led, and on_new_leader is not told
 about an empty (released) holder.
 """
@@ -31,8 +33,10 @@ import urllib3
 from kubernetes import client
 
 from canaryctl import metrics
+from canaryctl.kube import describe_error
 from canaryctl.leaderelection.config import ElectionConfig, jittered, new_identity, user_agent
 from canaryctl.leaderelection.leaselock import LeaseConflict, LeaseLock
+from canaryctl.leaderelection.leasewatch import LatestVersion, LeaseWatch
 from canaryctl.leaderelection.state import ElectionState
 
 log = logging.getLogger(__name__)
@@ -46,7 +50,8 @@ class LeaderElector:
 
     `identity` defaults to `new_identity()`; `lock` to a LeaseLock on `api` named by
     `config`. `clock` (monotonic seconds) judges every expiry and deadline, `wall_clock`
-    only stamps acquireTime/renewTime, `rng` jitters the retries.
+    only stamps acquireTime/renewTime, `rng` jitters the retries. `watch=False` leaves
+    standbys to polling alone, as client-go does.
     """
 
     def __init__(
@@ -62,6 +67,7 @@ class LeaderElector:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         rng: Callable[[], float] = random.random,
+        watch: bool = True,
     ) -> None:
         self.config = config
         self.identity = identity or new_identity()
@@ -79,6 +85,8 @@ class LeaderElector:
         self._worker: threading.Thread | None = None
         self._reported_leader: str | None = None
         self._new_leaders: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self._watch = watch
+        self._watched = LatestVersion()  # what the watch saw; its `wake` is set by stop() too
         metrics.initialise_leader_election(config.lease_name)
 
     # public surface -----------------------------------------------------------------------
@@ -112,6 +120,7 @@ class LeaderElector:
         """
         self._release_on_stop = release
         self._stop.set()
+        self._watched.wake.set()
         waits = timeout if timeout is not None else self.config.renew_deadline + 5.0
         if self._thread and self._thread is not threading.current_thread():
             self._thread.join(waits)
@@ -137,12 +146,50 @@ class LeaderElector:
     # phases -------------------------------------------------------------------------------
 
     def _acquire(self) -> bool:
-        """Try every jittered retry period until we hold the Lease (True) or are stopped."""
+        """Try until we hold the Lease (True) or are stopped; see `_wait_for_next_try`."""
+        watch = LeaseWatch(self._lock, self._watched.put, clock=self._clock)
+        if self._watch:
+            watch.start()
+        try:
+            while not self._stop.is_set():
+                tried_at = self._clock()
+                if self._try_acquire_or_renew():
+                    return True
+                self._wait_for_next_try(tried_at)
+            return False
+        finally:
+            watch.stop(timeout=0)  # it ends on its own; leading must not wait for it
+
+    def _wait_for_next_try(self, tried_at: float) -> None:
+        """Wait a jittered retry period, or less: until the Lease is free by what we know.
+
+        Free means seen released or deleted, or another holder's lease run out by our clock
+        (`ElectionState.free_at`). Only news since the last try counts, so a try that fails
+        for another reason waits for the retry period instead of spinning.
+        """
+        poll_at = self._clock() + jittered(self.config.retry_period, self._rng)
         while not self._stop.is_set():
-            if self._try_acquire_or_renew():
-                return True
-            self._stop.wait(jittered(self.config.retry_period, self._rng))
-        return False
+            self._watched.wake.clear()
+            self._take_watched()
+            with self._guard:
+                free_at = self._state.free_at()
+            due = poll_at if free_at is None or free_at <= tried_at else min(poll_at, free_at)
+            wait = due - self._clock()
+            if wait <= 0:
+                return
+            self._watched.wake.wait(wait)
+
+    def _take_watched(self) -> None:
+        """Fold the newest watched version into the state (election thread, between tries)."""
+        seen = self._watched.take()
+        if seen is not None:
+            lease, seen_at = seen
+            with self._guard:
+                if lease is None:
+                    self._state.forget_lease(seen_at)
+                else:
+                    self._state.observe(lease, seen_at)
+            self._report_new_leader()
 
     def _lead(self) -> None:
         with self._guard:
@@ -203,7 +250,7 @@ class LeaderElector:
         except LeaseConflict:
             log.info("lease %s changed under us; will read it again", self.config.describe())
         except EXPECTED_ERRORS as error:
-            log.warning("lease %s: %s", self.config.describe(), _describe(error))
+            log.warning("lease %s: %s", self.config.describe(), describe_error(error))
         except Exception:
             log.exception("lease %s: unexpected error", self.config.describe())
         finally:
@@ -221,7 +268,7 @@ class LeaderElector:
         lease = self._lock.get(timeout=deadline - self._clock())
         with self._guard:
             if lease is None:
-                self._state.forget_lease()
+                self._state.forget_lease(self._clock())
             else:
                 self._state.observe(lease, self._clock())
                 if self._state.held_by_other(self._clock()):
@@ -253,12 +300,12 @@ class LeaderElector:
         try:
             written = self._lock.update(current, spec, self.config.renew_deadline)
         except LeaseConflict:
-            log.info(
-                "lease %s changed before release; nothing to hand back", self.config.describe()
-            )
+            log.info("lease %s changed before release: not ours", self.config.describe())
             return
         except EXPECTED_ERRORS as error:
-            log.warning("cannot release lease %s: %s", self.config.describe(), _describe(error))
+            log.warning(
+                "cannot release lease %s: %s", self.config.describe(), describe_error(error)
+            )
             return
         with self._guard:
             self._state.wrote(written, sent_at, self._clock())
@@ -312,10 +359,3 @@ def _call_safely(callback: Callable[..., object] | None, *args: object) -> None:
         callback(*args)
     except Exception:
         log.exception("leader election callback %s failed", getattr(callback, "__name__", "?"))
-
-
-def _describe(error: Exception) -> str:
-    """One short line: the HTTP status of API errors, else the error's type and text."""
-    if isinstance(error, client.ApiException):
-        return f"HTTP {error.status} {error.reason}"
-    return f"{type(error).__name__}: {error}"

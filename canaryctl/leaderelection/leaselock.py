@@ -1,4 +1,4 @@
-"""The three API calls leader election makes on a coordination.k8s.io/v1 Lease, as raw JSON.
+"""The API calls leader election makes on a coordination.k8s.io/v1 Lease, as raw JSON.
 
 Writes are full updates (PUT) carrying the resourceVersion of the Lease as last seen, so
 the API server itself arbitrates races: of two electors writing the same version, one
@@ -10,6 +10,9 @@ think it still leads. The generated client cannot promise that (urllib3 silently
 timed-out PUT up to three times, each with a fresh timeout) and its typed models reject
 Lease fields newer than the client, so requests go through the ApiClient's own connection
 pool and credentials (including a rotated ServiceAccount token) but not through its models.
+
+Standbys also watch the one Lease (`watch`, a stream of JSON lines) so that a released Lease
+is taken at once rather than at the next poll; see `leasewatch`.
 """
 
 from __future__ import annotations
@@ -61,6 +64,43 @@ class LeaseLock:
         """
         body = {**lease, "spec": {**(lease.get("spec") or {}), **spec}}
         return self._request("PUT", f"/{self.name}", body, timeout)
+
+    def watch(
+        self, resource_version: str, server_timeout: int, read_timeout: float
+    ) -> urllib3.BaseHTTPResponse:
+        """Open a watch of this Lease alone (fieldSelector on its name), streaming.
+
+        An empty `resource_version` starts with the Lease as it is now (an ADDED event, none if
+        it does not exist). The caller reads the stream and closes it; ApiException on refusal.
+        """
+        query = [
+            ("fieldSelector", f"metadata.name={self.name}"),
+            ("watch", "true"),
+            ("allowWatchBookmarks", "true"),
+            ("timeoutSeconds", str(server_timeout)),
+        ]
+        if resource_version:
+            query.append(("resourceVersion", resource_version))
+        _, url, headers, _, _ = self._api.param_serialize(
+            "GET",
+            LEASES.format(namespace=self.namespace),
+            query_params=query,
+            header_params={"Accept": "application/json"},
+            auth_settings=["BearerToken"],
+        )
+        response = self._api.rest_client.pool_manager.request(
+            "GET",
+            url,
+            headers=headers,
+            timeout=urllib3.Timeout(connect=5.0, read=read_timeout),
+            retries=False,
+            preload_content=False,
+        )
+        if response.status != 200:
+            response.drain_conn()
+            response.release_conn()
+            raise client.ApiException(status=response.status, reason=response.reason)
+        return response
 
     def _request(self, method: str, suffix: str, body: dict | None, timeout: float) -> dict:
         """One request, no retries, at most `timeout` seconds; the response's JSON body.

@@ -75,8 +75,10 @@ class ElectionState:
         self.observe(lease, now)
         self.renewed_at = sent_at if self.holding else None
 
-    def forget_lease(self) -> None:
-        """The Lease was not found: the next write is a create."""
+    def forget_lease(self, now: float) -> None:
+        """The Lease was not found (seen missing at `now`): the next write is a create."""
+        if self.record is not None:
+            self.observed_at = now
         self.lease = self.record = None
 
     @property
@@ -100,6 +102,20 @@ class ElectionState:
         """True while someone else holds a lease that has not expired by our clock."""
         expiry = self.expires_at()
         return expiry is not None and now < expiry
+
+    def free_at(self) -> float | None:
+        """From when the Lease may be taken by our clock; None while we hold it.
+
+        A missing or released Lease is free from when we saw it so; another holder's lease
+        from its expiry. The elector tries early only when this moment is newer than its
+        last try, so a standby that keeps failing falls back to its retry period.
+        """
+        record = self.record
+        if record is not None and record.holder == self.identity:
+            return None
+        if record is None or not record.holder:
+            return self.observed_at
+        return self.expires_at()
 
     def leading_until(self) -> float | None:
         """When we must stop acting as leader unless a renewal succeeds first."""

@@ -507,6 +507,21 @@ def test_faults_over_the_admin_api(fresh: Emulator):
     assert fresh.request_log() == []
 
 
+def test_the_request_log_names_each_callers_user_agent(fresh: Emulator):
+    """So a test can tell which controller replica wrote (canaryctl sends its identity there)."""
+    client = Client(fresh)
+    client.session.headers["User-Agent"] = "canaryctl/0.1.0 (replica-a_1f2e)"
+    client.ok("GET", "/user/me")
+    client.session.headers["User-Agent"] = "canaryctl/0.1.0 (replica-b_3d4c)"
+    client.call("GET", "/user/me", headers={"Authorization": "Bearer wrong"})
+    assert [(r.status, r.user_agent) for r in fresh.request_log()] == [
+        (200, "canaryctl/0.1.0 (replica-a_1f2e)"),
+        (401, "canaryctl/0.1.0 (replica-b_3d4c)"),
+    ]
+    logged = requests.get(f"{fresh.url}/_emulator/requests", timeout=5).json()["requests"]
+    assert [r["user_agent"] for r in logged] == [r.user_agent for r in fresh.request_log()]
+
+
 def test_admin_state_and_resolve(fresh: Emulator):
     client = Client(fresh)
     app = client.ok("POST", apps_path(fresh), json=app_body("state"))

@@ -309,6 +309,13 @@ def test_drop_fault_closes_the_connection(fresh: ApisixEmulator):
     assert [(r.method, r.status) for r in fresh.request_log()] == [("PUT", 0), ("PUT", 201)]
 
 
+def test_the_request_log_names_each_callers_user_agent(fresh: ApisixEmulator):
+    admin = Admin(fresh)
+    admin.session.headers["User-Agent"] = "canaryctl/0.1.0 (replica-a_1f2e)"
+    admin.ok("PUT", "/upstreams/u", expected=201, json=UPSTREAM)
+    assert [r.user_agent for r in fresh.request_log()] == ["canaryctl/0.1.0 (replica-a_1f2e)"]
+
+
 def test_control_api(fresh: ApisixEmulator):
     control = fresh.admin_url + "/_emulator"
     admin = Admin(fresh)

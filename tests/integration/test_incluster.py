@@ -7,7 +7,9 @@ The controller gets no kubeconfig (no flag, no KUBECONFIG, an empty HOME) and th
 Deployment's own arguments (`--metrics-secure` among them), and the seed's walk-through
 must still converge — every list, watch, status patch and Event going through RBAC —
 without a single refusal and without a token ever reaching the log; `/metrics` answers
-over HTTPS only to a ServiceAccount bound to `canaryctl-metrics-reader`.
+over HTTPS only to a ServiceAccount bound to `canaryctl-metrics-reader`. The Deployment runs
+`--leader-elect`, so the controller first takes the Lease in its own namespace (found from
+the ServiceAccount mount), watches it as the Role allows, and hands it back on SIGTERM.
 """
 
 from __future__ import annotations
@@ -121,6 +123,8 @@ def test_seed_walkthrough_converges_as_the_shipped_serviceaccount(
     log = demo.controller_log.read_text()
     assert "controller started" in log
     assert "Forbidden" not in log, log[-3000:]  # an RBAC refusal, however it was logged
+    assert "HTTP 403" not in log and "cannot watch lease" not in log, log[-3000:]
+    assert "became leader of lease canaryctl-system/canaryctl" in log
     assert pod_token not in log and demo.kit.token not in log and metrics_reader_token not in log
 
     reader, controller_itself, anonymous = scrapes
@@ -139,6 +143,10 @@ def test_seed_walkthrough_converges_as_the_shipped_serviceaccount(
         "get", "events", "-n", demo.namespace, "-o", "jsonpath={.items[*].reason}"
     ).stdout.split()
     assert {"Published", "Promoted"} <= set(events), events
+
+    # handed back on SIGTERM: the next replica need not wait for it to expire
+    lease = demo.kubectl("get", "lease", "canaryctl", "-n", SYSTEM_NAMESPACE, "-o", "json").stdout
+    assert not json.loads(lease)["spec"].get("holderIdentity")
 
 
 def scrape_secure_metrics(demo, tmp_path: Path, reader: str, pod: str) -> list[requests.Response]:

@@ -390,3 +390,95 @@ def test_three_electors_never_lead_at_once_through_churn(kube_api, config, start
 
     assert sampler.overlaps == []
     assert sampler.samples > 5000
+
+
+# standbys watching the Lease ------------------------------------------------------------------
+
+
+def slow_poll(namespace: str) -> ElectionConfig:
+    """Timings whose polls are 2-4.4 s apart and whose lease lasts 10 s: a takeover faster
+    than that can only come from the standby's watch on the Lease."""
+    return ElectionConfig("canaryctl", namespace, 10, 6.0, 2.0)
+
+
+def test_a_watching_standby_takes_a_released_lease_before_its_next_poll(namespace, start):
+    slow = slow_poll(namespace)
+    first = start(config=slow)
+    lead(first)
+    standby = start(config=slow)
+    sees(standby, first)
+
+    stopped_at = time.monotonic()
+    first.elector.stop()
+    lead(standby, 3)
+    # polling alone would take at least one retry period (2 s); expiry 10 s
+    assert standby.started_at - stopped_at < slow.retry_period / 2
+
+
+def test_a_watching_standby_takes_over_right_when_a_crashed_leaders_lease_runs_out(
+    kube_api, namespace, start
+):
+    slow = slow_poll(namespace)
+    first = start(config=slow)
+    lead(first)
+    standby = start(config=slow)
+    sees(standby, first)
+
+    crashed_at = time.monotonic()
+    first.elector.stop(release=False)
+    lead(standby, slow.lease_duration + 3 * slow.retry_period)
+    takeover = standby.started_at - crashed_at
+    # the last renewal came at most one retry period before the crash and was seen at once;
+    # polling would add up to two jittered retries (8.8 s) on top of the lease duration
+    assert slow.lease_duration - slow.retry_period - SLACK <= takeover
+    assert takeover <= slow.lease_duration + SLACK
+    assert read_lease(kube_api, slow).holder_identity == standby.identity
+
+
+def service_account_api(localkube, namespace, tmp_path, monkeypatch, verbs: str, names: str = ""):
+    """An ApiClient as ServiceAccount `elector`, allowed `verbs` on leases (only `names`)."""
+    kubectl = localkube.kubectl
+    kubectl("create", "serviceaccount", "elector", "-n", namespace)
+    limit = [f"--resource-name={name}" for name in names.split(",") if name]
+    kubectl("create", "role", "elector", "-n", namespace, f"--verb={verbs}",
+            "--resource=leases.coordination.k8s.io", *limit)  # fmt: skip
+    kubectl("create", "rolebinding", "elector", "-n", namespace, "--role=elector",
+            f"--serviceaccount={namespace}:elector")  # fmt: skip
+    (tmp_path / "token").write_text(localkube.service_account_token(namespace, "elector"))
+    shutil.copy(localkube.pki / "ca.crt", tmp_path / "ca.crt")
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", str(localkube.apiserver_port))
+    monkeypatch.setenv(SERVICEACCOUNT_DIR_ENV, str(tmp_path))
+    return load_api_client(None)
+
+
+def test_watching_one_lease_needs_only_watch_on_that_name(
+    localkube, namespace, start, tmp_path, monkeypatch, caplog
+):
+    slow = slow_poll(namespace)
+    first = start(config=slow)
+    lead(first)
+    with service_account_api(localkube, namespace, tmp_path, monkeypatch,
+                             "get,update,watch", names="canaryctl") as pod_api:  # fmt: skip
+        standby = start(pod_api, config=slow)
+        sees(standby, first)
+        stopped_at = time.monotonic()
+        first.elector.stop()
+        lead(standby, 3)
+    assert standby.started_at - stopped_at < slow.retry_period / 2  # the watch was allowed
+    assert "cannot watch lease" not in caplog.text
+
+
+def test_without_watch_permission_a_standby_falls_back_to_polling(
+    localkube, namespace, start, tmp_path, monkeypatch, caplog
+):
+    slow = slow_poll(namespace)
+    first = start(config=slow)
+    lead(first)
+    with service_account_api(localkube, namespace, tmp_path, monkeypatch,
+                             "get,update") as pod_api:  # fmt: skip
+        standby = start(pod_api, config=slow)
+        sees(standby, first)
+        first.elector.stop()
+        lead(standby, slow.retry_period * (1 + JITTER_FACTOR) + SLACK)
+    assert "cannot watch lease canaryctl (HTTP 403)" in caplog.text

@@ -3,13 +3,15 @@
 The kustomization is applied for real to the local control plane (server-side validation,
 admission, Pod Security), dry-run again, moved to another namespace by an overlay, and
 then the controller's ServiceAccount is asked, verb by verb, what it may do: everything
-`canaryctl run` calls is allowed, everything else — Secrets above all — is denied.
+`canaryctl run` calls is allowed, everything else — Secrets above all — is denied. Leader
+election's Lease is allowed in the controller's own namespace only, and only by its name.
 """
 
 from __future__ import annotations
 
 import copy
 import os
+import re
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -87,11 +89,14 @@ def test_apply_creates_every_object_without_warnings(localkube, installed):
         "clusterrole/canaryctl",
         "clusterrolebinding/canaryctl",
         "clusterrole/canaryctl-metrics-reader",
+        "role/canaryctl-leader-election",
+        "rolebinding/canaryctl-leader-election",
         "deployment/canaryctl",
+        "poddisruptionbudget/canaryctl",
         "service/canaryctl-metrics",
     }
     reported = {
-        line.split()[0].replace(".rbac.authorization.k8s.io", "").replace(".apps", "")
+        re.sub(r"\.(rbac\.authorization\.k8s\.io|apps|policy)/", "/", line.split()[0])
         for line in installed.stdout.splitlines()
     }
     assert reported == kinds
@@ -100,7 +105,7 @@ def test_apply_creates_every_object_without_warnings(localkube, installed):
 
 def test_server_dry_run_is_clean(localkube, installed):
     lines = dry_run_lines(localkube, MANIFESTS)
-    assert len(lines) == 7 and all(line.endswith("(server dry run)") for line in lines), lines
+    assert len(lines) == 10 and all(line.endswith("(server dry run)") for line in lines), lines
 
 
 def test_namespace_is_overridable_by_an_overlay(localkube, declared_namespace, tmp_path):
@@ -108,17 +113,22 @@ def test_namespace_is_overridable_by_an_overlay(localkube, declared_namespace, t
     directory = overlay(tmp_path, MANIFESTS, namespace)
     objects = render(localkube, directory)
     assert [o["metadata"]["name"] for o in of_kind(objects, "Namespace")] == [namespace]
-    namespaced = [o for o in objects if o["kind"] in ("ServiceAccount", "Deployment", "Service")]
+    namespaced = [o for o in objects if o["kind"] not in ("Namespace", "ClusterRole",
+                                                         "ClusterRoleBinding")]  # fmt: skip
+    assert len(namespaced) == 6
     assert {o["metadata"]["namespace"] for o in namespaced} == {namespace}
-    [binding] = of_kind(objects, "ClusterRoleBinding")
-    assert binding["subjects"] == [
-        {"kind": "ServiceAccount", "name": "canaryctl", "namespace": namespace}
-    ]
+    for binding in of_kind(objects, "ClusterRoleBinding") + of_kind(objects, "RoleBinding"):
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": "canaryctl", "namespace": namespace}
+        ]
     created = [
         line for line in dry_run_lines(localkube, directory) if "created (server dry run)" in line
     ]
     assert sorted(line.split()[0] for line in created) == [
         "deployment.apps/canaryctl",
+        "poddisruptionbudget.policy/canaryctl",
+        "role.rbac.authorization.k8s.io/canaryctl-leader-election",
+        "rolebinding.rbac.authorization.k8s.io/canaryctl-leader-election",
         "service/canaryctl-metrics",
         "serviceaccount/canaryctl",
     ]
@@ -186,14 +196,28 @@ def test_deployment_matches_the_controller_contract(localkube):
     [deployment], [metrics] = of_kind(objects, "Deployment"), of_kind(objects, "Service")
     spec, pod = deployment["spec"], deployment["spec"]["template"]["spec"]
     [container] = pod["containers"]
-    assert (spec["replicas"], spec["strategy"]["type"]) == (1, "Recreate")  # no leader election yet
-    assert container["image"] == f"ghcr.io/canaryctl/canaryctl:{canaryctl.__version__}"
-    assert container["args"] == ["run", "--log-format=json", "--metrics-secure"]
-    env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"]}
-    assert env == {
-        "API7_CLOUD_TOKEN": {"name": "api7-cloud", "key": "token"},
-        "API7_CLOUD_ADDR": {"name": "api7-cloud", "key": "addr", "optional": True},
+    assert spec["replicas"] == 2  # a leader and a warm standby
+    assert spec["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},  # the new pod is ready first
     }
+    assert container["image"] == f"ghcr.io/canaryctl/canaryctl:{canaryctl.__version__}"
+    assert container["args"] == ["run", "--log-format=json", "--metrics-secure", "--leader-elect"]
+    env = {e["name"]: e["valueFrom"] for e in container["env"]}
+    assert env == {
+        "API7_CLOUD_TOKEN": {"secretKeyRef": {"name": "api7-cloud", "key": "token"}},
+        "API7_CLOUD_ADDR": {"secretKeyRef": {"name": "api7-cloud", "key": "addr",
+                                             "optional": True}},
+        "POD_NAME": {"fieldRef": {"fieldPath": "metadata.name"}},
+        "POD_NAMESPACE": {"fieldRef": {"fieldPath": "metadata.namespace"}},
+    }  # fmt: skip
+    [spread] = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert spread["podAffinityTerm"] == {
+        "topologyKey": "kubernetes.io/hostname",
+        "labelSelector": {"matchLabels": deployment["spec"]["selector"]["matchLabels"]},
+    }
+    [budget] = of_kind(objects, "PodDisruptionBudget")
+    assert budget["spec"] == {"minAvailable": 1, "selector": deployment["spec"]["selector"]}
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports == {"metrics": 8080, "health": 8081}
     assert (container["livenessProbe"]["httpGet"], container["readinessProbe"]["httpGet"]) == (
@@ -247,7 +271,6 @@ DENIED = [
     ("get", "pods", IN_APP_NAMESPACE),
     ("list", "configmaps", EVERYWHERE),
     ("list", "endpointslices.discovery.k8s.io", EVERYWHERE),
-    ("create", "leases.coordination.k8s.io", IN_OWN_NAMESPACE),
     ("patch", "deployments.apps", IN_OWN_NAMESPACE),
     ("create", "serviceaccounts", (*IN_OWN_NAMESPACE, "--subresource=token")),
     ("impersonate", "users", EVERYWHERE),
@@ -280,9 +303,9 @@ def test_controller_may_not(localkube, installed, verb, resource, scope):
     assert can_i(localkube, CONTROLLER, verb, resource, scope) == "no"
 
 
-def granted_rules(localkube, user: str) -> set[tuple[str, ...]]:
+def granted_rules(localkube, user: str, namespace: str = APP_NAMESPACE) -> set[tuple[str, ...]]:
     """`kubectl auth can-i --list` rows as (resource, non-resource URLs, names, verbs)."""
-    table = localkube.kubectl("auth", "can-i", "--list", f"--as={user}", "-n", APP_NAMESPACE).stdout
+    table = localkube.kubectl("auth", "can-i", "--list", f"--as={user}", "-n", namespace).stdout
     return {tuple(line.split()) for line in table.splitlines()[1:]}
 
 
@@ -297,6 +320,50 @@ def test_controller_has_nothing_beyond_its_four_rules(localkube, installed):
         ("services", "[]", "[]", "[get", "list", "watch", "patch]"),
         ("tokenreviews.authentication.k8s.io", "[]", "[]", "[create]"),
         ("subjectaccessreviews.authorization.k8s.io", "[]", "[]", "[create]"),
+    }
+
+
+# leader election: its Lease, in its own namespace, by name --------------------------------------
+
+LEASES = "leases.coordination.k8s.io"
+LEASE_ALLOWED = [
+    ("create", LEASES),  # the first replica creates it; create cannot be limited to a name
+    ("get", f"{LEASES}/canaryctl"),
+    ("update", f"{LEASES}/canaryctl"),  # renew, take over, hand back
+    ("watch", f"{LEASES}/canaryctl"),  # standbys: a watch with fieldSelector metadata.name
+]
+LEASE_DENIED = [
+    ("get", f"{LEASES}/someone-elses"),
+    ("update", f"{LEASES}/someone-elses"),
+    ("watch", LEASES),  # every Lease of the namespace
+    ("list", LEASES),
+    ("patch", f"{LEASES}/canaryctl"),
+    ("delete", f"{LEASES}/canaryctl"),
+]
+
+
+@pytest.mark.parametrize("verb, resource", LEASE_ALLOWED, ids=[v for v, _ in LEASE_ALLOWED])
+def test_leader_election_is_allowed_in_the_controllers_own_namespace_only(
+    localkube, installed, verb, resource
+):
+    assert can_i(localkube, CONTROLLER, verb, resource, IN_OWN_NAMESPACE) == "yes"
+    assert can_i(localkube, CONTROLLER, verb, resource, IN_APP_NAMESPACE) == "no"
+    assert can_i(localkube, CONTROLLER, verb, resource, EVERYWHERE) == "no"  # cluster-wide
+
+
+@pytest.mark.parametrize(
+    "verb, resource", LEASE_DENIED, ids=[f"{v}-{r.rpartition('/')[2]}" for v, r in LEASE_DENIED]
+)
+def test_no_other_lease_and_no_other_verb(localkube, installed, verb, resource):
+    assert can_i(localkube, CONTROLLER, verb, resource, IN_OWN_NAMESPACE) == "no"
+
+
+def test_in_its_own_namespace_the_controller_has_only_the_lease_rules_more(localkube, installed):
+    own = granted_rules(localkube, CONTROLLER, SYSTEM_NAMESPACE)
+    elsewhere = granted_rules(localkube, CONTROLLER)
+    assert own - elsewhere == {
+        (LEASES, "[]", "[]", "[create]"),
+        (LEASES, "[]", "[canaryctl]", "[get", "update", "watch]"),
     }
 
 

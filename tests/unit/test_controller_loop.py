@@ -256,3 +256,59 @@ def test_start_fails_when_the_services_never_sync():
     with pytest.raises(RuntimeError, match="did not sync"):
         built.start()
     built.stop(timeout=1)
+
+
+# --- standing by and leading (leader election) ----------------------------------------------------
+
+
+def test_a_standby_syncs_and_is_ready_but_reconciles_and_enqueues_nothing():
+    gateway = MemoryGateway({"gone": AppState("gone", True, V1, None, 0)})
+    built, patches = controller(gateway, workers=1, resync_period=3600)
+    services = [svc("v1", **{ann.APP: "shop"})]
+    built.informer = StaticInformer(built.store, services, built.enqueue_service_change)
+    built.start(lead=False)
+    assert built.ready()  # synced: a standby is ready to take over
+    built.enqueue_service_change(None, svc("v2", **{ann.APP: "cart"}))
+    built.resync_gateway()
+    assert len(built.queue.inner) == 0 and gateway.calls == [("list", "*"), ("list", "*")]
+    assert patches == [] and built.recorder.events == []  # type: ignore[attr-defined]
+    built.stop(timeout=5)
+
+
+def test_a_new_leader_reads_the_gateway_again_and_rewrites_nothing_that_is_right():
+    """The old leader published `shop` after this standby's gateway read; the new leader reads
+    again, looks at every app and finds nothing to write: no gateway write, no status patch."""
+    gateway = MemoryGateway()
+    old, old_patches = controller(gateway, workers=1, resync_period=3600)
+    old.informer = StaticInformer(old.store, [svc("v1", **{ann.APP: "shop"})], lambda *_: None)
+    new, new_patches = controller(gateway, workers=1, resync_period=3600)
+    new.informer = StaticInformer(new.store, [], new.enqueue_service_change)
+    new.start(lead=False)  # a standby whose gateway read found nothing yet
+    old.start()
+    wait_until(lambda: len(old_patches) == 1, 10, "the old leader to publish shop")
+    old.stop(timeout=5)
+    [(_, status)] = old_patches  # what the Service now carries, as the informer would show
+    new.store.upsert(svc("v1", "2", **{ann.APP: "shop", ann.STATUS: status}))
+    gateway.calls.clear()
+
+    new.start_leading()
+    wait_until(lambda: ("forget", "shop") in new.queue.log, 10, "shop reconciled")
+    assert gateway.calls == [("list", "*")]  # read again, written never
+    assert new_patches == [] and new.recorder.events == []  # type: ignore[attr-defined]
+    assert new.stop_leading(timeout=5) is True
+    new.stop(timeout=5)
+
+
+def test_a_new_leader_reads_the_gateway_once_more_when_a_late_write_can_no_longer_land():
+    """A write the old leader sent just before it stopped may land after the takeover's read;
+    one more read at the end of the suspect window finds it and puts things right."""
+    gateway = MemoryGateway()
+    built, _ = controller(gateway, workers=1, resync_period=3600, suspect_window=0.5)
+    built.informer = StaticInformer(built.store, [svc("v1", **{ann.APP: "shop"})], lambda *_: None)
+    built.start(lead=False)
+    built.start_leading()
+    wait_until(lambda: ("apply", "shop") in gateway.calls, 10, "shop published")
+    gateway.apps.pop("shop")  # the old leader's late delete lands
+    wait_until(lambda: gateway.calls.count(("apply", "shop")) == 2, 10, "shop put back")
+    assert gateway.calls.count(("list", "*")) == 3  # start, takeover, end of the window
+    built.stop(timeout=5)

@@ -141,6 +141,31 @@ def test_released_or_own_leases_are_not_held_by_another():
     assert not state.held_by_other(now=1.0)
 
 
+def test_free_from_when_seen_released_or_missing_or_when_the_holder_expires():
+    state = ElectionState(ME, config())
+    assert state.free_at() == 0.0  # never seen: no news to act on early
+    state.observe(lease(OTHER, "1", seconds=15), now=10.0)
+    assert state.free_at() == 25.0  # held: free once it runs out by our clock
+    state.observe(lease("", "2", seconds=1), now=12.0)
+    assert state.free_at() == 12.0  # released: free from when we saw it
+    state.observe(lease(OTHER, "3"), now=13.0)
+    state.forget_lease(now=14.0)  # deleted
+    assert state.free_at() == 14.0
+    state.forget_lease(now=20.0)  # still missing: no newer news
+    assert state.free_at() == 14.0
+    state.wrote(lease(ME, "4"), sent_at=21.0, now=21.1)
+    assert state.free_at() is None  # ours
+
+
+def test_a_stale_version_seen_late_only_postpones_expiry():
+    """A watch may deliver an older version after a read returned a newer one: judging by it
+    restarts the wait (later, never earlier), and the takeover's own read decides anyway."""
+    state = ElectionState(ME, config())
+    state.observe(lease(OTHER, "11"), now=100.0)
+    state.observe(lease(OTHER, "10"), now=101.0)  # late, older
+    assert state.expires_at() == 116.0 > 115.0
+
+
 def test_leading_ends_a_renew_deadline_after_the_last_good_write_was_sent():
     state = ElectionState(ME, config(lease_duration=15, renew_deadline=10))
     state.wrote(lease(ME, "7"), sent_at=50.0, now=50.8)  # the answer took 0.8 s

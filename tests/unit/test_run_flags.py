@@ -80,3 +80,23 @@ def test_gateway_api_without_a_valid_parent_exits_2(monkeypatch, capsys, parent,
     args = ["run", "--gateway", "gateway-api", "--kubeconfig", "/nonexistent"]
     assert main(args + ([f"--gateway-api-parent={parent}"] if parent else [])) == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--leader-elect"], "--leader-elect-namespace"),
+        (
+            ["--leader-elect", "--leader-elect-namespace=ops", "--leader-elect-renew-deadline=20s"],
+            "greater than the renew deadline",
+        ),
+    ],
+    ids=["no-namespace-outside-a-pod", "renew-deadline-past-the-lease"],
+)
+def test_bad_leader_election_flags_exit_2(monkeypatch, capsys, tmp_path, flags, message):
+    monkeypatch.setenv("API7_CLOUD_TOKEN", "secret-token-value")
+    monkeypatch.delenv("POD_NAMESPACE", raising=False)
+    monkeypatch.setenv("CANARYCTL_SERVICEACCOUNT_DIR", str(tmp_path))  # no namespace file
+    assert main(["run", "--api7-addr", "http://127.0.0.1:9", *flags]) == 2
+    err = capsys.readouterr().err
+    assert "invalid flag" in err and message in err and "Traceback" not in err

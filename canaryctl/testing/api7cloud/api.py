@@ -194,7 +194,14 @@ class OpenApiHandler(QuietHandler):
 
     def _record(self, status: int) -> None:
         self.context.request_log.record(
-            RequestRecord(self.command, self._url.path, status, time.time(), self._url.query)
+            RequestRecord(
+                self.command,
+                self._url.path,
+                status,
+                time.time(),
+                self._url.query,
+                self.headers.get("User-Agent", ""),
+            )
         )
 
     def _answer(self, path: str, query: str, body: bytes) -> int:

@@ -246,7 +246,14 @@ class AdminHandler(QuietHandler):
 
     def _record(self, status: int) -> None:
         self.context.request_log.record(
-            RequestRecord(self.command, self._url.path, status, time.time(), self._url.query)
+            RequestRecord(
+                self.command,
+                self._url.path,
+                status,
+                time.time(),
+                self._url.query,
+                self.headers.get("User-Agent", ""),
+            )
         )
 
     def _answer_fault(self, fault: Fault) -> None:

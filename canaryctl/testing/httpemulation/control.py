@@ -8,7 +8,7 @@ Served without credentials, never logged, never faulted. JSON in, JSON out.
 | POST | `/_emulator/faults` | add one fault (`faults.Fault` fields but `id`, `fired`) → `{"id"}` |
 | DELETE | `/_emulator/faults` | clear all → `{"cleared": n}` |
 | DELETE | `/_emulator/faults/{id}` | remove one (404 if unknown) |
-| GET | `/_emulator/requests` | `{"requests": [{method, path, query, status, time}, ...]}` |
+| GET | `/_emulator/requests` | `{"requests": [{method, path, query, status, time, user_agent}]}` |
 | DELETE | `/_emulator/requests` | clear the request log |
 | POST | `/_emulator/resolve` | `{"host:port": "addr:port", ...}` added to the data plane's map |
 

@@ -1,7 +1,8 @@
 """The API calls an emulator received, so tests can count gateway calls per change.
 
 Shared by every emulator. Control calls (`/_emulator/...`) are not recorded. A dropped
-connection is recorded with status 0.
+connection is recorded with status 0. The User-Agent is kept so a test can tell which
+controller replica made a call (canaryctl puts its replica identity there).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ class RequestRecord:
     status: int  # 0 when the connection was dropped by a fault
     time: float  # time.time() when the answer was sent
     query: str = ""
+    user_agent: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
