@@ -170,7 +170,7 @@ class Controller:
             settings.suspect_window,
             bindings,
             cross_namespace=getattr(gateway, "cross_namespace_members", True),
-            backend=getattr(gateway, "name", "api7"),
+            backend=gateway.name,
         )
         self.reconciler = Reconciler(
             store,

@@ -10,7 +10,8 @@ beta cohort or one region first). Each term is `KIND:NAME=VALUE` (exact) or `KIN
 
 Header names are case-insensitive and kept in lower case. Regular expressions must be RE2
 compatible (no look-around, no back-references): every gateway evaluates them its own way, and
-RE2 is what they share. A comma inside a value is written `\\,`.
+RE2 is what they share. A comma inside a value is written `\\,` (so a value cannot end with a
+backslash).
 
 Each backend expresses the match natively, or says plainly that it cannot: `unsupported()` is
 the one table of what each gateway lacks, so the decision can hold with a Warning instead of
@@ -97,6 +98,8 @@ def _parse_term(text: str) -> MatchTerm | None:
         return None
     kind, name, operator, value = found.groups()
     if not value or len(value) > _MAX_VALUE or any(ord(c) < 32 or ord(c) == 127 for c in value):
+        return None
+    if value.endswith("\\"):  # ambiguous before a separating comma
         return None
     regex = operator == "~"
     if regex and not _valid_regex(value):

@@ -30,7 +30,14 @@ class TerminalGatewayError(GatewayError):
 
 
 class Gateway(Protocol):
-    """A gateway that can hold canaryctl's applications."""
+    """A gateway that can hold canaryctl's applications.
+
+    `name` says which backend it is: the decision looks up what it can express
+    (`canaryctl.matching.unsupported`); `cross_namespace_members` (optional, default True)
+    whether it can route to Services outside the application's owner namespace.
+    """
+
+    name: str
 
     def list_apps(self) -> dict[str, AppState]:
         """Read every application (owned or not) by name: start-up and resync only."""

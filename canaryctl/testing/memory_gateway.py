@@ -22,6 +22,8 @@ from canaryctl.gateway.outcomes import note_unknown_outcome
 class MemoryGateway:
     """Applications by name, as a perfect (or deliberately imperfect) gateway holds them."""
 
+    name = "memory"  # expresses every match with any weight (see canaryctl.matching)
+
     def __init__(self, apps: dict[str, AppState] | None = None):
         self.apps: dict[str, AppState] = dict(apps or {})
         self.calls: list[tuple[str, str]] = []  # (list | read | apply | delete, app name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -26,7 +27,18 @@ def test_demo_runs_the_seed_walkthrough_and_exits_0(
     result = _demo("--gateway", gateway)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "every stage matched" in result.stdout
-    assert "publish error-page-v2 as error-page (canary 10 %)    90    10  ok" in result.stdout
+    assert_table_rows(result.stdout)
+
+
+def assert_table_rows(output: str) -> None:
+    """The summary table: the 10 % stage split 90/10, the predicate stage all-or-nothing."""
+    rows = {
+        r"publish error-page-v2 as error-page \(canary 10 %\)\s+90\s+10\s+0\s+ok",
+        r"X-Canary: always, 0 % of the rest \[X-Canary: always\]\s+0\s+0\s+100\s+ok",
+        r"X-Canary: always, 0 % of the rest \[no X-Canary\]\s+0\s+100\s+0\s+ok",
+    }
+    for row in rows:
+        assert re.search(row, output), (row, output)
 
 
 @pytest.mark.parametrize("gateway", GATEWAYS)
@@ -47,3 +59,4 @@ def test_demo_through_the_gateway_api_prints_the_routes_weights(localkube, gatew
         in (result.stdout)
     )
     assert "weights: error-page-v2=100\n" in result.stdout  # promoted: only the former canary
+    assert_table_rows(result.stdout)

@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 class ApisixGateway:
     """The applications canaryctl keeps in one APISIX cluster, through its Admin API."""
 
+    name = BACKEND  # what the decision calls this backend (what it can express: matching.py)
+
     def __init__(self, client: AdminClient):
         self.client = client
         metrics.gateway_writes_total.labels(BACKEND)  # every series exists from the first scrape
