@@ -18,8 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from canaryctl import metrics
-from canaryctl.decision import Outcome
 from canaryctl.objects import Service
+from canaryctl.outcome import Outcome
 from canaryctl.release.analysis import Target
 from canaryctl.release.config import STEPS, parse_steps
 from canaryctl.release.state import CHECK_OUTCOMES, PHASES, CheckResult, ReleaseState

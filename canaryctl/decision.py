@@ -25,75 +25,41 @@ part; the others are refused with a Warning and never block the application.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
-from datetime import datetime
-from typing import Literal
+from dataclasses import replace
 
 from canaryctl import changes, matching
-from canaryctl.annotations import APP, CANARY, PERCENT, STATUS, Invalid, Member, parse_member
+from canaryctl.annotations import CANARY, PERCENT, Invalid, Member, parse_member
 from canaryctl.gateway.model import AppSpec, AppState
-from canaryctl.objects import Service
+from canaryctl.holds import (
+    bounded_outcome,
+    held_status,
+    hold,
+    hold_bad_input,
+    hold_conflict,
+    hold_invalid,
+    hold_unsupported_match,
+    two_canaries,
+    two_stables,
+    with_refusals,
+)
+from canaryctl.outcome import (
+    AppInputs,
+    Outcome,
+    ServiceEvent,
+    forgotten,
+    previous_status,
+)
 from canaryctl.release.decide import Decision
-from canaryctl.release.hooks import HookCall
 from canaryctl.release.runner import CheckRequest, Release, check_request, release_of
-from canaryctl.release.state import CheckResult
-from canaryctl.status import MemberStatus, Role, bounded
-from canaryctl.tenancy import Bindings, Membership, admit
-
-GatewayAction = Literal["keep", "apply", "delete"]
-EventType = Literal["Normal", "Warning"]
-
-
-@dataclass(frozen=True)
-class AppInputs:
-    """What the reconciler observed about one application."""
-
-    app: str
-    members: tuple[Service, ...]  # Services whose published-service is `app`
-    observed: AppState | None  # what the gateway holds under that name (None: nothing)
-    now: datetime
-    former_members: tuple[Service, ...] = ()  # status still names `app`, but publish nothing
-    check: CheckResult | None = None  # the analysis check made for this reconcile, if one was due
-    cluster_domain: str = "cluster.local"
-    watched_namespaces: frozenset[str] | None = None  # None: every namespace
-    bindings: Bindings | None = None  # namespace -> app patterns; None: bindings not required
-    cross_namespace: bool = True  # the gateway backend can route to other namespaces' Services
-    backend: str = "api7"  # which gateway backend writes (what it can express: canaryctl.matching)
-
-
-@dataclass(frozen=True)
-class ServiceEvent:
-    """A Kubernetes Event to record on the Service `service_key`."""
-
-    service_key: str
-    type: EventType
-    reason: str
-    message: str
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """Everything to do about one application after one look at it."""
-
-    app: str
-    gateway: GatewayAction
-    spec: AppSpec | None = None  # "apply": what to write; "keep": what already routes (or None)
-    held: str = ""  # why the gateway is kept although something is wrong ("" when all is well)
-    warnings: tuple[ServiceEvent, ...] = ()  # recorded whatever happens, once per input
-    notices: tuple[ServiceEvent, ...] = ()  # recorded once the gateway write succeeded
-    statuses: Mapping[str, MemberStatus | None] = field(default_factory=dict)  # None: remove
-    verify_weight: bool = False  # an automated weight write: read the gateway back after it
-    requeue_after: float | None = None  # seconds until the release wants another look
-    release_outcome: str | None = None  # set when this reconcile ended an automated release
-    hooks: tuple[HookCall, ...] = ()  # release hooks to tell, once the gateway write succeeded
+from canaryctl.status import MemberStatus
+from canaryctl.tenancy import Membership, admit
 
 
 def decide(inputs: AppInputs) -> Outcome:
     """The whole outcome for one application, from what was observed about it."""
     membership = _membership(inputs)
     outcome = _decide_admitted(replace(inputs, members=membership.admitted), membership)
-    return _bounded(_with_refusals(outcome, inputs, membership))
+    return bounded_outcome(with_refusals(outcome, inputs, membership))
 
 
 def _decide_admitted(inputs: AppInputs, membership: Membership) -> Outcome:
@@ -113,7 +79,7 @@ def _decide_admitted(inputs: AppInputs, membership: Membership) -> Outcome:
         return _without_stable(inputs, canary, owner)
     release = _release(inputs.app, stable, canary)
     if isinstance(release, Invalid):
-        return _hold_invalid(inputs, {canary.service.key: release})
+        return hold_invalid(inputs, {canary.service.key: release})
     if release is None:
         return _serve(inputs, owner, stable, canary, weight=canary.percent if canary else 0)
     decision = release.advance(inputs.check, inputs.now)
@@ -163,15 +129,15 @@ def _assign_roles(
         invalid[service.key] = Invalid((*earlier, problem))
     foreign = inputs.observed is not None and not inputs.observed.owned
     if invalid or foreign:
-        return _hold_bad_input(inputs, invalid, foreign)
+        return hold_bad_input(inputs, invalid, foreign)
     valid = [result for result in parsed.values() if isinstance(result, Member)]
     unflagged = [member for member in valid if not member.is_canary]
     if len(unflagged) > 1:
-        return _hold_conflict(inputs, valid, unflagged, _two_stables(inputs.app, unflagged))
+        return hold_conflict(inputs, valid, unflagged, two_stables(inputs.app, unflagged))
     stable = unflagged[0] if unflagged else _sticky_stable(valid, inputs.observed)
     canaries = [member for member in valid if member.is_canary and member is not stable]
     if len(canaries) > 1:
-        return _hold_conflict(inputs, valid, canaries, _two_canaries(inputs.app, canaries))
+        return hold_conflict(inputs, valid, canaries, two_canaries(inputs.app, canaries))
     return stable, canaries[0] if canaries else None
 
 
@@ -185,13 +151,7 @@ def _sticky_stable(valid: list[Member], observed: AppState | None) -> Member | N
 def _release(app: str, stable: Member, canary: Member | None) -> Release | Invalid | None:
     if canary is None:
         return None
-    return release_of(canary.service, _previous(canary.service).release, app, stable.upstream)
-
-
-def _previous(service: Service) -> MemberStatus:
-    """The status canaryctl last wrote on `service` (an empty one when there is none)."""
-    found = MemberStatus.parse(service.annotations.get(STATUS))
-    return found or MemberStatus("none", "", None, "", "")
+    return release_of(canary.service, previous_status(canary.service).release, app, stable.upstream)
 
 
 # --- outcomes that route ---------------------------------------------------------------------
@@ -211,7 +171,7 @@ def _serve(
         spec = replace(spec, canary=canary.upstream, weight=weight or 0, match=canary.match)
         lacking = matching.unsupported(inputs.backend, spec.match, spec.weight)
         if lacking:
-            return _hold_unsupported_match(inputs, canary, lacking)
+            return hold_unsupported_match(inputs, canary, lacking)
     statuses = _serving_statuses(spec, stable, canary, release)
     release_events = tuple(
         ServiceEvent(canary.service.key, e.type, e.reason, e.message)
@@ -232,7 +192,7 @@ def _serve(
         spec,
         warnings=problems,
         notices=notices + release_events,
-        statuses={**statuses, **_forgotten(inputs)},
+        statuses={**statuses, **forgotten(inputs)},
         verify_weight=write and release is not None,
         requeue_after=release.requeue_after if release else None,
         release_outcome=release.outcome if release else None,
@@ -284,9 +244,9 @@ def _without_stable(inputs: AppInputs, canary: Member, owner: str) -> Outcome:
             f"canary {key} has no stable: no Service publishes application {app} without "
             f"{CANARY}=true; publish the stable first, or remove the canary flag"
         )
-    status = _held_status(canary.service, "canary", app, "Holding", message)
+    status = held_status(canary.service, "canary", app, "Holding", message)
     warning = ServiceEvent(key, "Warning", "StableMissing", message)
-    return _hold(inputs, message, (warning,), {key: status})
+    return hold(inputs, message, (warning,), {key: status})
 
 
 def _without_members(inputs: AppInputs, claimed: bool = False) -> Outcome:
@@ -294,7 +254,7 @@ def _without_members(inputs: AppInputs, claimed: bool = False) -> Outcome:
     else. Refused claimants get another look right after, as the name is then free."""
     observed, app = inputs.observed, inputs.app
     if observed is None or not observed.owned:
-        return Outcome(app, "keep", statuses=_forgotten(inputs))
+        return Outcome(app, "keep", statuses=forgotten(inputs))
     message = (
         f"application {app} has no member Services left; deleted it and everything canaryctl "
         "created for it from the gateway"
@@ -305,115 +265,8 @@ def _without_members(inputs: AppInputs, claimed: bool = False) -> Outcome:
     )
     requeue = 1.0 if claimed else None
     return Outcome(
-        app, "delete", notices=notices, statuses=_forgotten(inputs), requeue_after=requeue
+        app, "delete", notices=notices, statuses=forgotten(inputs), requeue_after=requeue
     )
-
-
-def _forgotten(inputs: AppInputs) -> dict[str, MemberStatus | None]:
-    """Former members lose their stale status annotation."""
-    return {service.key: None for service in inputs.former_members}
-
-
-# --- holds: the gateway keeps its last good state ----------------------------------------------
-
-
-def _hold(
-    inputs: AppInputs,
-    why: str,
-    warnings: tuple[ServiceEvent, ...],
-    statuses: dict[str, MemberStatus],
-) -> Outcome:
-    return Outcome(
-        inputs.app, "keep", held=why, warnings=warnings, statuses={**statuses, **_forgotten(inputs)}
-    )
-
-
-def _hold_bad_input(inputs: AppInputs, invalid: dict[str, Invalid], foreign: bool) -> Outcome:
-    """Warn about every invalid annotation and a foreign namesake; touch nothing in the gateway."""
-    app, members = inputs.app, sorted(inputs.members, key=lambda service: service.key)
-    warnings = [
-        ServiceEvent(key, "Warning", "InvalidAnnotation", problem.message)
-        for key, result in invalid.items()
-        for problem in result.problems
-    ]
-    phases = {key: ("Invalid", result.message) for key, result in invalid.items()}
-    if foreign:
-        message = (
-            f"an application named {app} already exists in the gateway and is not managed by "
-            "canaryctl; leaving it alone"
-        )
-        warnings += [ServiceEvent(s.key, "Warning", "Conflict", message) for s in members]
-        phases = {s.key: ("Conflict", message) for s in members} | phases
-    waiting = (
-        f"application {app} is on hold until {', '.join(invalid)} "
-        f"{'has' if len(invalid) == 1 else 'have'} valid annotations; the gateway keeps its last "
-        "good state"
-    )
-    statuses = {
-        s.key: _held_status(s, "none", app, *phases.get(s.key, ("Holding", waiting)))
-        for s in members
-    }
-    why = "; ".join(message for _, message in phases.values())
-    return _hold(inputs, why, tuple(sorted(warnings, key=lambda w: w.service_key)), statuses)
-
-
-def _hold_invalid(inputs: AppInputs, invalid: dict[str, Invalid]) -> Outcome:
-    """Invalid release settings on the canary: hold, as for any invalid annotation."""
-    return _hold_bad_input(inputs, invalid, foreign=False)
-
-
-def _hold_conflict(
-    inputs: AppInputs, valid: list[Member], culprits: list[Member], message: str
-) -> Outcome:
-    """Several members claim one role: warn each of them, hold the application."""
-    app = inputs.app
-    culprit_keys = {member.service.key for member in culprits}
-    waiting = f"application {app} is on hold: {message}"
-    statuses = {
-        m.service.key: _held_status(m.service, "none", app, "Conflict", message)
-        if m.service.key in culprit_keys
-        else _held_status(m.service, "none", app, "Holding", waiting)
-        for m in valid
-    }
-    warnings = tuple(ServiceEvent(m.service.key, "Warning", "Conflict", message) for m in culprits)
-    return _hold(inputs, message, warnings, statuses)
-
-
-def _hold_unsupported_match(inputs: AppInputs, canary: Member, lacking: str) -> Outcome:
-    """The gateway cannot express the canary's match with its weight: hold, say what it lacks."""
-    value = matching.describe(canary.match)
-    message = (
-        f"annotation {matching.MATCH}={value!r} cannot be applied here: {lacking}; the gateway "
-        "keeps its last good state"
-    )
-    key = canary.service.key
-    status = _held_status(canary.service, "canary", inputs.app, "Unsupported", message)
-    warning = ServiceEvent(key, "Warning", "MatchUnsupported", message)
-    return _hold(inputs, message, (warning,), {key: status})
-
-
-def _held_status(service: Service, role: Role, app: str, phase: str, message: str) -> MemberStatus:
-    """A member's status while its app is on hold; a release state it carries is kept."""
-    return MemberStatus(role, app, None, phase, message, release=_previous(service).release)
-
-
-def _two_stables(app: str, stables: list[Member]) -> str:
-    return (
-        f"Services {_names(stables)} all publish application {app} without the canary flag; an "
-        f"application has one stable: set {CANARY}=true on all but one, or remove their {APP}"
-    )
-
-
-def _two_canaries(app: str, canaries: list[Member]) -> str:
-    return (
-        f"Services {_names(canaries)} are all canaries of application {app}; at most one canary "
-        f"runs at a time: remove {APP} or {CANARY} from all but one"
-    )
-
-
-def _names(members: list[Member]) -> str:
-    keys = [member.service.key for member in members]
-    return ", ".join(keys[:-1]) + " and " + keys[-1]
 
 
 # --- statuses of a routing application ---------------------------------------------------------
@@ -442,7 +295,7 @@ def _serving_statuses(
         f"canary of application {app}; receives {spec.weight} % of requests{matched}, "
         f"stable {stable.service.key} the rest"
     )
-    progress = release.state if release else _previous(canary.service).release
+    progress = release.state if release else previous_status(canary.service).release
     return {
         stable.service.key: MemberStatus(
             "stable", app, 100 - spec.weight, "Stable", stable_message
@@ -451,54 +304,3 @@ def _serving_statuses(
             "canary", app, spec.weight, "Canary", canary_message, release=progress
         ),
     }
-
-
-# --- tenancy: refused claimants, and bounds on what is echoed ----------------------------------
-
-
-def _with_refusals(outcome: Outcome, inputs: AppInputs, membership: Membership) -> Outcome:
-    """Warn every refused claimant, tell the owner's Services, and give the refused a status."""
-    if not membership.refused:
-        return outcome
-    app = inputs.app
-    warnings = [
-        ServiceEvent(r.service.key, "Warning", "Forbidden", r.message) for r in membership.refused
-    ]
-    claimants = ", ".join(sorted(r.service.key for r in membership.refused))
-    told = (
-        f"Services {claimants} tried to join application {app}, which belongs to namespace "
-        f"{membership.owner}; they were left out"
-    )
-    warnings += [
-        ServiceEvent(s.key, "Warning", "ClaimRefused", told)
-        for s in membership.admitted
-        if s.namespace == membership.owner
-    ]
-    statuses = {
-        r.service.key: MemberStatus("none", app, None, "Forbidden", r.message)
-        for r in membership.refused
-    }
-    return replace(
-        outcome,
-        warnings=outcome.warnings + tuple(warnings),
-        statuses={**outcome.statuses, **statuses},
-    )
-
-
-def _bounded(outcome: Outcome) -> Outcome:
-    """Every message cut to a size Events, statuses and logs can carry (values are user input)."""
-
-    def cut(event: ServiceEvent) -> ServiceEvent:
-        return replace(event, message=bounded(event.message))
-
-    statuses = {
-        key: None if s is None else replace(s, app=bounded(s.app, 253), message=bounded(s.message))
-        for key, s in outcome.statuses.items()
-    }
-    return replace(
-        outcome,
-        held=bounded(outcome.held),
-        warnings=tuple(cut(e) for e in outcome.warnings),
-        notices=tuple(cut(e) for e in outcome.notices),
-        statuses=statuses,
-    )

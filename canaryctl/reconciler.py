@@ -23,12 +23,13 @@ from typing import Protocol
 from canaryctl import metrics
 from canaryctl.annotations import STATUS, app_of, relevant_fingerprint
 from canaryctl.app_metrics import APP_METRICS
-from canaryctl.decision import AppInputs, Outcome, ServiceEvent, decide, due_check
+from canaryctl.decision import decide, due_check
 from canaryctl.gateway.base import Gateway, GatewayError
 from canaryctl.gateway.cache import GatewayCache
 from canaryctl.gateway.model import AppState
 from canaryctl.gateway.outcomes import unknown_outcomes
 from canaryctl.objects import Service
+from canaryctl.outcome import AppInputs, Outcome, ServiceEvent
 from canaryctl.release.analysis import Analyzer
 from canaryctl.release.hookclient import HookClient
 from canaryctl.release.probe import NO_PROMETHEUS as NO_PROMETHEUS  # where tests look for it

@@ -15,11 +15,11 @@ from collections.abc import Mapping
 
 from canaryctl import metrics
 from canaryctl.annotations import STATUS
-from canaryctl.decision import Outcome, ServiceEvent
 from canaryctl.notify.config import DEFAULT_CHANNEL, ChannelConfig, requested_channels
 from canaryctl.notify.messages import Notification, event_name, idempotency_key
 from canaryctl.notify.sender import WebhookSender
 from canaryctl.objects import Service
+from canaryctl.outcome import Outcome, ServiceEvent
 from canaryctl.release.config import STEPS, parse_steps
 from canaryctl.release.state import ReleaseState
 from canaryctl.status import MemberStatus

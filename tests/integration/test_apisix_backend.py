@@ -14,11 +14,11 @@ import pytest
 import requests
 
 from canaryctl import metrics
+from canaryctl.examples.errorpage import ErrorPage
 from canaryctl.gateway.apisix import AdminClient, ApisixGateway, RetryPolicy, naming
 from canaryctl.gateway.base import TerminalGatewayError, TransientGatewayError
 from canaryctl.gateway.model import AppSpec, AppState, Upstream
 from canaryctl.testing.apisix import ApisixEmulator
-from canaryctl.examples.errorpage import ErrorPage
 from canaryctl.testing.processes import wait_until
 
 KEY = "apisix-admin-key-7f3e-secret"

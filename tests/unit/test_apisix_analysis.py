@@ -6,9 +6,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from canaryctl.annotations import STATUS, Member, parse_member
-from canaryctl.decision import AppInputs, due_check
+from canaryctl.decision import due_check
 from canaryctl.gateway.model import Upstream
 from canaryctl.objects import Service
+from canaryctl.outcome import AppInputs
 from canaryctl.release.analysis import APISIX_QUERIES, VARIABLES, QueryTemplates
 from canaryctl.release.state import ReleaseState
 from canaryctl.status import MemberStatus

@@ -7,9 +7,9 @@ from types import MappingProxyType
 
 from canaryctl import metrics
 from canaryctl.app_metrics import AppMetrics
-from canaryctl.decision import Outcome
 from canaryctl.gateway.model import AppSpec, Upstream
 from canaryctl.objects import Service, ServicePort
+from canaryctl.outcome import Outcome
 from canaryctl.release.analysis import Target
 from canaryctl.release.config import STEPS
 from canaryctl.release.state import CheckResult, MetricCheck, ReleaseState

@@ -17,9 +17,10 @@ from hypothesis import strategies as st
 
 from canaryctl import annotations as ann
 from canaryctl.annotations import Invalid, parse_member
-from canaryctl.decision import AppInputs, Outcome, decide, due_check
+from canaryctl.decision import decide, due_check
 from canaryctl.gateway.model import AppSpec, AppState, Upstream
 from canaryctl.objects import Service, ServicePort
+from canaryctl.outcome import AppInputs, Outcome
 from canaryctl.release.config import STEPS
 from canaryctl.release.state import CheckResult, ReleaseState
 from canaryctl.status import MemberStatus

@@ -11,13 +11,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from canaryctl import annotations as ann
-from canaryctl.decision import AppInputs, decide
+from canaryctl.decision import decide
 from canaryctl.gateway.api7.bodies import canary_body, rules_match
 from canaryctl.gateway.apisix.bodies import match_vars, vars_match
 from canaryctl.gateway.gatewayapi.route import match_from, match_of
 from canaryctl.gateway.model import AppSpec, AppState, MatchTerm, Upstream
 from canaryctl.matching import MATCH, describe, parse_match, unsupported
 from canaryctl.objects import Service, ServicePort
+from canaryctl.outcome import AppInputs
 from canaryctl.problems import Invalid
 from canaryctl.release.config import STEPS, ReleaseConfig, parse_release
 from canaryctl.release.decide import start

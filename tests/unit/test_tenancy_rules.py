@@ -11,9 +11,10 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 
 from canaryctl import annotations as ann
-from canaryctl.decision import AppInputs, Outcome, decide
+from canaryctl.decision import decide
 from canaryctl.gateway.model import AppSpec, AppState, Upstream
 from canaryctl.objects import Service, ServicePort
+from canaryctl.outcome import AppInputs, Outcome
 from canaryctl.tenancy import BINDING, GRANT
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
