@@ -17,6 +17,7 @@ import pytest
 from canaryctl.demo.environment import DemoEnvironment
 from canaryctl.demo.gateways import KITS
 from canaryctl.demo.traffic import LoadGenerator
+from canaryctl.gateway.apisix.naming import route_id
 from canaryctl.testing.hookreceiver import Answer, HookReceiver, Load
 from canaryctl.testing.localkube import wait_until
 
@@ -75,9 +76,12 @@ def split_of(state: dict) -> dict:
 
 def skew(env, canary_share: int) -> None:
     """Make the data plane send `canary_share` % to the canary, whatever it is told."""
-    if env.kit.name != "api7":
-        pytest.skip(f"no set_split recipe for the {env.kit.name} kit in this test yet")
-    env.emulator.set_split("error-page", [canary_share, 100 - canary_share])
+    if env.kit.name == "api7":
+        env.emulator.set_split("error-page", [canary_share, 100 - canary_share])
+    elif env.kit.name == "apisix":  # the weighted rule's entries: the canary, the route's own
+        env.emulator.set_split(route_id("error-page"), [canary_share, 100 - canary_share])
+    else:  # the Gateway API stand-in data plane follows the route as written, nothing else
+        pytest.skip(f"the {env.kit.name} data plane cannot be told to split differently")
 
 
 def exported_share(env) -> float | None:

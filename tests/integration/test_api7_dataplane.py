@@ -364,7 +364,6 @@ def test_error_page_cli_serves_until_sigterm():
         sys.executable,
         "-m",
         "canaryctl",
-        "dev",
         "error-page",
         "--version",
         "v2",
