@@ -66,6 +66,9 @@ def run_auto_demo(
     ) as env:
         env.backends["v3"].fail_rate = 0.3
         say(data_plane_of(env.kit))
+        queries = [arg for arg in env.kit.controller_args() if arg.startswith("--query-")]
+        if queries:  # else the controller's defaults for this gateway
+            say("the controller judges each step with:\n" + "\n".join(f"  {q}" for q in queries))
         say(f"Prometheus at {env.prometheus.url} scrapes the gateway's data plane every second")
         for command in (
             f"kubectl apply -f error-page-v1.yaml -n {NAMESPACE}",
