@@ -66,6 +66,7 @@ class GatewayApiKit:
         self.clear_log()
 
     def _start_plane(self, stack: ExitStack) -> TraefikPlane | FollowerPlane:
+        why = ""
         if self.data_plane != "route-follower":
             traefik = TraefikPlane(self.kube, self.namespace, self.progress)
             try:
@@ -74,8 +75,9 @@ class GatewayApiKit:
             except TraefikUnavailable as error:
                 if self.data_plane == "traefik" or os.environ.get(REQUIRE_ENV) == "1":
                     raise
-                self.progress(f"Traefik cannot run here ({error}); using the route-follower")
-        follower = FollowerPlane(self.kube, self.namespace, self.progress)
+                why = str(error)
+                self.progress(f"Traefik cannot run here ({why}); using the route-follower")
+        follower = FollowerPlane(self.kube, self.namespace, why)
         follower.start(stack)
         return follower
 

@@ -29,6 +29,7 @@ from canaryctl.kube import load_api_client
 from canaryctl.testing.routefollower import RouteFollower
 from canaryctl.testing.traefik import TraefikGateway, traefik_version
 from canaryctl.testing.traefik.backends import create_endpoint_slice, slice_name
+from canaryctl.testing.traefik.netns import check_possible
 from canaryctl.testing.traefik.runtime import RoutedRule, rawdata, routed_rules
 
 GATEWAY_NAMESPACE = "canaryctl-gateway"
@@ -83,6 +84,7 @@ class TraefikPlane:
         self._slices: list[tuple[str, str]] = []  # (namespace, EndpointSlice name)
 
     def start(self, stack: ExitStack) -> None:
+        check_possible()  # before a first build of Traefik that could not run anyway
         stack.enter_context(self.gateway)
         stack.callback(self._delete_slices)
         stack.callback(self.session.close)
@@ -161,8 +163,9 @@ class FollowerPlane:
     parent = ParentRef(GATEWAY_NAMESPACE, "demo")
     gateway_class = "canaryctl-route-follower"
 
-    def __init__(self, kube: Any, namespace: str, progress) -> None:
+    def __init__(self, kube: Any, namespace: str, why: str = "") -> None:
         self.kube, self.namespace = kube, namespace
+        self.why = why  # why Traefik is not the data plane ("" when chosen)
         self.emulator: RouteFollower
 
     def start(self, stack: ExitStack) -> None:
@@ -172,10 +175,11 @@ class FollowerPlane:
 
     @property
     def description(self) -> str:
-        return (
+        described = (
             "the route-follower, a stand-in that follows HTTPRoute weights and matches "
-            f"(Gateway {self.parent}); Traefik could not run here"
+            f"(Gateway {self.parent})"
         )
+        return f"{described}; Traefik could not run here: {self.why}" if self.why else described
 
     @property
     def dataplane_url(self) -> str:

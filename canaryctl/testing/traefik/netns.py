@@ -68,8 +68,7 @@ class BackendNetwork:
         self.remove()
 
     def create(self) -> BackendNetwork:
-        if os.geteuid() != 0 or not shutil.which("ip"):
-            raise NetworkUnavailable("backend network namespaces need root and `ip` (iproute2)")
+        check_possible()
         remove_stale_namespaces()
         with file_lock(Path(tempfile.gettempdir()) / "canaryctl-netns.lock"):
             link = _free_link_network()
@@ -153,6 +152,12 @@ def _join_namespace(path: Path) -> None:
             raise NetworkUnavailable(f"setns({path}): {os.strerror(error)}")
     finally:
         os.close(descriptor)
+
+
+def check_possible() -> None:
+    """Raise NetworkUnavailable unless this process can make namespaces (before, say, a build)."""
+    if os.geteuid() != 0 or not shutil.which("ip"):
+        raise NetworkUnavailable("backend network namespaces need root and `ip` (iproute2)")
 
 
 def remove_stale_namespaces() -> list[str]:
