@@ -222,7 +222,7 @@ def _gateway_problem(
 
 
 def _without_stable(inputs: AppInputs, canary: Member, owner: str) -> Outcome:
-    """Only a canary is left: promote it if it already (or is asked to) take everything, else hold."""
+    """Only a canary is left: promote it if it takes (or is asked to take) everything, else hold."""
     observed = inputs.observed
     routed = (
         observed is not None
@@ -246,7 +246,10 @@ def _without_stable(inputs: AppInputs, canary: Member, owner: str) -> Outcome:
         )
     status = held_status(canary.service, "canary", app, "Holding", message)
     warning = ServiceEvent(key, "Warning", "StableMissing", message)
-    return hold(inputs, message, (warning,), {key: status})
+    # the route is kept as it is: what the implementation says of it (e.g. the stable's
+    # Service not found) still reaches the canary
+    problems, statuses = _gateway_problem(observed, {key: status}) if routed else ((), {})
+    return hold(inputs, message, (warning, *problems), {key: status, **statuses})
 
 
 def _without_members(inputs: AppInputs, claimed: bool = False) -> Outcome:

@@ -2,10 +2,11 @@
 
 Starts a real local kube-apiserver + etcd (built from the Go module proxy on first use,
 which takes several minutes), the gateway chosen with --gateway (default: the API7 Cloud
-emulator with its data plane), two error-page backends and the controller; then runs the blog's kubectl commands and, after each stage,
-sends 100 requests through the gateway and prints how many reached v1 and v2; a last stage
-sends the requests carrying `X-Canary: always` to a v3 canary at 0 %. Exits 0 only
-if every stage matched. With --auto, canaryctl makes the release decisions itself from
+emulator with its data plane; for the Gateway API, Traefik), the error-page backends and the
+controller; says which data plane serves the requests; then runs the blog's kubectl commands
+and, after each stage, sends 100 requests through the gateway and prints how many reached v1
+and v2; a last stage sends the requests carrying `X-Canary: always` to a v3 canary at 0 %.
+Exits 0 only if every stage matched. With --auto, canaryctl makes the release decisions itself from
 Prometheus metrics (see canaryctl/demo/auto.py).
 """
 
@@ -48,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
     if args.auto:
         return _run_auto(args.gateway)
     from canaryctl.demo.environment import DemoEnvironment
+    from canaryctl.demo.gateways import data_plane_of
     from canaryctl.demo.walkthrough import PREDICATE_STAGE, SEED_STAGES, run_stage, table
 
     started = time.monotonic()
@@ -57,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         versions = ("v1", "v2", "v3")
         with DemoEnvironment(versions=versions, progress=progress, gateway=args.gateway) as env:
             say(f"controller running (log: {env.controller_log})")
-            say(f"{args.gateway} data plane at {env.kit.dataplane_url}")
+            say(data_plane_of(env.kit))
             for stage in stages:
                 results.append(run_stage(env, stage, say))
                 if not results[-1].matched and not args.keep_going:

@@ -1,8 +1,10 @@
 """`canaryctl demo --auto`: canaryctl decides the release from Prometheus metrics.
 
-On top of the seed's set-up, a real Prometheus scrapes the gateway's request metrics and a load generator sends steady traffic. A healthy v2 is then released step
-by step and promoted; a v3 that fails 30 % of its requests is rolled back, and the failing
-value is printed. Exits 0 only if both happened.
+On top of the seed's set-up, a real Prometheus scrapes the gateway's request metrics and a
+load generator sends steady traffic. A healthy v2 is then released step by step and promoted;
+a v3 that fails 30 % of its requests is rolled back, and the failing value is printed. Exits 0
+only if both happened. The gateway's data plane is named first (for the Gateway API: Traefik,
+whose own request series judge each step, or the stand-in where Traefik cannot run).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import time
 from collections.abc import Callable
 
 from canaryctl.demo.environment import NAMESPACE, DemoEnvironment
+from canaryctl.demo.gateways import data_plane_of
 from canaryctl.demo.traffic import LoadGenerator
 
 SETTINGS = (
@@ -23,7 +26,7 @@ FINAL_PHASES = ("Succeeded", "RolledBack", "Aborted", "Paused")
 
 
 def release(env: DemoEnvironment, version: str, say: Callable[[str], None]) -> dict:
-    """Deploy error-page-`version` as an automated canary, follow it to its end, return its state."""
+    """Deploy error-page-`version` as an automated canary, follow it to its end; its state."""
     for command in (
         f"kubectl apply -f error-page-{version}.yaml -n {NAMESPACE}",
         f'{ANNOTATE} error-page-{version} "api7.cloud/published-canary-service=true" {SETTINGS}',
@@ -62,6 +65,10 @@ def run_auto_demo(
         versions=("v1", "v2", "v3"), progress=progress, with_prometheus=True, gateway=gateway
     ) as env:
         env.backends["v3"].fail_rate = 0.3
+        say(data_plane_of(env.kit))
+        queries = [arg for arg in env.kit.controller_args() if arg.startswith("--query-")]
+        if queries:  # else the controller's defaults for this gateway
+            say("the controller judges each step with:\n" + "\n".join(f"  {q}" for q in queries))
         say(f"Prometheus at {env.prometheus.url} scrapes the gateway's data plane every second")
         for command in (
             f"kubectl apply -f error-page-v1.yaml -n {NAMESPACE}",

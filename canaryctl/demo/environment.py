@@ -3,8 +3,9 @@
 A real kube-apiserver + etcd (localkube), a gateway (a kit from `canaryctl.demo.gateways`:
 API7 Cloud by default), one error-page backend per version, and the controller as a real
 `canaryctl run` subprocess. Service DNS names do not resolve here, so the gateway kit routes
-each `error-page-vN.<namespace>.svc.cluster.local:80` to its local backend. Used by
-`canaryctl demo` and by the end-to-end tests.
+each `error-page-vN.<namespace>.svc.cluster.local:80` to its local backend (a kit may also
+say where a backend must listen to be reachable: `new_backend`). Used by `canaryctl demo`
+and by the end-to-end tests.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import requests
 
 import canaryctl
 from canaryctl.annotations import STATUS
-from canaryctl.demo.gateways import Split, kit_for
+from canaryctl.demo.gateways import GatewayKit, Split, kit_for
 from canaryctl.examples.errorpage import ErrorPage
 from canaryctl.kube import SERVICEACCOUNT_DIR_ENV
 from canaryctl.testing.localkube import LocalKube, free_port, wait_until
@@ -33,6 +34,7 @@ from canaryctl.testing.prometheus import PrometheusServer, ScrapeJob
 
 NAMESPACE = "canary-release-demo"
 APP_HOST = "error-page"
+DATAPLANE_METRICS_PATH = "/apisix/prometheus/metrics"  # the emulators'; a kit may say otherwise
 
 
 def examples_dir() -> Path:
@@ -57,7 +59,7 @@ class DemoEnvironment:
         controller_args: Sequence[str] = (),
         with_prometheus: bool = False,
         serviceaccount_dir: Path | None = None,
-        gateway: str = "api7",
+        gateway: str | GatewayKit = "api7",
         watched: Sequence[str] | None = (),
         scrape_controller: bool = False,
         with_controller: bool = True,
@@ -70,7 +72,7 @@ class DemoEnvironment:
         self.with_prometheus = with_prometheus
         self.with_controller = with_controller  # False: the caller spawns its own
         self.prometheus: PrometheusServer | None = None
-        self.kit = kit_for(gateway)
+        self.kit = kit_for(gateway) if isinstance(gateway, str) else gateway
         # the controller's namespaces: () means just `namespace`, None every namespace
         self.watched = [namespace] if watched == () else watched
         self.kube = kube
@@ -102,9 +104,16 @@ class DemoEnvironment:
         if self._own_kube:
             self.progress("starting a local kube-apiserver + etcd")
             self.kube = self._stack.enter_context(LocalKube(progress=self.progress))
+        if self.kubectl("get", "namespace", self.namespace, check=False).returncode != 0:
+            self.kubectl("create", "namespace", self.namespace)
+            self._stack.callback(
+                self.kubectl, "delete", "namespace", self.namespace, "--wait=false", check=False
+            )
         bind_cluster = getattr(self.kit, "bind_cluster", None)
         if bind_cluster is not None:  # a gateway that lives in the cluster (Gateway API)
             bind_cluster(self.kube, self.namespace)
+        if hasattr(self.kit, "progress"):
+            self.kit.progress = self.progress
         self.kit.start(self._stack)
         self.emulator = self.kit.emulator
         for version in self.versions:
@@ -113,11 +122,6 @@ class DemoEnvironment:
             self.prometheus = self._prometheus()
             self._stack.callback(self.prometheus.close)
             self.prometheus.start()
-        if self.kubectl("get", "namespace", self.namespace, check=False).returncode != 0:
-            self.kubectl("create", "namespace", self.namespace)
-            self._stack.callback(
-                self.kubectl, "delete", "namespace", self.namespace, "--wait=false", check=False
-            )
         if self.with_controller:
             self.start_controller()
 
@@ -127,7 +131,8 @@ class DemoEnvironment:
         the controller too with `scrape_controller`."""
         jobs = self._jobs()
         if not getattr(self.kit, "backend_metrics", False):
-            return PrometheusServer([self.kit.metrics_target], extra_jobs=jobs)
+            path = getattr(self.kit, "metrics_path", DATAPLANE_METRICS_PATH)
+            return PrometheusServer([self.kit.metrics_target], metrics_path=path, extra_jobs=jobs)
         labels = {
             backend.address: {"namespace": self.namespace, "service": f"error-page-{version}"}
             for version, backend in self.backends.items()
@@ -144,7 +149,9 @@ class DemoEnvironment:
 
     def add_backend(self, version: str, fail_rate: float = 0.0) -> ErrorPage:
         """Start error-page `version` and route its Service's DNS name to it."""
-        backend = self._stack.enter_context(ErrorPage(version=version, fail_rate=fail_rate))
+        new_backend = getattr(self.kit, "new_backend", None)  # where the data plane reaches it
+        page = new_backend(version, fail_rate) if new_backend else None
+        backend = self._stack.enter_context(page or ErrorPage(version=version, fail_rate=fail_rate))
         self.backends[version] = backend
         self.kit.route_service(
             f"error-page-{version}.{self.namespace}.svc.cluster.local:80", backend.address
@@ -262,7 +269,7 @@ class DemoEnvironment:
         return self.kube.kubectl(*args, check=check)
 
     def shell(self, command: str) -> subprocess.CompletedProcess:
-        """Run a command line as a user would type it (`kubectl ...` uses the local control plane)."""
+        """Run a command line as a user would type it (`kubectl` uses the local control plane)."""
         env = {
             **os.environ,
             "KUBECONFIG": str(self.kube.kubeconfig),
@@ -285,7 +292,7 @@ class DemoEnvironment:
         kind: str = "ClusterIP",
         namespace: str | None = None,
     ) -> None:
-        """Create or update a Service `name` (kind ClusterIP, Headless or ExternalName) in the namespace."""
+        """Create or update Service `name` (ClusterIP, Headless or ExternalName) in the namespace"""
         spec: dict = {
             "type": "ClusterIP",
             "ports": ports if ports is not None else [{"name": "http", "port": 80}],

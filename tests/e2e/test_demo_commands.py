@@ -50,13 +50,29 @@ def test_demo_auto_promotes_v2_and_rolls_back_v3(localkube, prometheus_server_fa
     assert "fail: error rate" in result.stdout
 
 
-def test_demo_through_the_gateway_api_prints_the_routes_weights(localkube, gateway_api):
+def test_demo_through_the_gateway_api_prints_the_routes_weights(localkube, gateway_api, traefik):
+    # traefik: built and able to run here (or skip/fail), so the demo must not fall back
     result = _demo("--gateway", "gateway-api")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "every stage matched" in result.stdout
+    assert "data plane: Traefik v3." in result.stdout
     assert (
-        "HTTPRoute canary-release-demo/error-page weights: error-page-v1=90, error-page-v2=10"
-        in (result.stdout)
+        "Traefik: HTTPRoute canary-release-demo/error-page weights: "
+        "error-page-v1=90, error-page-v2=10" in result.stdout
     )
     assert "weights: error-page-v2=100\n" in result.stdout  # promoted: only the former canary
+    header_rule = 'Header("x-canary","always") -> error-page-v3=1'
+    assert header_rule in result.stdout  # the predicate canary's router, as Traefik runs it
     assert_table_rows(result.stdout)
+
+
+def test_demo_auto_through_the_gateway_api_is_judged_from_traefiks_series(
+    localkube, prometheus_server_factory, traefik
+):
+    prometheus_server_factory([])  # skip (or fail in CI) without a prometheus binary
+    result = _demo("--auto", "--gateway", "gateway-api")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "data plane: Traefik v3." in result.stdout
+    assert "--query-errors=sum(increase(traefik_service_requests_total{" in result.stdout
+    assert "v2: Succeeded | v3: RolledBack at 0 %" in result.stdout
+    assert "fail: error rate" in result.stdout

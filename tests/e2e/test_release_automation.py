@@ -215,9 +215,9 @@ def test_f_manual_pause_resume_promote_abort(env):
 
 
 # the same automation through the Gateway API backend -------------------------------------------
-# The error-page backends export their own request metrics, Prometheus scrapes each one with
-# `namespace`/`service` labels, the kit passes `--query-*` templates keyed on them, and the
-# route-following data plane spreads the load by the HTTPRoute's weights.
+# Traefik routes the load by the HTTPRoute's weights and Prometheus scrapes its service series,
+# which the kit's `--query-*` templates select by route and Service (where Traefik cannot run,
+# the route-following stand-in and the backends' own metrics take its place).
 
 
 @pytest.fixture

@@ -1,9 +1,10 @@
 """`canaryctl run --gateway gateway-api` as a process against the real apiserver and CRDs.
 
-The controller writes HTTPRoutes; the route-following data plane of the test kit spreads
-requests by their weights. Writes are counted by kube-apiserver itself
-(`apiserver_request_total{resource="httproutes"}` by verb), so nothing of canaryctl's is
-trusted to report on itself.
+The controller writes HTTPRoutes; the route-following stand-in of the test kit spreads
+requests by their weights (pinned here: these tests read its view of the route and play its
+part in reporting route status; tests/e2e/test_traefik_end_to_end.py runs Traefik). Writes
+are counted by kube-apiserver itself (`apiserver_request_total{resource="httproutes"}` by
+verb), so nothing of canaryctl's is trusted to report on itself.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import re
 import pytest
 
 from canaryctl.demo.environment import DemoEnvironment
-from canaryctl.demo.gateways.gateway_api import httproute_requests
+from canaryctl.demo.gateways.gateway_api import GatewayApiKit, httproute_requests
 from canaryctl.testing.localkube import wait_until
 
 pytestmark = pytest.mark.localkube
@@ -33,7 +34,7 @@ def env(localkube, gateway_api, namespace):
         namespace=namespace,
         progress=lambda _: None,
         controller_args=["--resync-period=2"],
-        gateway="gateway-api",
+        gateway=GatewayApiKit(data_plane="route-follower"),
     ) as environment:
         yield environment
     localkube.kubectl("delete", "httproutes", "--all", "-n", namespace, "--wait=false")

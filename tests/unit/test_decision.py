@@ -309,6 +309,21 @@ def test_stable_leaving_below_100_holds_and_warns():
     assert phases(result) == {"demo/v2": ("canary", None, "Holding")}
 
 
+def test_a_kept_route_the_implementation_rejects_is_surfaced_while_the_stable_is_missing():
+    problem = "traefik.io/gateway-controller reports ResolvedRefs=False (BackendNotFound)"
+    observed = owned(up("v1"), up("v2"), 30, problem=problem, problem_reason="BackendNotFound")
+    result = plan([svc("v2", canary="true", percent="30")], observed)
+    assert action(result) == "hold"
+    assert reasons(result.warnings) == [
+        ("demo/v2", "StableMissing"),
+        ("demo/v2", "RouteNotAccepted"),
+    ]
+    assert problem in result.warnings[1].message
+    status = result.statuses["demo/v2"]
+    assert status is not None and "left while canary" in status.message
+    assert problem in status.message
+
+
 def test_asking_100_after_the_stable_left_promotes():
     result = plan([svc("v2", canary="true", percent="100")], owned(up("v1"), up("v2"), 30))
     assert result.spec == spec(up("v2"))

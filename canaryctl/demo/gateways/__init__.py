@@ -63,7 +63,16 @@ class GatewayKit(Protocol):
     # Optional: `bind_cluster(kube, namespace)` is called before `start` for a gateway that
     # lives in the cluster (Gateway API); `backend_metrics = True` makes Prometheus scrape
     # each backend's own /metrics with `namespace` and `service` labels instead of
-    # `metrics_target`; `describe_route(app)` is printed after each walk-through stage.
+    # `metrics_target`; `describe_route(app)` is printed after each walk-through stage;
+    # `data_plane_description` says what serves the requests; `metrics_path` is where
+    # `metrics_target` serves its metrics; `new_backend(version, fail_rate)` builds a backend
+    # (an unstarted ErrorPage) where the data plane can reach it, or returns None.
+
+
+def data_plane_of(kit: GatewayKit) -> str:
+    """What serves the demo's requests for `kit`, in words, with its address."""
+    described = getattr(kit, "data_plane_description", f"the {kit.name} emulator's data plane")
+    return f"data plane: {described}, at {kit.dataplane_url}"
 
 
 def kit_for(name: str) -> GatewayKit:

@@ -1,17 +1,20 @@
-"""The Gateway API kit: the real CRDs, a Gateway as parent, and a route-following data plane.
+"""The Gateway API kit: the real CRDs, a Gateway as parent, and a data plane behind it.
 
-The upstream standard-channel CRDs are installed into the local apiserver, a GatewayClass and
-a Gateway (`canaryctl-gateway/demo`, routes from every namespace allowed) are created as the
-parent, and `canaryctl.testing.routefollower.RouteFollower` plays the implementation's data
-plane: it watches the HTTPRoutes attached to that Gateway and spreads each app's requests by
-the route's weights (a real Traefik data plane replaces it later). Release analysis reads
-the error-page backends' own request metrics, which Prometheus scrapes from each backend with
-the labels `namespace` and `service`; the `--query-*` templates below select by them.
+The upstream standard-channel CRDs are installed into the local apiserver and the controller
+writes HTTPRoutes for a Gateway in `canaryctl-gateway`. The data plane behind that Gateway is
+Traefik, a real Gateway API implementation, whenever it can run here; where it cannot (no
+root or no `ip` for the backends' network namespace, no Go to build it) the kit says so and
+falls back to the route-following stand-in — unless CANARYCTL_REQUIRE_LOCALKUBE=1 (CI), where
+that is an error. `data_plane` pins either one ("traefik", "route-follower"); see
+gateway_api_planes.py for both. The release analysis reads the data plane's metrics: Traefik's
+own service series, or the backends' series for the stand-in, through the `--query-*`
+templates the kit passes to the controller.
 """
 
 from __future__ import annotations
 
-import json
+import os
+import sys
 from collections import Counter
 from contextlib import ExitStack
 from typing import Any
@@ -19,89 +22,104 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 
 from canaryctl.demo.gateways import Split
-from canaryctl.gateway.gatewayapi.route import GROUP, ParentRef
-from canaryctl.kube import load_api_client
-from canaryctl.testing.routefollower import RouteFollower
+from canaryctl.demo.gateways.gateway_api_planes import (
+    GATEWAY_NAMESPACE,
+    FollowerPlane,
+    TraefikPlane,
+)
+from canaryctl.testing.traefik import TraefikUnavailable
 
-PARENT = ParentRef("canaryctl-gateway", "demo")
-GATEWAY_CLASS = "canaryctl-route-follower"
-_SELECT = 'namespace="{namespace}",service="{service}"'
-QUERIES = {
-    "requests": f"sum(increase(http_requests_total{{{_SELECT}}}[{{window}}]))",
-    "errors": f'sum(increase(http_requests_total{{{_SELECT},code=~"5.."}}[{{window}}]))',
-    "latency-p99": "1000 * histogram_quantile(0.99, sum by (le) "
-    f"(rate(http_request_duration_seconds_bucket{{{_SELECT}}}[{{window}}])))",
-}
 WRITE_VERBS = ("APPLY", "PATCH", "POST", "PUT", "DELETE")
+DATA_PLANES = ("auto", "traefik", "route-follower")
+REQUIRE_ENV = "CANARYCTL_REQUIRE_LOCALKUBE"
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 class GatewayApiKit:
     name = "gateway-api"
-    backend_metrics = True  # Prometheus scrapes the backends (labelled), not the data plane
 
-    def __init__(self) -> None:
+    def __init__(self, data_plane: str = "auto") -> None:
+        if data_plane not in DATA_PLANES:
+            raise ValueError(f"data_plane must be one of {DATA_PLANES}, got {data_plane!r}")
+        self.data_plane = data_plane
         self.kube: Any = None
         self.namespace = ""
-        self.emulator: RouteFollower
+        self.progress = _stderr
+        self.plane: TraefikPlane | FollowerPlane
+        self.emulator: Any = None  # the TraefikGateway, or the RouteFollower
         self._baseline: Counter = Counter()
 
     def bind_cluster(self, kube: Any, namespace: str) -> None:
         """The local control plane the kit installs into, and the namespace the apps live in
-        (the data plane follows only its routes: other tests' leftovers stay out of the way)."""
+        (the data plane reads only its routes: other tests' leftovers stay out of the way)."""
         self.kube, self.namespace = kube, namespace
 
     def start(self, stack: ExitStack) -> None:
         self.kube.install_gateway_api()
-        self._create_parent()
-        api = stack.enter_context(load_api_client(str(self.kube.kubeconfig)))
-        self.emulator = stack.enter_context(RouteFollower(api, PARENT, [self.namespace]))
+        if self.kube.kubectl("get", "namespace", GATEWAY_NAMESPACE, check=False).returncode:
+            self.kube.kubectl("create", "namespace", GATEWAY_NAMESPACE)
+        self.plane = self._start_plane(stack)
+        self.emulator = self.plane.emulator
         self.clear_log()
 
-    def _create_parent(self) -> None:
-        if self.kube.kubectl("get", "namespace", PARENT.namespace, check=False).returncode:
-            self.kube.kubectl("create", "namespace", PARENT.namespace)
-        gateway_class = {
-            "apiVersion": f"{GROUP}/v1",
-            "kind": "GatewayClass",
-            "metadata": {"name": GATEWAY_CLASS},
-            "spec": {"controllerName": "canaryctl.dev/route-follower"},
-        }
-        listener = {
-            "name": "http",
-            "protocol": "HTTP",
-            "port": 80,
-            "allowedRoutes": {"namespaces": {"from": "All"}},
-        }
-        gateway = {
-            "apiVersion": f"{GROUP}/v1",
-            "kind": "Gateway",
-            "metadata": {"name": PARENT.name, "namespace": PARENT.namespace},
-            "spec": {"gatewayClassName": GATEWAY_CLASS, "listeners": [listener]},
-        }
-        for manifest in (gateway_class, gateway):
-            self.kube.kubectl("apply", "-f", "-", input=json.dumps(manifest))
+    def _start_plane(self, stack: ExitStack) -> TraefikPlane | FollowerPlane:
+        why = ""
+        if self.data_plane != "route-follower":
+            traefik = TraefikPlane(self.kube, self.namespace, self.progress)
+            try:
+                traefik.start(stack)
+                return traefik
+            except TraefikUnavailable as error:
+                if self.data_plane == "traefik" or os.environ.get(REQUIRE_ENV) == "1":
+                    raise
+                why = str(error)
+                self.progress(f"Traefik cannot run here ({why}); using the route-follower")
+        follower = FollowerPlane(self.kube, self.namespace, why)
+        follower.start(stack)
+        return follower
+
+    @property
+    def data_plane_description(self) -> str:
+        """Which data plane serves the Gateway, in words for the demo's output."""
+        return self.plane.description
+
+    @property
+    def backend_metrics(self) -> bool:
+        return self.plane.backend_metrics
+
+    @property
+    def metrics_path(self) -> str:
+        return getattr(self.plane, "metrics_path", "/metrics")
+
+    def new_backend(self, version: str, fail_rate: float):
+        """Traefik needs backends in its network namespace; the stand-in takes loopback."""
+        make = getattr(self.plane, "new_backend", None)
+        return make(version, fail_rate) if make else None
 
     def route_service(self, host_port: str, address: str) -> None:
-        self.emulator.add_resolve(host_port, address)
+        self.plane.route_service(host_port, address)
 
     def controller_args(self) -> list[str]:
-        queries = [f"--query-{name}={template}" for name, template in QUERIES.items()]
-        return ["--gateway=gateway-api", f"--gateway-api-parent={PARENT}", *queries]
+        queries = [f"--query-{name}={template}" for name, template in self.plane.queries.items()]
+        return ["--gateway=gateway-api", f"--gateway-api-parent={self.plane.parent}", *queries]
 
     def controller_env(self) -> dict[str, str]:
         return {}
 
     @property
     def dataplane_url(self) -> str:
-        return self.emulator.dataplane_url
+        return self.plane.dataplane_url
 
     @property
     def metrics_target(self) -> str:
-        return self.emulator.dataplane_address
+        return self.plane.metrics_target
 
     def split(self, app: str) -> Split:
-        """(stable, canary, canary %) as the data plane follows the route: backendRefs in order."""
-        weights = self.emulator.weights(app)
+        """(stable, canary, canary %) as the data plane routes now: backendRefs in order."""
+        weights = self.plane.weights(app)
         if not weights:
             return (None, None, 0)
         if len(weights) == 1:
@@ -111,12 +129,8 @@ class GatewayApiKit:
         return (stable, canary, round(100 * canary_weight / total) if total else 0)
 
     def describe_route(self, app: str) -> str:
-        """The route's weights as the data plane follows them, for the demo's output."""
-        route = self.emulator.route_for(app)
-        if route is None:
-            return f"no HTTPRoute for {app} on Gateway {PARENT}"
-        weights = ", ".join(f"{key.split('/')[-1]}={weight}" for key, _, weight in route.backends)
-        return f"HTTPRoute {route.key} weights: {weights}"
+        """The route as the data plane runs it (weights; Traefik: its match rules too)."""
+        return "\n".join(self.plane.describe(app))
 
     def writes(self) -> list:
         """Write requests on HTTPRoutes since `clear_log`, from the apiserver's own counters."""

@@ -116,6 +116,16 @@ def create_service(api_client, namespace: str, service: str, address: str, port:
     from kubernetes import client
 
     service_object: Any = service_body(service)  # the client takes plain dicts as bodies
-    slice_object: Any = endpoint_slice_body(service, address, port)
     client.CoreV1Api(api_client).create_namespaced_service(namespace, service_object)
+    create_endpoint_slice(api_client, namespace, service, address, port)
+
+
+def create_endpoint_slice(
+    api_client, namespace: str, service: str, address: str, port: int
+) -> None:
+    """Write the EndpointSlice of `service` (which may not exist yet, or come from a manifest
+    whose port is named `http`)."""
+    from kubernetes import client
+
+    slice_object: Any = endpoint_slice_body(service, address, port)
     client.DiscoveryV1Api(api_client).create_namespaced_endpoint_slice(namespace, slice_object)

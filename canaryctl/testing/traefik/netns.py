@@ -7,6 +7,12 @@ an address that is neither loopback nor the machine's own interface. Each
 `BACKEND_IP/30` inside, where backends run (`ip netns exec`). Nothing leaves the pair: the
 namespace has no other link and no default route. Needs root and iproute2.
 
+Besides processes (`spawn`), a server of this process can listen inside: `build_inside`
+runs a constructor on a thread that has joined the namespace (setns(2) changes only the
+calling thread's), so the sockets it binds live there while this process serves them —
+how the demo keeps its error-page backends in-process (their fail rate can change while
+they run) yet behind EndpointSlices.
+
 Names carry the owner's pid, so namespaces left by a killed run are removed at the next
 start (as localkube removes stale temp dirs); `remove()` runs at interpreter exit too.
 """
@@ -14,14 +20,18 @@ start (as localkube removes stale temp dirs); `remove()` runs at interpreter exi
 from __future__ import annotations
 
 import atexit
+import ctypes
 import ipaddress
 import os
 import re
 import shutil
 import subprocess
 import tempfile
+import threading
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from canaryctl.testing.localkube.build import file_lock
 from canaryctl.testing.processes import die_with_parent
@@ -30,6 +40,8 @@ from canaryctl.testing.traefik.build import TraefikUnavailable
 NAME_PREFIX = "canaryctl-"
 # Private range for the /30 links; a /30 already on an interface of this host is skipped.
 LINK_RANGE = ipaddress.IPv4Network("10.213.0.0/16")
+CLONE_NEWNET = 0x40000000  # setns(2)'s namespace type for network namespaces
+Built = TypeVar("Built")
 
 
 class NetworkUnavailable(TraefikUnavailable):
@@ -56,8 +68,7 @@ class BackendNetwork:
         self.remove()
 
     def create(self) -> BackendNetwork:
-        if os.geteuid() != 0 or not shutil.which("ip"):
-            raise NetworkUnavailable("backend network namespaces need root and `ip` (iproute2)")
+        check_possible()
         remove_stale_namespaces()
         with file_lock(Path(tempfile.gettempdir()) / "canaryctl-netns.lock"):
             link = _free_link_network()
@@ -110,6 +121,43 @@ class BackendNetwork:
                 stdin=subprocess.DEVNULL,
                 preexec_fn=die_with_parent,
             )
+
+    def build_inside(self, build: Callable[[], Built]) -> Built:
+        """Call `build` on a thread inside the namespace; sockets it binds stay there."""
+        built: list[Built] = []
+        failed: list[BaseException] = []
+
+        def inside() -> None:
+            try:
+                _join_namespace(Path("/run/netns") / self.name)
+                built.append(build())
+            except BaseException as error:  # noqa: BLE001 - re-raised on the caller's thread
+                failed.append(error)
+
+        thread = threading.Thread(target=inside, name=f"netns-{self.name}")
+        thread.start()
+        thread.join()
+        if failed:
+            raise failed[0]
+        return built[0]
+
+
+def _join_namespace(path: Path) -> None:
+    """setns(2) the calling thread into the network namespace at `path`."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        if libc.setns(descriptor, CLONE_NEWNET) != 0:
+            error = ctypes.get_errno()
+            raise NetworkUnavailable(f"setns({path}): {os.strerror(error)}")
+    finally:
+        os.close(descriptor)
+
+
+def check_possible() -> None:
+    """Raise NetworkUnavailable unless this process can make namespaces (before, say, a build)."""
+    if os.geteuid() != 0 or not shutil.which("ip"):
+        raise NetworkUnavailable("backend network namespaces need root and `ip` (iproute2)")
 
 
 def remove_stale_namespaces() -> list[str]:
