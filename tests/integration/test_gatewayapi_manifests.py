@@ -59,13 +59,16 @@ def test_the_overlay_passes_a_server_dry_run_and_runs_the_gateway_api_backend(lo
         "run",
         "--log-format=json",
         "--metrics-secure",
+        "--leader-elect",
         "--gateway=gateway-api",
     ]
-    assert container["env"] == [
+    assert container["env"] == [  # the pod's identity for leader election, no API7 credentials
+        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
         {
             "name": "CANARYCTL_GATEWAY_API_PARENT",
             "valueFrom": {"configMapKeyRef": {"name": "canaryctl-gateway-api", "key": "parent"}},
-        }
+        },
     ]
     [config] = [o for o in objects if o["kind"] == "ConfigMap"]
     assert config["metadata"]["namespace"] == namespace and "/" in config["data"]["parent"]

@@ -166,7 +166,9 @@ def test_values_become_flags_and_read_only_mounts(helm):
 
 
 def test_two_replicas_without_leader_election_are_refused(helm):
-    result = helm("template", "x", str(CHART), "--set", "replicas=2", check=False)
+    result = helm(
+        "template", "x", str(CHART), "--set", "replicas=2,leaderElection.enabled=false", check=False
+    )
     assert result.returncode != 0 and "needs leaderElection.enabled" in result.stderr
 
 

@@ -62,7 +62,10 @@ def test_the_component_switches_the_gateway_and_reads_the_key_from_the_secret(lo
     pod = one(objects, "Deployment")["spec"]["template"]
     [container] = pod["spec"]["containers"]
     assert container["args"][0] == "run" and container["args"][-1] == "--gateway=apisix"
-    assert container["env"] == [
+    assert "--leader-elect" in container["args"]
+    assert container["env"] == [  # the pod's identity for leader election, then APISIX
+        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
         {"name": "APISIX_ADMIN_URL", "value": "http://apisix-admin.apisix.svc.cluster.local:9180"},
         {
             "name": "APISIX_ADMIN_KEY",
@@ -104,6 +107,10 @@ def kubelet_env(localkube, namespace: str, container: dict) -> dict[str, str]:
     for variable in container["env"]:
         if "value" in variable:
             env[variable["name"]] = variable["value"]
+            continue
+        field = variable["valueFrom"].get("fieldRef", {}).get("fieldPath")
+        if field:  # the pod's own name and namespace
+            env[variable["name"]] = namespace if field == "metadata.namespace" else "canaryctl-0"
             continue
         ref = variable["valueFrom"]["secretKeyRef"]
         secret = localkube.kubectl("get", "secret", ref["name"], "-n", namespace, "-o", "json")
