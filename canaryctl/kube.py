@@ -146,7 +146,7 @@ def list_objects(
 
 
 def read_json(response: urllib3.BaseHTTPResponse) -> dict:
-    """The JSON body of a raw (`_preload_content=False`) response; the connection goes back to the pool.
+    """The JSON body of a raw (`_preload_content=False`) response, releasing its pooled connection.
 
     Reading the whole body first matters: a connection returned with unread bytes would
     garble the next request sent over it.
@@ -158,7 +158,7 @@ def read_json(response: urllib3.BaseHTTPResponse) -> dict:
 
 
 def describe_error(error: Exception) -> str:
-    """One line for logs: the HTTP status of API errors (their bodies can be long), else the text."""
+    """One line for logs: the HTTP status of an API error (its body can be long), else the text."""
     if isinstance(error, client.ApiException):
         return f"HTTP {error.status} {error.reason}"
     return f"{type(error).__name__}: {error}"

@@ -1,4 +1,4 @@
-"""A real Prometheus server on loopback, scraping given targets, for tests and `canaryctl demo --auto`.
+"""A real Prometheus server on loopback, scraping given targets, for tests and `demo --auto`.
 
 Release analysis is tested against the real thing — PromQL evaluation, scrape timing,
 `increase()` extrapolation, outages — so this runs the `prometheus` binary (Debian package
@@ -42,7 +42,7 @@ class PrometheusUnavailable(RuntimeError):
 
 
 class PrometheusServer:
-    """One Prometheus scraping `targets` (`host:port`) every `scrape_interval`; a context manager."""
+    """A Prometheus scraping `targets` (`host:port`) every `scrape_interval`; a context manager."""
 
     def __init__(
         self,
@@ -105,8 +105,7 @@ class PrometheusServer:
             self.port = free_port()
             (self.dir / "prometheus.yml").write_text(json.dumps(self._config(), indent=2))
         self._started_at = time.time()
-        log = open(self.dir / "prometheus.log", "ab")
-        try:
+        with open(self.dir / "prometheus.log", "ab") as log:
             self._process = subprocess.Popen(
                 [
                     binary,
@@ -120,8 +119,6 @@ class PrometheusServer:
                 stdin=subprocess.DEVNULL,
                 preexec_fn=die_with_parent,
             )
-        finally:
-            log.close()
         try:
             wait_until(self._ready, self.ready_timeout, "Prometheus to become ready")
         except BaseException:
@@ -194,7 +191,7 @@ class PrometheusServer:
             return False
 
     def _targets_scraped_since(self, moment: float) -> int:
-        # timestamp() of a plain selector is the sample's time (of an expression, the evaluation time)
+        # timestamp() of a plain selector is the sample's time (of an expression, the evaluation's)
         query = f"count(timestamp(up) > {moment:.3f} and up == 1)"
         answer = requests.get(f"{self.url}/api/v1/query", params={"query": query}, timeout=5).json()
         result = answer["data"]["result"]

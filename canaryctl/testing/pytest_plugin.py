@@ -79,7 +79,7 @@ def namespace(localkube: LocalKube) -> Iterator[str]:
 
 @pytest.fixture
 def kube_api(localkube: LocalKube):
-    """An admin kubernetes.client.ApiClient for the session's control plane (canaryctl's own loader)."""
+    """An admin kubernetes ApiClient for the session's control plane (canaryctl's own loader)."""
     from canaryctl.kube import load_api_client
 
     with load_api_client(str(localkube.kubeconfig)) as api:
@@ -129,8 +129,11 @@ PROMETHEUS_REQUIRE_ENV = "CANARYCTL_REQUIRE_PROMETHEUS"
 
 @pytest.fixture(scope="session")
 def prometheus_server_factory():
-    """`factory(targets, **options)` -> a started `PrometheusServer`, closed at the end of the session
-    (or earlier by the caller). Skips without a `prometheus` binary unless CANARYCTL_REQUIRE_PROMETHEUS=1."""
+    """`factory(targets, **options)` -> a started `PrometheusServer`, closed at the session's end.
+
+    The caller may close it earlier. Skips without a `prometheus` binary unless
+    CANARYCTL_REQUIRE_PROMETHEUS=1.
+    """
     servers: list[PrometheusServer] = []
 
     def start(targets: list[str], **options) -> PrometheusServer:

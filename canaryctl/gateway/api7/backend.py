@@ -47,7 +47,7 @@ class Api7Gateway:
         return None if app is None else self._state_of(app)
 
     def apply(self, current: AppState | None, desired: AppSpec) -> AppState:
-        """Make the owned application route as `desired` with the fewest writes (none if it does)."""
+        """Make the owned app route as `desired` with the fewest writes (none if it does)."""
         if current is not None and current.matches(desired):
             return current
         calls = calls_for(current, desired)

@@ -4,8 +4,8 @@ The diff, the state parser and the backend must agree on one definition of "the 
 canaryctl writes it"; this module is that definition. Each builder starts from the object
 the gateway holds (so fields canaryctl does not manage, such as plugins or an upstream's
 timeouts tuned in the console, survive a PUT) and overwrites only the managed fields; each
-`*_managed_fields` projects an object onto its managed fields so two objects can be compared with `==`.
-Everything here is pure.
+`*_managed_fields` projects an object onto its managed fields so two objects can be compared
+with `==`. Everything here is pure.
 """
 
 from __future__ import annotations

@@ -122,14 +122,15 @@ class LocalKube:
     # processes ---------------------------------------------------------------------------
 
     def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
-        log = open(self.dir / "state" / f"{name}.log", "ab")
-        return subprocess.Popen(
-            [str(self.bin / name), *args],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            preexec_fn=die_with_parent,
-        )
+        # The child gets its own copy of the log's descriptor; ours can close once it runs.
+        with open(self.dir / "state" / f"{name}.log", "ab") as log:
+            return subprocess.Popen(
+                [str(self.bin / name), *args],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=die_with_parent,
+            )
 
     def _start_etcd(self) -> None:
         self.etcd_port, peer_port = free_port(), free_port()
@@ -211,7 +212,11 @@ class LocalKube:
     # helpers for tests -------------------------------------------------------------------
 
     def kubectl(
-        self, *args: str, input: str | None = None, check: bool = True, timeout: float = 60
+        self,
+        *args: str,
+        input: str | None = None,  # noqa: A002 -- the name subprocess.run uses; callers pass input=
+        check: bool = True,
+        timeout: float = 60,
     ) -> subprocess.CompletedProcess:
         """Run the matching kubectl against this control plane; text in, text out."""
         result = subprocess.run(
