@@ -97,7 +97,7 @@ def patch_service_annotations(
         _preload_content=False,
         _request_timeout=REQUEST_TIMEOUT,
     )
-    return Service.from_dict(read_json(response))
+    return Service.from_dict(read_json(raw_response(response)))
 
 
 ListRequest = Callable[..., urllib3.BaseHTTPResponse]  # (limit, _continue, ...) -> raw response
@@ -143,6 +143,15 @@ def list_objects(
         token = metadata.get("continue")
         if not token:
             return objects, metadata.get("resourceVersion", "")
+
+
+def raw_response(result: object) -> urllib3.BaseHTTPResponse:
+    """The result of a `_preload_content=False` call, typed as what it is.
+
+    The client's annotations promise the model object whatever `_preload_content` says; with
+    False the call returns the urllib3 response instead.
+    """
+    return cast(urllib3.BaseHTTPResponse, result)
 
 
 def read_json(response: urllib3.BaseHTTPResponse) -> dict:

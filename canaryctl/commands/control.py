@@ -39,6 +39,7 @@ from canaryctl.kube import (
     describe_error,
     load_api_client,
     patch_service_annotations,
+    raw_response,
     read_json,
 )
 from canaryctl.matching import MATCH, parse_match
@@ -242,7 +243,7 @@ def _read_service(api: client.ApiClient, namespace: str, name: str) -> Service:
     response = client.CoreV1Api(api).read_namespaced_service(
         name, namespace, _preload_content=False, _request_timeout=REQUEST_TIMEOUT
     )
-    return Service.from_dict(read_json(response))
+    return Service.from_dict(read_json(raw_response(response)))
 
 
 class _ActionCommand:

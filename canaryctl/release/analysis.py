@@ -212,6 +212,7 @@ class Analyzer:
                 config, self._sample(config, canary, window, now, requests), stable_sample, window
             )
         measured = self._measure(config, canary, window, now, requests)
+        assert measured is not None  # it served the minimum requests (checked above)
         if config.max_latency_p99_ms is not None and measured.latency_p99_ms is None:
             return CheckResult(
                 "no_data",
@@ -311,6 +312,8 @@ def _judge(config: ReleaseConfig, canary: _Measured, stable: _Measured | None) -
         )
     ]
     if config.max_latency_p99_ms is not None:
+        p99 = canary.latency_p99_ms
+        assert p99 is not None  # without it the check is no_data, not judged
         latency_limit, latency_base = config.max_latency_p99_ms, None
         if stable is not None and stable.latency_p99_ms is not None:
             latency_base = stable.latency_p99_ms
@@ -318,9 +321,9 @@ def _judge(config: ReleaseConfig, canary: _Measured, stable: _Measured | None) -
         checks.append(
             MetricCheck(
                 "latency_p99",
-                canary.latency_p99_ms,
+                p99,
                 latency_limit,
-                canary.latency_p99_ms <= latency_limit,
+                p99 <= latency_limit,
                 latency_base,
             )
         )

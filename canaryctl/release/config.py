@@ -106,7 +106,7 @@ _STAMP = re.compile(r"[A-Za-z0-9._:+-]{1,64}", re.ASCII)
 _DAY_S = 86400.0
 _MAX_URL = 2048
 _OFF = "off"
-T = TypeVar("T")
+T = TypeVar("T", int, float)  # a parsed number
 
 
 @dataclass(frozen=True)

@@ -74,7 +74,7 @@ class PrometheusServer:
 
     @property
     def pid(self) -> int | None:
-        return self._process.pid if self.running else None
+        return self._process.pid if self._process is not None and self.running else None
 
     @property
     def running(self) -> bool:
@@ -180,11 +180,11 @@ class PrometheusServer:
         }
 
     def _ready(self) -> bool:
-        if self._process.poll() is not None:
-            tail = (self.dir / "prometheus.log").read_text(errors="replace")[-3000:]
-            raise PrometheusUnavailable(
-                f"prometheus exited with {self._process.returncode}:\n{tail}"
-            )
+        process, directory = self._process, self.dir
+        assert process is not None and directory is not None  # polled only by start()
+        if process.poll() is not None:
+            tail = (directory / "prometheus.log").read_text(errors="replace")[-3000:]
+            raise PrometheusUnavailable(f"prometheus exited with {process.returncode}:\n{tail}")
         try:
             return requests.get(f"{self.url}/-/ready", timeout=2).status_code == 200
         except requests.RequestException:
