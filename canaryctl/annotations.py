@@ -1,4 +1,4 @@
-"""Turn one Service's `api7.cloud/*` annotations into a gateway member, or say exactly what is wrong.
+"""Turn one Service's `api7.cloud/*` annotations into a gateway member, or say exactly what's wrong.
 
 Users type these values by hand with `kubectl annotate`, so every value is checked and every
 mistake on a Service is reported at once, each naming the annotation, the value and what is
@@ -60,13 +60,13 @@ class Member:
 
 
 def app_of(service: Service) -> str | None:
-    """The application a Service asks to join (stripped, maybe invalid), or None if it joins none."""
+    """The app a Service asks to join (stripped, maybe invalid), or None if it joins none."""
     value = service.annotations.get(APP)
     return None if value is None else value.strip()
 
 
 def relevant_fingerprint(service: Service) -> tuple:
-    """Everything of a Service that reconciliation depends on; equal fingerprints need no reconcile."""
+    """All of a Service that reconciliation depends on; equal fingerprints need no reconcile."""
     inputs = tuple(
         sorted(
             (key, value)

@@ -40,7 +40,7 @@ def describe(
         return notices + _canary_change(None, 0, spec, stable, canary)
     if observed.edited_by:  # a hand edit of what canaryctl wrote (seen in managedFields)
         return [_hand_edit_reverted(observed, spec, stable)]
-    notices = _stable_change(observed, spec, stable)
+    notices = _stable_change(observed, observed.stable, spec, stable)
     notices += _canary_change(observed.canary, observed.weight, spec, stable, canary)
     notices += _match_change(observed, spec, canary)
     if not notices and observed.conforms and observed.owner != spec.owner:
@@ -68,8 +68,10 @@ def _hand_edit_reverted(observed: AppState, spec: AppSpec, stable: Member) -> No
     )
 
 
-def _stable_change(observed: AppState, spec: AppSpec, stable: Member) -> list[Notice]:
-    before, after = observed.stable, spec.stable
+def _stable_change(
+    observed: AppState, before: Upstream, spec: AppSpec, stable: Member
+) -> list[Notice]:
+    after = spec.stable
     if before.key == after.key:
         if before == after:
             return []
@@ -121,6 +123,7 @@ def _canary_change(
         )
     if after is None:
         return notices
+    assert canary is not None  # a spec has a canary upstream only for a canary member
     key = canary.service.key
     if before is None or before.key != after.key:
         matched = f" and requests matching {describe_match(spec.match)}" if spec.match else ""

@@ -326,6 +326,7 @@ class Controller:
             return False
         if app is None:
             return True
+        assert isinstance(app, str)  # the queue holds application names
         started = time.monotonic()
         try:
             result = self.reconciler.reconcile(app)

@@ -79,6 +79,7 @@ def _decide_admitted(inputs: AppInputs, membership: Membership) -> Outcome:
         return _without_stable(inputs, canary, owner)
     release = _release(inputs.app, stable, canary)
     if isinstance(release, Invalid):
+        assert canary is not None  # only a canary carries release settings
         return hold_invalid(inputs, {canary.service.key: release})
     if release is None:
         return _serve(inputs, owner, stable, canary, weight=canary.percent if canary else 0)
@@ -173,9 +174,10 @@ def _serve(
         if lacking:
             return hold_unsupported_match(inputs, canary, lacking)
     statuses = _serving_statuses(spec, stable, canary, release)
-    release_events = tuple(
-        ServiceEvent(canary.service.key, e.type, e.reason, e.message)
-        for e in (release.events if release and canary else ())
+    release_events = (
+        tuple(ServiceEvent(canary.service.key, e.type, e.reason, e.message) for e in release.events)
+        if release and canary
+        else ()
     )
     observed = inputs.observed
     write = observed is None or not observed.matches(spec)

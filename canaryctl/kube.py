@@ -97,7 +97,7 @@ def patch_service_annotations(
         _preload_content=False,
         _request_timeout=REQUEST_TIMEOUT,
     )
-    return Service.from_dict(read_json(response))
+    return Service.from_dict(read_json(raw_response(response)))
 
 
 ListRequest = Callable[..., urllib3.BaseHTTPResponse]  # (limit, _continue, ...) -> raw response
@@ -145,8 +145,17 @@ def list_objects(
             return objects, metadata.get("resourceVersion", "")
 
 
+def raw_response(result: object) -> urllib3.BaseHTTPResponse:
+    """The result of a `_preload_content=False` call, typed as what it is.
+
+    The client's annotations promise the model object whatever `_preload_content` says; with
+    False the call returns the urllib3 response instead.
+    """
+    return cast(urllib3.BaseHTTPResponse, result)
+
+
 def read_json(response: urllib3.BaseHTTPResponse) -> dict:
-    """The JSON body of a raw (`_preload_content=False`) response; the connection goes back to the pool.
+    """The JSON body of a raw (`_preload_content=False`) response, releasing its pooled connection.
 
     Reading the whole body first matters: a connection returned with unread bytes would
     garble the next request sent over it.
@@ -158,7 +167,7 @@ def read_json(response: urllib3.BaseHTTPResponse) -> dict:
 
 
 def describe_error(error: Exception) -> str:
-    """One line for logs: the HTTP status of API errors (their bodies can be long), else the text."""
+    """One line for logs: the HTTP status of an API error (its body can be long), else the text."""
     if isinstance(error, client.ApiException):
         return f"HTTP {error.status} {error.reason}"
     return f"{type(error).__name__}: {error}"

@@ -53,6 +53,7 @@ class FencedGateway:
 
     def __init__(self, gateway: Gateway, may_write: Callable[[], bool]) -> None:
         self._gateway, self._may_write = gateway, may_write
+        self.name = gateway.name
 
     def list_apps(self) -> dict[str, AppState]:
         return self._gateway.list_apps()

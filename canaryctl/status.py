@@ -95,7 +95,7 @@ class MemberStatus:
 
 
 def applied_share(state: AppState | None, key: str) -> int | None:
-    """The share of requests `state` routes to the Service `key`; None when canaryctl does not own it."""
+    """The share of requests `state` routes to Service `key`; None if canaryctl doesn't own it."""
     if state is None or not state.owned:
         return None
     canary_weight = state.weight if state.canary is not None else 0

@@ -39,6 +39,7 @@ from canaryctl.kube import (
     describe_error,
     load_api_client,
     patch_service_annotations,
+    raw_response,
     read_json,
 )
 from canaryctl.matching import MATCH, parse_match
@@ -88,7 +89,7 @@ def service_argument(text: str) -> tuple[str, str]:
 
 
 def percent_argument(text: str) -> int:
-    """argparse type of a canary weight: the integers 0-100, as the percentage annotation accepts them."""
+    """argparse type of a canary weight: the integers 0-100 the percentage annotation accepts."""
     percent = parse_percent(text)
     if percent is None:
         raise argparse.ArgumentTypeError(
@@ -98,7 +99,7 @@ def percent_argument(text: str) -> int:
 
 
 def new_action_value(verb: Verb, now: datetime) -> str:
-    """`VERB@STAMP` with a stamp no other invocation uses: UTC time to the second and 48 random bits."""
+    """`VERB@STAMP`, its stamp unique to this invocation: UTC time to the second, 48 random bits."""
     return f"{verb}@{now.astimezone(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(6)}"
 
 
@@ -137,8 +138,8 @@ def weight_request(service: Service, percent: int) -> Request:
         return Request({PERCENT: str(percent)}, warnings)
     note = (
         f"{service.key} runs an automated release: the controller pauses it at {percent} %; "
-        f"`canaryctl resume {service.key}` analyses {percent} % for a full step interval, then continues "
-        "with the first step above it"
+        f"`canaryctl resume {service.key}` analyses {percent} % for a full step interval, "
+        "then continues with the first step above it"
     )
     return Request({PERCENT: str(percent)}, warnings, (note,))
 
@@ -165,8 +166,8 @@ def _require_canary(service: Service) -> None:
     if (flag or "").strip().lower() != "true":
         found = "is not set" if flag is None else f"is {flag!r}"
         raise Refused(
-            f"{service.key} is not a canary: {CANARY} {found}; these commands act on canary Services "
-            f"({CANARY}=true)"
+            f"{service.key} is not a canary: {CANARY} {found}; "
+            f"these commands act on canary Services ({CANARY}=true)"
         )
 
 
@@ -242,11 +243,11 @@ def _read_service(api: client.ApiClient, namespace: str, name: str) -> Service:
     response = client.CoreV1Api(api).read_namespaced_service(
         name, namespace, _preload_content=False, _request_timeout=REQUEST_TIMEOUT
     )
-    return Service.from_dict(read_json(response))
+    return Service.from_dict(read_json(raw_response(response)))
 
 
 class _ActionCommand:
-    """A subcommand that writes `canary-action=VERB@STAMP`; subclasses name the verb and document it."""
+    """A subcommand writing `canary-action=VERB@STAMP`; subclasses name the verb and document it."""
 
     verb: Verb
 

@@ -69,6 +69,7 @@ def run_auto_demo(
         queries = [arg for arg in env.kit.controller_args() if arg.startswith("--query-")]
         if queries:  # else the controller's defaults for this gateway
             say("the controller judges each step with:\n" + "\n".join(f"  {q}" for q in queries))
+        assert env.prometheus is not None  # with_prometheus=True
         say(f"Prometheus at {env.prometheus.url} scrapes the gateway's data plane every second")
         for command in (
             f"kubectl apply -f error-page-v1.yaml -n {NAMESPACE}",

@@ -100,6 +100,13 @@ class DemoEnvironment:
             path.unlink()
         self.workdir.rmdir()
 
+    @property
+    def started_kube(self) -> LocalKube:
+        """The control plane in use; a RuntimeError before the environment has one."""
+        if self.kube is None:
+            raise RuntimeError("the demo environment is not started")
+        return self.kube
+
     def _start(self) -> None:
         if self._own_kube:
             self.progress("starting a local kube-apiserver + etcd")
@@ -217,11 +224,11 @@ class DemoEnvironment:
         """How the controller reaches the API server: the admin kubeconfig, or, given
         `serviceaccount_dir` (token, ca.crt, namespace), the in-cluster config a pod would use."""
         if self.serviceaccount_dir is None:
-            return [f"--kubeconfig={self.kube.kubeconfig}"], {}
+            return [f"--kubeconfig={self.started_kube.kubeconfig}"], {}
         return [], {
             SERVICEACCOUNT_DIR_ENV: str(self.serviceaccount_dir),
             "KUBERNETES_SERVICE_HOST": "127.0.0.1",
-            "KUBERNETES_SERVICE_PORT": str(self.kube.apiserver_port),
+            "KUBERNETES_SERVICE_PORT": str(self.started_kube.apiserver_port),
         }
 
     def _ready(self, process: subprocess.Popen, health_port: int) -> bool:
@@ -266,14 +273,15 @@ class DemoEnvironment:
     # user actions ------------------------------------------------------------------------------
 
     def kubectl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        return self.kube.kubectl(*args, check=check)
+        return self.started_kube.kubectl(*args, check=check)
 
     def shell(self, command: str) -> subprocess.CompletedProcess:
         """Run a command line as a user would type it (`kubectl` uses the local control plane)."""
+        kube = self.started_kube
         env = {
             **os.environ,
-            "KUBECONFIG": str(self.kube.kubeconfig),
-            "PATH": f"{self.kube.kubectl_path.parent}{os.pathsep}{os.environ.get('PATH', '')}",
+            "KUBECONFIG": str(kube.kubeconfig),
+            "PATH": f"{kube.kubectl_path.parent}{os.pathsep}{os.environ.get('PATH', '')}",
         }
         return subprocess.run(
             shlex.split(command),
@@ -311,7 +319,7 @@ class DemoEnvironment:
             },
             "spec": spec,
         }
-        self.kube.kubectl("apply", "-f", "-", input=json.dumps(manifest))
+        self.started_kube.kubectl("apply", "-f", "-", input=json.dumps(manifest))
 
     def annotate(self, name: str, *pairs: str) -> None:
         """`kubectl annotate --overwrite` on Service `name` (`key=value`, or `key-` to remove)."""

@@ -79,7 +79,8 @@ SEED_STAGES = [
     Stage(
         "canary percentage 0",
         [
-            f'{ANNOTATE} error-page-v2 "api7.cloud/published-service-canary-percentage=0" --overwrite'
+            f"{ANNOTATE} error-page-v2 "
+            '"api7.cloud/published-service-canary-percentage=0" --overwrite'
         ],
         (V1, V2, 0),
         v2_share=0,
@@ -87,7 +88,8 @@ SEED_STAGES = [
     Stage(
         "canary percentage 100",
         [
-            f'{ANNOTATE} error-page-v2 "api7.cloud/published-service-canary-percentage=100" --overwrite'
+            f"{ANNOTATE} error-page-v2 "
+            '"api7.cloud/published-service-canary-percentage=100" --overwrite'
         ],
         (V1, V2, 100),
         v2_share=100,

@@ -39,7 +39,7 @@ class Upstream:
 
     @classmethod
     def from_key(cls, key: str, host: str, port: int) -> Upstream:
-        """The upstream a gateway labels `key` (`namespace/service`; anything else: no namespace)."""
+        """The upstream a gateway labels `key` (`namespace/service`; otherwise no namespace)."""
         namespace, _, service = key.rpartition("/")
         return cls(namespace, service, host, port)
 

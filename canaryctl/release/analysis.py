@@ -96,7 +96,7 @@ class Target:
 
 @dataclass(frozen=True)
 class QueryTemplates:
-    """PromQL for the canary's request count, 5xx count (both over the window) and p99 latency in ms."""
+    """PromQL for the canary's request and 5xx counts (over the window) and p99 latency in ms."""
 
     requests: str = DEFAULT_REQUESTS
     errors: str = DEFAULT_ERRORS
@@ -143,7 +143,7 @@ class _Measured:
 
 
 class Analyzer:
-    """Runs one check: queries Prometheus for the canary (and the stable) and classifies the result."""
+    """Runs one check: queries Prometheus for the canary (and stable) and classifies the result."""
 
     def __init__(self, client: PrometheusClient, templates: QueryTemplates = QueryTemplates()):
         self.client = client
@@ -158,7 +158,7 @@ class Analyzer:
         window_s: float,
         now: datetime,
     ) -> CheckResult:
-        """Classify the canary over the `window_s` seconds before `now`; counts the result in metrics."""
+        """Classify the canary over the `window_s` seconds before `now`; counts it in metrics."""
         window = max(1, int(window_s))
         self._asked.values = {}
         try:
@@ -212,6 +212,7 @@ class Analyzer:
                 config, self._sample(config, canary, window, now, requests), stable_sample, window
             )
         measured = self._measure(config, canary, window, now, requests)
+        assert measured is not None  # it served the minimum requests (checked above)
         if config.max_latency_p99_ms is not None and measured.latency_p99_ms is None:
             return CheckResult(
                 "no_data",
@@ -284,7 +285,7 @@ class Analyzer:
 
 
 def _whole(requests: float) -> int:
-    """A request estimate rounded half up (Python's round() would make 18.5 -> 18 but 19.5 -> 20)."""
+    """A request estimate rounded half up (Python's round() makes 18.5 -> 18 but 19.5 -> 20)."""
     return math.floor(requests + 0.5)
 
 
@@ -311,6 +312,8 @@ def _judge(config: ReleaseConfig, canary: _Measured, stable: _Measured | None) -
         )
     ]
     if config.max_latency_p99_ms is not None:
+        p99 = canary.latency_p99_ms
+        assert p99 is not None  # without it the check is no_data, not judged
         latency_limit, latency_base = config.max_latency_p99_ms, None
         if stable is not None and stable.latency_p99_ms is not None:
             latency_base = stable.latency_p99_ms
@@ -318,9 +321,9 @@ def _judge(config: ReleaseConfig, canary: _Measured, stable: _Measured | None) -
         checks.append(
             MetricCheck(
                 "latency_p99",
-                canary.latency_p99_ms,
+                p99,
                 latency_limit,
-                canary.latency_p99_ms <= latency_limit,
+                p99 <= latency_limit,
                 latency_base,
             )
         )
@@ -328,7 +331,7 @@ def _judge(config: ReleaseConfig, canary: _Measured, stable: _Measured | None) -
 
 
 def _describe(check: MetricCheck) -> str:
-    """ "error rate 30.0 % > 1.0 %", with the stable's value when the threshold was derived from it."""
+    """ "error rate 30.0 % > 1.0 %", with the stable's value when the threshold derives from it."""
     sign = "<=" if check.passed else ">"
     if check.name == "error_rate":
         base = f" (stable {check.stable:.1f} %)" if check.stable is not None else ""

@@ -106,12 +106,12 @@ _STAMP = re.compile(r"[A-Za-z0-9._:+-]{1,64}", re.ASCII)
 _DAY_S = 86400.0
 _MAX_URL = 2048
 _OFF = "off"
-T = TypeVar("T")
+T = TypeVar("T", int, float)  # a parsed number
 
 
 @dataclass(frozen=True)
 class Action:
-    """A manual command: `verb`, and the annotation's whole value (which identifies this request)."""
+    """A manual command: `verb`, and the annotation's whole value (identifying this request)."""
 
     verb: Verb
     value: str
@@ -119,7 +119,7 @@ class Action:
 
 @dataclass(frozen=True)
 class ReleaseConfig:
-    """How canaryctl runs one canary's release. Percentages are 0-100, times in seconds/milliseconds."""
+    """How canaryctl runs one canary's release. Percentages are 0-100, times in s/ms."""
 
     steps: tuple[int, ...]  # strictly increasing canary weights, always ending with 100
     interval_s: float = 60.0

@@ -108,8 +108,8 @@ class HookResult:
         if hook not in HOOK_KINDS or result not in HOOK_OUTCOMES:
             raise ValueError(f"unknown hook {hook!r} or result {result!r}")
         return cls(
-            hook=hook,  # type: ignore[arg-type]  # checked against HOOK_KINDS above
-            result=result,  # type: ignore[arg-type]  # checked against HOOK_OUTCOMES above
+            hook=hook,  # narrowed to HookKind by the check above
+            result=result,  # narrowed to HookOutcome by the check above
             message=_text(data["message"]),
             status=_optional(data.get("status"), _whole),
             attempts=_whole(data["attempts"]),

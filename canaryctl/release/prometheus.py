@@ -53,7 +53,7 @@ class PrometheusClient:
         self.close()
 
     def query(self, expr: str, at: datetime) -> float | None:
-        """The value of `expr` at time `at`: one number, or None when there is no data (empty or NaN)."""
+        """The value of `expr` at time `at`: one number, or None without data (empty or NaN)."""
         data = self._get("/api/v1/query", {"query": expr, "time": f"{at.timestamp():.3f}"})
         return _single_value(data, expr)
 

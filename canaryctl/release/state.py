@@ -90,7 +90,8 @@ class ReleaseState:
     """One canary's release. `weight` is the canary share canaryctl wants on the gateway."""
 
     phase: Phase
-    step: int  # index into the schedule of the current step, or of the next one above a hand-set weight
+    # index into the schedule of the current step, or of the next one above a hand-set weight
+    step: int
     weight: int
     step_started_at: datetime  # last weight change: analysis windows start here
     failures: int = 0  # checks of the current step, by outcome

@@ -1,1 +1,1 @@
-"""Local stand-ins for tests and the demo: a real control plane, gateway emulators, demo backends."""
+"""Local stand-ins for tests and the demo: a real control plane, gateway emulators, backends."""

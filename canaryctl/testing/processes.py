@@ -16,9 +16,11 @@ from collections.abc import Callable
 def stdout_lines(process: subprocess.Popen) -> queue.Queue[str | None]:
     """The child's stdout lines as they come, then None when it closes."""
     lines: queue.Queue[str | None] = queue.Queue()
+    output = process.stdout
+    assert output is not None, "start the child with stdout=subprocess.PIPE"
 
     def pump() -> None:
-        for line in process.stdout:
+        for line in output:
             lines.put(line)
         lines.put(None)
 
@@ -31,7 +33,8 @@ def next_line(
 ) -> str:
     """The next line, or a failed assertion with the child's exit code and stderr once it closed."""
     line = lines.get(timeout=timeout)
-    assert line is not None, f"exited with {process.wait()}: {process.stderr.read()}"
+    stderr = process.stderr
+    assert line is not None, f"exited with {process.wait()}: {stderr.read() if stderr else ''}"
     return line
 
 

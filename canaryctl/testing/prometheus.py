@@ -1,4 +1,4 @@
-"""A real Prometheus server on loopback, scraping given targets, for tests and `canaryctl demo --auto`.
+"""A real Prometheus server on loopback, scraping given targets, for tests and `demo --auto`.
 
 Release analysis is tested against the real thing — PromQL evaluation, scrape timing,
 `increase()` extrapolation, outages — so this runs the `prometheus` binary (Debian package
@@ -42,7 +42,7 @@ class PrometheusUnavailable(RuntimeError):
 
 
 class PrometheusServer:
-    """One Prometheus scraping `targets` (`host:port`) every `scrape_interval`; a context manager."""
+    """A Prometheus scraping `targets` (`host:port`) every `scrape_interval`; a context manager."""
 
     def __init__(
         self,
@@ -74,7 +74,7 @@ class PrometheusServer:
 
     @property
     def pid(self) -> int | None:
-        return self._process.pid if self.running else None
+        return self._process.pid if self._process is not None and self.running else None
 
     @property
     def running(self) -> bool:
@@ -105,8 +105,7 @@ class PrometheusServer:
             self.port = free_port()
             (self.dir / "prometheus.yml").write_text(json.dumps(self._config(), indent=2))
         self._started_at = time.time()
-        log = open(self.dir / "prometheus.log", "ab")
-        try:
+        with open(self.dir / "prometheus.log", "ab") as log:
             self._process = subprocess.Popen(
                 [
                     binary,
@@ -120,8 +119,6 @@ class PrometheusServer:
                 stdin=subprocess.DEVNULL,
                 preexec_fn=die_with_parent,
             )
-        finally:
-            log.close()
         try:
             wait_until(self._ready, self.ready_timeout, "Prometheus to become ready")
         except BaseException:
@@ -183,18 +180,18 @@ class PrometheusServer:
         }
 
     def _ready(self) -> bool:
-        if self._process.poll() is not None:
-            tail = (self.dir / "prometheus.log").read_text(errors="replace")[-3000:]
-            raise PrometheusUnavailable(
-                f"prometheus exited with {self._process.returncode}:\n{tail}"
-            )
+        process, directory = self._process, self.dir
+        assert process is not None and directory is not None  # polled only by start()
+        if process.poll() is not None:
+            tail = (directory / "prometheus.log").read_text(errors="replace")[-3000:]
+            raise PrometheusUnavailable(f"prometheus exited with {process.returncode}:\n{tail}")
         try:
             return requests.get(f"{self.url}/-/ready", timeout=2).status_code == 200
         except requests.RequestException:
             return False
 
     def _targets_scraped_since(self, moment: float) -> int:
-        # timestamp() of a plain selector is the sample's time (of an expression, the evaluation time)
+        # timestamp() of a plain selector is the sample's time (of an expression, the evaluation's)
         query = f"count(timestamp(up) > {moment:.3f} and up == 1)"
         answer = requests.get(f"{self.url}/api/v1/query", params={"query": query}, timeout=5).json()
         result = answer["data"]["result"]

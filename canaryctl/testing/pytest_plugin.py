@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NoReturn
 
@@ -25,8 +25,10 @@ REQUIRE_ENV = "CANARYCTL_REQUIRE_LOCALKUBE"
 
 
 def _progress(message: str) -> None:
-    sys.__stderr__.write(message + "\n")
-    sys.__stderr__.flush()
+    stream = sys.__stderr__  # the real stderr, past pytest's capture (None if there is none)
+    if stream is not None:
+        stream.write(message + "\n")
+        stream.flush()
 
 
 @pytest.fixture(scope="session")
@@ -79,7 +81,7 @@ def namespace(localkube: LocalKube) -> Iterator[str]:
 
 @pytest.fixture
 def kube_api(localkube: LocalKube):
-    """An admin kubernetes.client.ApiClient for the session's control plane (canaryctl's own loader)."""
+    """An admin kubernetes ApiClient for the session's control plane (canaryctl's own loader)."""
     from canaryctl.kube import load_api_client
 
     with load_api_client(str(localkube.kubeconfig)) as api:
@@ -128,9 +130,12 @@ PROMETHEUS_REQUIRE_ENV = "CANARYCTL_REQUIRE_PROMETHEUS"
 
 
 @pytest.fixture(scope="session")
-def prometheus_server_factory():
-    """`factory(targets, **options)` -> a started `PrometheusServer`, closed at the end of the session
-    (or earlier by the caller). Skips without a `prometheus` binary unless CANARYCTL_REQUIRE_PROMETHEUS=1."""
+def prometheus_server_factory() -> Iterator[Callable[..., PrometheusServer]]:
+    """`factory(targets, **options)` -> a started `PrometheusServer`, closed at the session's end.
+
+    The caller may close it earlier. Skips without a `prometheus` binary unless
+    CANARYCTL_REQUIRE_PROMETHEUS=1.
+    """
     servers: list[PrometheusServer] = []
 
     def start(targets: list[str], **options) -> PrometheusServer:

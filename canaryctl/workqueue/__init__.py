@@ -77,7 +77,7 @@ __all__ = [
 def new_controller_queue(
     name: str, clock: Clock | None = None, metrics: bool = True
 ) -> RateLimitingQueue:
-    """The controller's queue: default rate limiter, and the `workqueue_*` metrics unless `metrics=False`."""
+    """The controller's queue: default rate limiter, `workqueue_*` metrics unless metrics=False."""
     clock = clock or RealClock()
     provider: QueueMetrics = PrometheusQueueMetrics(name, clock) if metrics else NoQueueMetrics()
     return RateLimitingQueue(name=name, clock=clock, metrics=provider)

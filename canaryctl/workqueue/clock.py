@@ -22,7 +22,7 @@ class Clock(Protocol):
         ...
 
     def wait_until(self, condition: threading.Condition, deadline: float | None) -> None:
-        """With `condition` held: wait until notified or until `now() >= deadline` (None: no deadline).
+        """With `condition` held: wait until notified or `now() >= deadline` (None: no deadline).
 
         May return early (spuriously); callers re-check their state in a loop.
         """

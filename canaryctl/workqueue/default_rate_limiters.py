@@ -16,7 +16,7 @@ from canaryctl.workqueue.clock import Clock, RealClock
 
 
 class RateLimiter(Protocol):
-    """Decides the delay of each retry; `when` records a failure, `forget` clears the item's history."""
+    """Decides each retry's delay; `when` records a failure, `forget` clears the item's history."""
 
     def when(self, item: Hashable) -> float:
         """Seconds to wait before retrying `item`; each call counts as one more failure."""
@@ -107,7 +107,10 @@ class MaxOfRateLimiter:
 
 
 def default_controller_rate_limiter(clock: Clock | None = None) -> MaxOfRateLimiter:
-    """client-go's DefaultControllerRateLimiter: per-item 5 ms·2^n up to 1000 s, and 10/s burst 100 overall."""
+    """client-go's DefaultControllerRateLimiter: the slower of two limits.
+
+    Per item 5 ms·2^n up to 1000 s, and 10/s with a burst of 100 overall.
+    """
     return MaxOfRateLimiter(
         ItemExponentialFailureRateLimiter(0.005, 1000.0),
         BucketRateLimiter(qps=10.0, burst=100, clock=clock),

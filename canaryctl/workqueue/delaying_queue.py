@@ -65,7 +65,7 @@ class DelayingQueue(Queue):
             self._waiting_changed.notify_all()
 
     def _add_items_when_due(self) -> None:
-        """The background loop: add what is due, then wait for the next ready time or a new entry."""
+        """Background loop: add what is due, then wait for the next ready time or a new entry."""
         with self._waiting_changed:
             while not self._stopped:
                 self._add_due_items()

@@ -17,7 +17,7 @@ from canaryctl.workqueue.clock import Clock
 
 
 class QueueMetrics(Protocol):
-    """Observer of queue transitions. add/get/done/update_unfinished_work run under the queue's lock."""
+    """Observes queue transitions. add/get/done/update_unfinished_work run under the queue lock."""
 
     def add(self, item: Hashable) -> None:
         """An item was accepted as new work (it was not already waiting)."""

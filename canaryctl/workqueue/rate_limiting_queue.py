@@ -16,7 +16,7 @@ from canaryctl.workqueue.metrics import QueueMetrics
 
 
 class RateLimitingQueue(DelayingQueue):
-    """A `DelayingQueue` whose retries are spaced by a `RateLimiter` (client-go's default if none)."""
+    """A `DelayingQueue` whose retries a `RateLimiter` spaces out (client-go's default if none)."""
 
     def __init__(
         self,

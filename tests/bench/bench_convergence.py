@@ -67,7 +67,7 @@ def main() -> int:
             )
             put = next(r for r in env.emulator.request_log() if r.method == "PUT")
             latencies.append((put.time - started) * 1000)
-            wait_until(lambda: env.split()[2] == percent, 10, "the new weight")
+            wait_until(lambda percent=percent: env.split()[2] == percent, 10, "the new weight")
             log = env.emulator.request_log()
             reads += sum(r.method == "GET" for r in log)
             writes += sum(r.method != "GET" for r in log)
@@ -76,7 +76,8 @@ def main() -> int:
     print(f"changes: {n}")
     print(
         f"latency ms: p50={percentile(latencies, 50):.1f} p90={percentile(latencies, 90):.1f} "
-        f"p99={percentile(latencies, 99):.1f} max={max(latencies):.1f} mean={statistics.mean(latencies):.1f}"
+        f"p99={percentile(latencies, 99):.1f} max={max(latencies):.1f} "
+        f"mean={statistics.mean(latencies):.1f}"
     )
     print(f"gateway calls per change: writes={writes / n:.2f} reads={reads / n:.2f}")
     print(f"controller exit code: {exit_code}")

@@ -89,8 +89,8 @@ def main() -> int:
                 "every API",
             )
             print(
-                f"controller ready (caches synced) in {ready:.1f} s; {args.published} apps published "
-                f"{published:.1f} s after start"
+                f"controller ready (caches synced) in {ready:.1f} s; "
+                f"{args.published} apps published {published:.1f} s after start"
             )
             print(f"controller peak RSS after initial sync: {rss_mb(env.controller.pid):.0f} MB")
             env.emulator.clear_request_log()
@@ -102,7 +102,8 @@ def main() -> int:
             writes = [r for r in env.emulator.request_log() if r.method != "GET"]
             print(
                 f"restart + resync with nothing changed: {len(writes)} gateway writes, "
-                f"{len(env.emulator.request_log())} reads; peak RSS {rss_mb(env.controller.pid):.0f} MB"
+                f"{len(env.emulator.request_log())} reads; "
+                f"peak RSS {rss_mb(env.controller.pid):.0f} MB"
             )
     return 0
 

@@ -71,7 +71,8 @@ def test_seed_walkthrough_then_v3_canary_then_cleanup(demo):
     demo.shell(f"kubectl apply -f error-page-v3.yaml -n {NS}")
     demo.shell(
         f'{ANNOTATE} error-page-v3 "api7.cloud/published-canary-service=true" '
-        '"api7.cloud/published-service-canary-percentage=50" "api7.cloud/published-service=error-page"'
+        '"api7.cloud/published-service-canary-percentage=50" '
+        '"api7.cloud/published-service=error-page"'
     )
     demo.wait_for_split((V2, f"{NS}/error-page-v3", 50))
     answers = demo.send(100)

@@ -37,8 +37,10 @@ def gateway(emu: Emulator) -> Iterator[Api7Gateway]:
 
 
 def settle(emu: Emulator, gateway: Api7Gateway) -> None:
-    """Wait until every request sent so far is in the log, which the emulator writes after answering:
-    a marker request on the same keep-alive connection is logged after all earlier ones."""
+    """Wait until every request sent so far is in the log (the emulator writes it after answering).
+
+    A marker request on the same keep-alive connection is logged after all earlier ones.
+    """
 
     def markers() -> int:
         return sum(r.path.endswith("/user/me") for r in emu.request_log())
@@ -95,7 +97,9 @@ def test_the_seed_walkthrough_writes_the_fewest_calls(emu, gateway):
 
     for weight in (0, 100):
         spec = AppSpec("error-page", V1, V2, weight)
-        state, sent = calls_during(emu, gateway, lambda: gateway.apply(state, spec))
+        state, sent = calls_during(
+            emu, gateway, lambda state=state, spec=spec: gateway.apply(state, spec)
+        )
         assert sent == [("PUT", "canary")]
         assert_read_back_agrees(gateway, state, spec)
         [canary] = emu.canaries(state.raw.app["id"])

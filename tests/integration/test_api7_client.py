@@ -69,7 +69,7 @@ def counter(name: str, **labels: str) -> float:
 
 
 def api_calls(emu: Emulator, method: str | None = None, at_least: int = 1) -> list:
-    """The logged requests (of `method`); waits for `at_least`, as the log is written after each answer."""
+    """The logged requests (of `method`); waits for `at_least`, as logging follows each answer."""
 
     def matching() -> list:
         return [r for r in emu.request_log() if method is None or r.method == method]
@@ -309,7 +309,7 @@ def test_a_retry_after_is_capped(emu):
 
 
 def create_kind(client: Api7Client, emu: Emulator, kind: str) -> tuple[dict, list]:
-    """Create one `kind` object (with its app, for APIs and canaries); the stored list of that kind."""
+    """Create a `kind` object (with its app, for APIs and canaries); the stored list of its kind."""
     if kind == "app":
         return client.create_app(emu.cluster_id, app_body("shop")), emu.apps()
     app_id = emu.store.create_app(None, app_body("shop", "ns/v1", "ns/v2"))["id"]
@@ -350,8 +350,11 @@ def test_a_dropped_create_is_retried_once_it_is_known_not_to_have_landed(client,
 
 @pytest.mark.parametrize("kind", ["app", "api", "canary"])
 def test_a_create_whose_answer_was_lost_returns_what_landed(emu, kind):
-    """The emulator cannot apply-then-drop; a delay beyond the read timeout is the same to the client:
-    the server applies the create after the client gave up on the answer."""
+    """A create applied after the client gave up on its answer is found, not made twice.
+
+    The emulator cannot apply-then-drop; a delay beyond the read timeout is the same to the
+    client: the server applies the create after the client gave up on the answer.
+    """
     emu.inject_fault(kind="latency", method="POST", latency_ms=300, times=1)
     policy = RetryPolicy(attempts=4, deadline=10, backoff_initial=0.6, backoff_max=2.0)
     retries_before = counter("canaryctl_gateway_retries_total")
@@ -380,7 +383,7 @@ def test_a_delete_whose_answer_was_lost_is_done_when_the_retry_finds_nothing(emu
 
 
 class Scripted:
-    """Answers each request with the next scripted (status, payload or error) and records what it saw."""
+    """Answers requests with the next scripted (status, payload or error), recording what it saw."""
 
     def __init__(self) -> None:
         self.answers: list[tuple[int, object]] = []

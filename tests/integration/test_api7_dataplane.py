@@ -1,4 +1,4 @@
-"""The emulator's data plane in front of two real error-page backends, counted the way the seed does.
+"""The emulator's data plane in front of two real error-page backends, counted as the seed does.
 
 Upstream targets use the in-cluster names canaryctl writes (`<svc>.<ns>.svc.cluster.local:80`)
 and reach the local backends through the emulator's resolve map, so the metrics' `node`

@@ -563,7 +563,7 @@ def test_stop_closes_keep_alive_connections_and_the_port():
 
 
 def start_cli(*args: str, env: dict | None = None) -> subprocess.Popen:
-    """`canaryctl dev ARGS` as a child process; use it as a context manager (pipes closed, process waited)."""
+    """`canaryctl dev ARGS` as a child process; a context manager (closes pipes, waits for it)."""
     return subprocess.Popen(
         [sys.executable, "-m", "canaryctl", "dev", *args],
         stdout=subprocess.PIPE,

@@ -223,7 +223,10 @@ def status_json(
 
 @pytest.fixture
 def published(kube_api, namespace) -> None:
-    """An automated canary with its stable, an app without canary, a garbage status, and an unpublished Service."""
+    """An automated canary and its stable, an app without canary, and two odd Services.
+
+    One has a garbage status, the other has no status at all (it was never published).
+    """
     checked = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=30)
     check = CheckResult(
         "fail", "error rate 30 % > 1 %", 80.0, 30, (MetricCheck("error_rate", 30.0, 1.0, False),)

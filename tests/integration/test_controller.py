@@ -1,4 +1,4 @@
-"""The controller process against a real apiserver and the API7 emulator: restarts, outages, bad input."""
+"""The controller process on a real apiserver and API7 emulator: restarts, outages, bad input."""
 
 from __future__ import annotations
 
@@ -86,7 +86,8 @@ def test_gateway_storm_converges_once_it_passes(env):
         kind="retry_after", status=429, method="POST", path="*", retry_after=1
     )
     env.apply_service("error-page-v1", {APP: "error-page"})
-    # the client's own retries give up (transient error), the Service gets a Warning, the queue backs off
+    # the client's own retries give up (transient error), the Service gets a Warning,
+    # the queue backs off
     wait_until(lambda: env.events("error-page-v1", "GatewayError"), 60, "a GatewayError warning")
     assert env.emulator.app_by_name("error-page") is None
     assert "503" in env.events("error-page-v1", "GatewayError")[0]["message"]
@@ -106,10 +107,12 @@ BAD_INPUT = [
 def test_every_bad_input_warns_and_changes_nothing(env):
     env.apply_service("error-page-v1", {APP: "error-page"})
     env.wait_for_split((version(env, "error-page-v1"), None, 0))
-    for name, annotations, annotation, value in BAD_INPUT:
+    for name, bad_annotations, annotation, value in BAD_INPUT:
         env.emulator.clear_request_log()
-        env.apply_service(name, annotations)
-        wait_until(lambda: env.events(name, "InvalidAnnotation"), 15, f"a warning for {name}")
+        env.apply_service(name, bad_annotations)
+        wait_until(
+            lambda name=name: env.events(name, "InvalidAnnotation"), 15, f"a warning for {name}"
+        )
         message = env.events(name, "InvalidAnnotation")[0]["message"]
         assert annotation in message and f'"{value}"' in message and "accepted" in message, message
         assert env.events(name, "InvalidAnnotation")[0]["type"] == "Warning"
@@ -150,7 +153,11 @@ def test_structural_bad_input_warns_and_changes_nothing(env, case):
         env.apply_service(valid_name, valid_annotations)
     for valid_name, _ in setup:  # converged: every member's status reports an applied weight
         wait_until(
-            lambda: (env.status(valid_name) or {}).get("appliedWeight") is not None, 15, "the setup"
+            lambda valid_name=valid_name: (
+                (env.status(valid_name) or {}).get("appliedWeight") is not None
+            ),
+            15,
+            "the setup",
         )
     apps_before = env.emulator.apps()
     env.emulator.clear_request_log()
@@ -305,7 +312,7 @@ def test_dry_run_plans_but_writes_nothing(localkube, namespace):
 
 
 def test_an_app_whose_services_live_outside_the_watched_namespaces_is_not_cleaned_up(env):
-    """Controllers scoped to different namespaces may share a gateway: never delete the others' apps."""
+    """Controllers scoped to other namespaces may share a gateway: never delete the others' apps."""
     from canaryctl.gateway.api7 import Api7Client, Api7Gateway
     from canaryctl.gateway.model import AppSpec, Upstream
 

@@ -107,7 +107,7 @@ def server_state(core_api: client.CoreV1Api, namespace: str) -> dict[str, str]:
     return {f"{namespace}/{s['metadata']['name']}": s["metadata"]["resourceVersion"] for s in items}
 
 
-# list + watch ----------------------------------------------------------------------------------------
+# list + watch -------------------------------------------------------------------------------------
 
 
 def test_initial_list_pages_through_existing_services(run, core_api, namespace):
@@ -209,7 +209,7 @@ def test_watch_that_times_out_resumes_from_the_bookmarked_version_without_relist
     assert calls.all() == calls.of(f"{namespace}/later")
 
 
-# outages -----------------------------------------------------------------------------------------------
+# outages ------------------------------------------------------------------------------------------
 
 
 def test_compaction_while_disconnected_relists_and_loses_no_change(
@@ -283,7 +283,7 @@ def test_apiserver_restart_backs_off_then_resumes(run, core_api, namespace, loca
     assert calls.of(f"{namespace}/after-restart")[0][0] is None
 
 
-# handler, resync, stop -----------------------------------------------------------------------------------
+# handler, resync, stop ----------------------------------------------------------------------------
 
 
 def test_failing_handler_does_not_stop_the_watch(run, core_api, namespace):
@@ -337,7 +337,7 @@ def test_wait_for_sync_times_out_when_the_apiserver_is_unreachable():
         informer.stop()
 
 
-# Backoff (pure) ------------------------------------------------------------------------------------------
+# Backoff (pure) -----------------------------------------------------------------------------------
 
 
 class FakeClock:

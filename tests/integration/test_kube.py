@@ -1,4 +1,4 @@
-"""load_api_client's three sources of credentials, and annotation merge patches, on a real apiserver."""
+"""load_api_client's three credential sources, and annotation merge patches, on a real apiserver."""
 
 from __future__ import annotations
 

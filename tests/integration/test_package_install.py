@@ -1,4 +1,4 @@
-"""`pip install .` into a fresh virtualenv gives a working `canaryctl`: the image's recipe, minus docker.
+"""`pip install .` to a new virtualenv gives a working `canaryctl`: the image's recipe minus docker.
 
 The source is the Docker build context (what `.dockerignore` lets through), installed for
 real from PyPI with no access to this environment's packages, so a dependency missing from

@@ -192,8 +192,11 @@ def apps(emu: Emulator, gateway: Api7Gateway) -> Iterator[dict[str, App]]:
 
 @pytest.fixture(scope="module")
 def window(emu: Emulator, client: PrometheusClient, apps: dict[str, App]) -> Window:
-    """Send traffic to every app but `idle`; return a window of WINDOW_SAMPLES scrapes in which every
-    series already existed when it started (a new series' first sample is not counted by increase())."""
+    """Send traffic to every app but `idle`; return a window of WINDOW_SAMPLES scrapes.
+
+    Every series already existed when the window starts (increase() does not count a new
+    series' first sample).
+    """
     busy = [app for name, app in apps.items() if name != "idle"]
     nodes = {node: codes for app in busy for node, codes in app.expected_codes.items()}
     with Load(emu.dataplane_url, [app.name for app in busy], REQUESTS_PER_SECOND):
@@ -254,8 +257,9 @@ def test_a_slow_canary_fails_on_p99_latency(client, apps, window):
     assert result.message.startswith(f"p99 latency {latency.value:.0f} ms > 100 ms")
 
 
-# Latency is off here: p99s of 10-40 ms on a busy loopback differ by more than any ratio between two
-# identical backends; the relative latency rule is covered exactly in tests/unit/test_release_analysis.py.
+# Latency is off here: p99s of 10-40 ms on a busy loopback differ by more than any ratio between
+# two identical backends; the relative latency rule is covered exactly in
+# tests/unit/test_release_analysis.py.
 RELATIVE = replace(CONFIG, compare="stable", error_rate_margin=10.0, max_latency_p99_ms=None)
 
 

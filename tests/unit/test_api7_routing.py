@@ -1,4 +1,4 @@
-"""The emulator's pure decisions: split, rules, API matching, faults, the error page's failure pacing."""
+"""The emulator's pure decisions: split, rules, API matching, faults, error-page failure pacing."""
 
 from __future__ import annotations
 

@@ -228,7 +228,7 @@ def test_a_failed_resync_changes_nothing():
     assert built.queue.log == []
 
 
-# --- the whole loop --------------------------------------------------------------------------------
+# --- the whole loop -------------------------------------------------------------------------------
 
 
 def test_start_syncs_then_reconciles_and_stop_shuts_everything_down():

@@ -1,4 +1,4 @@
-"""The gateway cache: full reads never overwrite newer writes; a failed write makes an app suspect."""
+"""The gateway cache: full reads never overwrite newer writes; failed writes make an app suspect."""
 
 from datetime import UTC, datetime, timedelta
 

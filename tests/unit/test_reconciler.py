@@ -261,7 +261,7 @@ def test_a_stable_that_leaves_below_100_percent_keeps_the_gateway_and_warns():
     assert harness.status("demo/v2")["appliedWeight"] == 30  # the gateway still routes 30 %
 
 
-# --- scope -----------------------------------------------------------------------------------------
+# --- scope ----------------------------------------------------------------------------------------
 
 
 def test_a_scoped_controller_never_deletes_an_app_whose_services_it_cannot_see():

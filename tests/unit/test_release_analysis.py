@@ -180,12 +180,14 @@ def test_every_failure_is_an_analysis_error_that_says_why(fake, client, status, 
 
 
 def test_connection_refused_is_an_analysis_error():
-    with PrometheusClient(f"http://127.0.0.1:{free_port()}", timeout=(1.0, 1.0)) as client:
-        with pytest.raises(
+    with (
+        PrometheusClient(f"http://127.0.0.1:{free_port()}", timeout=(1.0, 1.0)) as client,
+        pytest.raises(
             AnalysisError,
-            match="cannot reach Prometheus at http://127.0.0.1:[0-9]+: Connection refused",
-        ):
-            client.query("up", NOW)
+            match=r"cannot reach Prometheus at http://127\.0\.0\.1:[0-9]+: Connection refused",
+        ),
+    ):
+        client.query("up", NOW)
 
 
 def test_a_slow_answer_is_an_analysis_error(fake):
@@ -197,9 +199,11 @@ def test_a_slow_answer_is_an_analysis_error(fake):
 
     fake.answer = slow
     try:
-        with PrometheusClient(fake.url, timeout=(1.0, 0.2)) as client:
-            with pytest.raises(AnalysisError, match="did not answer within 0.2 s"):
-                client.query("up", NOW)
+        with (
+            PrometheusClient(fake.url, timeout=(1.0, 0.2)) as client,
+            pytest.raises(AnalysisError, match=r"did not answer within 0\.2 s"),
+        ):
+            client.query("up", NOW)
     finally:
         release.set()
 
@@ -226,7 +230,8 @@ def test_default_templates_select_the_upstream_node_and_the_window():
     )
     assert (
         templates.render(templates.errors, CANARY, "37s")
-        == 'sum(increase(apisix_http_status{node="error-page-v2.demo.svc.cluster.local:80",code=~"5.."}[37s]))'
+        == 'sum(increase(apisix_http_status{node="error-page-v2.demo.svc.cluster.local:80",'
+        'code=~"5.."}[37s]))'
     )
     assert templates.render(templates.latency_p99, CANARY, "37s") == (
         "histogram_quantile(0.99, sum by (le) (rate(apisix_http_latency_bucket"
@@ -246,7 +251,7 @@ def test_every_variable_is_substituted():
 
 
 def test_an_unknown_variable_is_refused_up_front():
-    with pytest.raises(ValueError, match="errors query template: unknown variable.*pod"):
+    with pytest.raises(ValueError, match=r"errors query template: unknown variable.*pod"):
         QueryTemplates(errors="sum({pod})")
 
 
@@ -555,7 +560,8 @@ def test_twelve_errors_in_100_against_a_stable_at_1_percent_fails(fake, client):
     assert (errors.value, errors.stable, errors.threshold) == pytest.approx((12.0, 1.0, 2.0))
     assert errors.evidence.p_value < 1e-6 and errors.evidence.low > 1.0
     assert result.message.startswith(
-        "error rate 12.0 % (12/100) vs stable 1.0 % (10/1000): 11.0 points worse (at least 6.58 at 95 % confidence), p = "
+        "error rate 12.0 % (12/100) vs stable 1.0 % (10/1000): 11.0 points worse "
+        "(at least 6.58 at 95 % confidence), p = "
     )
     assert result.message.endswith("(Fisher exact) < 0.05 over 12 s (100 requests)")
 
@@ -579,7 +585,8 @@ def test_a_healthy_canary_passes_with_both_tests_in_the_message(fake, client):
     result = check(client, STATISTICAL, STABLE)
     assert result.result == "pass" and all(m.evidence.verdict == "pass" for m in result.metrics)
     assert result.message.startswith(
-        "error rate 0.1 % (2/2000) vs stable 0.1 % (12/8000): no evidence that it is worse, p = 0.8 "
+        "error rate 0.1 % (2/2000) vs stable 0.1 % (12/8000): "
+        "no evidence that it is worse, p = 0.8 "
     )
     assert "; requests slower than 500 ms 0.1 % (2/2000) vs stable 0.1 % (8/8000)" in result.message
 

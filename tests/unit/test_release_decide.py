@@ -1,4 +1,4 @@
-"""Release decisions: schedule, checks, limits, manual control, and restart safety (property-based)."""
+"""Release decisions: schedule, checks, limits, manual control, restart safety (property-based)."""
 
 from __future__ import annotations
 
@@ -110,7 +110,7 @@ def test_an_early_check_is_ignored_so_a_step_is_never_shortened():
     assert decision.state == state and decision.events == () and decision.requeue_after == 1
 
 
-def test_after_an_inconclusive_check_the_next_is_one_interval_later_with_the_window_from_the_step_start():
+def test_after_an_inconclusive_check_the_next_is_an_interval_later_windowed_from_the_step_start():
     state = on_check(CONFIG, progressing(), NO_DATA, at(60.5)).state
     assert state.last_check_at == at(61)
     assert check_due(CONFIG, state, at(61)) == 60
@@ -380,11 +380,12 @@ def run_release(
     lateness: list[float],
     crashes: dict[int, tuple[float, float]],
 ) -> list[tuple[datetime, int, str]]:
-    """Drive a release with checks answered from `outcomes`; return (time, weight, phase) after each change.
+    """Drive a release with checks answered from `outcomes`: (time, weight, phase) at each change.
 
-    The controller checks `lateness[i]` seconds after check i is due. `crashes[i] = (fraction, downtime)`:
-    before check i, the controller dies `fraction` of the way to the due time and comes back `downtime`
-    seconds later with only the persisted state (a JSON round trip).
+    The controller checks `lateness[i]` seconds after check i is due.
+    `crashes[i] = (fraction, downtime)`: before check i, the controller dies `fraction` of the way
+    to the due time and comes back `downtime` seconds later with only the persisted state (a JSON
+    round trip).
     """
     now = at(0.3)
     decision = start(config, now)

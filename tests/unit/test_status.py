@@ -1,4 +1,4 @@
-"""The canary-status annotation: its JSON shape, reading it back, change detection, applied shares."""
+"""The canary-status annotation: JSON shape, reading it back, change detection, applied shares."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The workqueue_* families as fed by a queue: same meaning as client-go's, read back from the registry."""
+"""The workqueue_* families fed by a queue: client-go's meaning, read back from the registry."""
 
 from __future__ import annotations
 

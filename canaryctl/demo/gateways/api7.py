@@ -44,7 +44,7 @@ class Api7Kit:
         canary = live[0] if live else None
         return (
             found.get("default_upstream_version"),
-            canary and canary.get("canary_upstream_version"),
+            canary.get("canary_upstream_version") if canary else None,
             int(canary.get("percent") or 0) if canary else 0,
         )
 

@@ -1,4 +1,4 @@
-"""The API7 Cloud backend: `Api7Client` speaks the Open API, `Api7Gateway` maps canaryctl's apps onto it.
+"""The API7 Cloud backend: `Api7Client` speaks the Open API, `Api7Gateway` maps our apps onto it.
 
 Layers, bottom up: `transport` (HTTP, errors, retries, metrics), `client` (resources,
 pagination, cluster selection), `bodies` / `diff` / `state` (pure: what canaryctl writes,

@@ -47,7 +47,7 @@ class Api7Gateway:
         return None if app is None else self._state_of(app)
 
     def apply(self, current: AppState | None, desired: AppSpec) -> AppState:
-        """Make the owned application route as `desired` with the fewest writes (none if it does)."""
+        """Make the owned app route as `desired` with the fewest writes (none if it does)."""
         if current is not None and current.matches(desired):
             return current
         calls = calls_for(current, desired)
@@ -55,6 +55,7 @@ class Api7Gateway:
         for call in calls:
             objects = self._perform(call, objects)
         log.debug("api7 applied %s with %d call(s)", desired.name, len(calls))
+        assert objects is not None  # without a current app, calls_for() creates one
         return app_state(objects)
 
     def delete(self, current: AppState) -> None:
@@ -90,8 +91,9 @@ class Api7Gateway:
         else:
             updated = self._write(replace, app_id, call.object_id, call.body)
             children = tuple(updated if c["id"] == call.object_id else c for c in children)
-        field = "apis" if call.kind == API else "canaries"
-        return dataclasses.replace(objects, **{field: children})
+        if call.kind == API:
+            return dataclasses.replace(objects, apis=children)
+        return dataclasses.replace(objects, canaries=children)
 
     def _perform_on_app(self, call: Call, objects: Api7Objects | None) -> Api7Objects:
         if call.verb == POST:
@@ -102,6 +104,7 @@ class Api7Gateway:
                     "canaryctl's label; refusing to modify it"
                 )
             return Api7Objects(app)
+        assert objects is not None  # only an app that was read is replaced
         app = self._write(self.client.replace_app, self.cluster_id, call.object_id, call.body)
         return dataclasses.replace(objects, app=app)
 

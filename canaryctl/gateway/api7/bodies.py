@@ -4,8 +4,8 @@ The diff, the state parser and the backend must agree on one definition of "the 
 canaryctl writes it"; this module is that definition. Each builder starts from the object
 the gateway holds (so fields canaryctl does not manage, such as plugins or an upstream's
 timeouts tuned in the console, survive a PUT) and overwrites only the managed fields; each
-`*_managed_fields` projects an object onto its managed fields so two objects can be compared with `==`.
-Everything here is pure.
+`*_managed_fields` projects an object onto its managed fields so two objects can be compared
+with `==`. Everything here is pure.
 """
 
 from __future__ import annotations
@@ -97,7 +97,8 @@ def spec_upstreams(spec: AppSpec) -> list[Upstream]:
 
 def _upstream_entry(upstream: Upstream, base: Json | None) -> Json:
     entry = copy.deepcopy(base) if base else {}
-    inner = entry.get("upstream") if isinstance(entry.get("upstream"), dict) else {}
+    held = entry.get("upstream")
+    inner = held if isinstance(held, dict) else {}
     inner.update(
         scheme="http",
         lb_type="roundrobin",
@@ -107,7 +108,7 @@ def _upstream_entry(upstream: Upstream, base: Json | None) -> Json:
     return entry
 
 
-def upstreams_by_version(app: Json) -> dict[str, Json]:
+def upstreams_by_version(app: Json) -> dict[str | None, Json]:
     return {entry.get("version"): entry for entry in app.get("upstreams") or []}
 
 

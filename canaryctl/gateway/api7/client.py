@@ -83,7 +83,7 @@ class Api7Client:
         return self._list(f"/orgs/{org_id}/clusters")
 
     def resolve_cluster(self, org: str | None = None, cluster: str | None = None) -> ClusterRef:
-        """The cluster named by id or name (and its organization); without one, the only one there is."""
+        """The cluster named by id or name (and its organization), else the only one there is."""
         orgs = [self.get_org(org_id) for org_id in self.me().get("org_ids") or []]
         if org is not None:
             orgs = [_choose(orgs, org, "organization")]

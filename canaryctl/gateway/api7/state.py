@@ -56,7 +56,7 @@ def app_state(objects: Api7Objects) -> AppState:
 def _upstream(entry: Json | None) -> Upstream | None:
     """The neutral upstream of an app's upstream entry (its first target), if it has one."""
     targets = ((entry or {}).get("upstream") or {}).get("targets") or []
-    if not targets:
+    if entry is None or not targets:
         return None
     return Upstream.from_key(
         entry["version"], targets[0].get("host", ""), int(targets[0].get("port") or 0)
@@ -76,7 +76,7 @@ def _routed_match(canary: Json | None) -> tuple[MatchTerm, ...] | None:
     return rules_match(canary)
 
 
-def _routed_percent(canary: Json) -> int:
-    if canary.get("state") != IN_PROGRESS or canary.get("type") != "percent":
+def _routed_percent(canary: Json | None) -> int:
+    if canary is None or canary.get("state") != IN_PROGRESS or canary.get("type") != "percent":
         return 0
     return canary_percent(canary)

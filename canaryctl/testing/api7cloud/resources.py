@@ -1,4 +1,4 @@
-"""What a client may send for each API7 Cloud resource, checked and reduced to what the server keeps.
+"""What a client may send for each API7 Cloud resource, checked and cut to what the server keeps.
 
 The emulator must refuse what the real service would refuse (the 400s of the spec) and
 silently ignore what a client is not allowed to set (ids, status, timestamps, read-only

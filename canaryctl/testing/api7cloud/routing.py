@@ -29,7 +29,7 @@ import re
 import threading
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 Json = dict[str, Any]
 
@@ -124,16 +124,19 @@ def forwarded_path(app: Json, api: Json, path: str) -> str:
     return path
 
 
-class SmoothWeightedRoundRobin:
+Key = TypeVar("Key", bound=Hashable)
+
+
+class SmoothWeightedRoundRobin(Generic[Key]):
     """nginx's smooth weighted round robin: over any sum(weights) consecutive picks, each
     key is chosen exactly its weight times, spread as evenly as possible."""
 
-    def __init__(self, weights: Mapping[Hashable, int]):
+    def __init__(self, weights: Mapping[Key, int]):
         self._weights = {key: weight for key, weight in weights.items() if weight > 0}
         self._current = dict.fromkeys(self._weights, 0)
         self._total = sum(self._weights.values())
 
-    def pick(self) -> Hashable:
+    def pick(self) -> Key:
         for key, weight in self._weights.items():
             self._current[key] += weight
         chosen = max(self._current, key=self._current.__getitem__)
@@ -146,9 +149,9 @@ class Balancers:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._by_key: dict[Hashable, tuple[tuple, SmoothWeightedRoundRobin]] = {}
+        self._by_key: dict[Hashable, tuple[tuple, SmoothWeightedRoundRobin[Any]]] = {}
 
-    def pick(self, key: Hashable, weights: Mapping[Hashable, int]) -> Hashable:
+    def pick(self, key: Hashable, weights: Mapping[Key, int]) -> Key:
         signature = tuple(sorted(weights.items(), key=repr))
         with self._lock:
             known = self._by_key.get(key)

@@ -1,4 +1,4 @@
-"""The emulator's state: one organization, its cluster(s), and their applications, APIs and canaries.
+"""The emulator's state: one organization, its cluster(s), and their apps, APIs and canaries.
 
 Both servers (Open API and data plane) and the test's own thread read and write it, so
 every public method takes one lock and hands out deep copies: nobody can mutate the state
@@ -329,7 +329,7 @@ class Store:
     # --- data plane --------------------------------------------------------------------
 
     def published_apps(self, host: str) -> list[PublishedApp]:
-        """Every published app (`active == 0`) serving `host`, with its APIs and live canary, as copies."""
+        """Copies of each published app (`active == 0`) serving `host`, its APIs and live canary."""
         with self._lock:
             result = []
             for app in self._apps.values():

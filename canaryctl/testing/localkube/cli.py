@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _print_usage(kube: LocalKube, seconds: float) -> None:
-    kubeconfig = kube.dir / "kubeconfig"
+    kubeconfig = kube.started_dir / "kubeconfig"
     print(
         f"kube-apiserver {kube.version} ready at {kube.server} in {seconds:.1f} s\n"
         f"  export KUBECONFIG={kubeconfig}\n"

@@ -103,13 +103,20 @@ class LocalKube:
         return path
 
     @property
+    def started_dir(self) -> Path:
+        """The directory of the running control plane; a RuntimeError before start()."""
+        if self.dir is None:
+            raise RuntimeError("the local control plane is not started")
+        return self.dir
+
+    @property
     def pki(self) -> Path:
-        return self.dir / "state" / "pki"
+        return self.started_dir / "state" / "pki"
 
     @property
     def kubeconfig(self) -> Path:
         """Admin kubeconfig (client certificate in group system:masters)."""
-        return self.dir / "state" / "kubeconfig"
+        return self.started_dir / "state" / "kubeconfig"
 
     @property
     def server(self) -> str:
@@ -122,14 +129,15 @@ class LocalKube:
     # processes ---------------------------------------------------------------------------
 
     def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
-        log = open(self.dir / "state" / f"{name}.log", "ab")
-        return subprocess.Popen(
-            [str(self.bin / name), *args],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            preexec_fn=die_with_parent,
-        )
+        # The child gets its own copy of the log's descriptor; ours can close once it runs.
+        with open(self.started_dir / "state" / f"{name}.log", "ab") as log:
+            return subprocess.Popen(
+                [str(self.bin / name), *args],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=die_with_parent,
+            )
 
     def _start_etcd(self) -> None:
         self.etcd_port, peer_port = free_port(), free_port()
@@ -138,7 +146,7 @@ class LocalKube:
             "etcd",
             [
                 "--name=localkube",
-                f"--data-dir={self.dir / 'state' / 'etcd'}",
+                f"--data-dir={self.started_dir / 'state' / 'etcd'}",
                 f"--listen-client-urls={self.etcd_url}",
                 f"--advertise-client-urls={self.etcd_url}",
                 f"--listen-peer-urls={peer}",
@@ -160,7 +168,7 @@ class LocalKube:
                 "--bind-address=127.0.0.1",
                 "--advertise-address=127.0.0.1",
                 f"--secure-port={self.apiserver_port}",
-                f"--cert-dir={self.dir / 'state' / 'certs'}",
+                f"--cert-dir={self.started_dir / 'state' / 'certs'}",
                 f"--tls-cert-file={pki / 'apiserver.crt'}",
                 f"--tls-private-key-file={pki / 'apiserver.key'}",
                 f"--client-ca-file={pki / 'ca.crt'}",
@@ -189,7 +197,8 @@ class LocalKube:
     ) -> None:
         def up() -> bool:
             if process.poll() is not None:
-                log = (self.dir / "state" / f"{name}.log").read_text(errors="replace")[-3000:]
+                log_file = self.started_dir / "state" / f"{name}.log"
+                log = log_file.read_text(errors="replace")[-3000:]
                 raise LocalKubeUnavailable(f"{name} exited with {process.returncode}:\n{log}")
             return ready()
 
@@ -211,7 +220,11 @@ class LocalKube:
     # helpers for tests -------------------------------------------------------------------
 
     def kubectl(
-        self, *args: str, input: str | None = None, check: bool = True, timeout: float = 60
+        self,
+        *args: str,
+        input: str | None = None,  # noqa: A002 -- the name subprocess.run uses; callers pass input=
+        check: bool = True,
+        timeout: float = 60,
     ) -> subprocess.CompletedProcess:
         """Run the matching kubectl against this control plane; text in, text out."""
         result = subprocess.run(
@@ -258,6 +271,7 @@ class LocalKube:
             answer = client.CoreV1Api(api).create_namespaced_service_account_token(
                 name, namespace, request
             )
+        assert answer.status is not None and answer.status.token  # the apiserver fills both
         return answer.status.token
 
     def install_gateway_api(self, version: str | None = None) -> list[str]:
