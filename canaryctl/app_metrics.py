@@ -90,8 +90,9 @@ class AppMetrics:
                 _remove(metrics.upstream_info, exported.namespace, app, role, node)
                 del exported.upstreams[role]
         for role, node in roles.items():
-            metrics.upstream_info.labels(exported.namespace, app, role, node).set(1)
-            exported.upstreams[role] = node
+            if exported.upstreams.get(role) != node:  # set once: a weight change keeps them
+                metrics.upstream_info.labels(exported.namespace, app, role, node).set(1)
+                exported.upstreams[role] = node
 
     def _set_release(
         self, app: str, exported: _Exported, release: ReleaseState | None, canary: Service | None

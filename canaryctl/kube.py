@@ -130,10 +130,6 @@ def api_request(
     return response
 
 
-def service_path(namespace: str, name: str) -> str:
-    return f"/api/v1/namespaces/{namespace}/services/{name}"
-
-
 def patch_service_annotations(
     api: client.ApiClient, namespace: str, name: str, changes: Mapping[str, str | None]
 ) -> Service:
@@ -141,11 +137,27 @@ def patch_service_annotations(
 
     Raises kubernetes.client.ApiException (e.g. 404 if the Service is gone).
     """
+    return Service.from_dict(read_json(_patch_annotations(api, namespace, name, changes)))
+
+
+def write_service_annotations(
+    api: client.ApiClient, namespace: str, name: str, changes: Mapping[str, str | None]
+) -> None:
+    """`patch_service_annotations` for a writer that needs no answer (the controller: its
+    watch brings the new version anyway), so the answer is read but not parsed."""
+    response = _patch_annotations(api, namespace, name, changes)
+    try:
+        response.drain_conn()
+    finally:
+        response.release_conn()
+
+
+def _patch_annotations(
+    api: client.ApiClient, namespace: str, name: str, changes: Mapping[str, str | None]
+) -> urllib3.BaseHTTPResponse:
     body = {"metadata": {"annotations": dict(changes)}}
-    response = api_request(
-        api, "PATCH", service_path(namespace, name), body=body, content_type=MERGE_PATCH
-    )
-    return Service.from_dict(read_json(response))
+    path = f"/api/v1/namespaces/{namespace}/services/{name}"
+    return api_request(api, "PATCH", path, body=body, content_type=MERGE_PATCH)
 
 
 ListRequest = Callable[..., urllib3.BaseHTTPResponse]  # (limit, _continue, ...) -> raw response

@@ -31,6 +31,7 @@ from canaryctl.gateway.http import (
     RetryableFailure,
     RetryPolicy,
     clip,
+    pin_environment,
     retry_after,
     send,
 )
@@ -85,8 +86,7 @@ class Transport:
         self._retrier = Retrier(BACKEND, retry)
         self._auth = _BearerToken(token)
         self._session = session or requests.Session()
-        # per request: a session-level bundle would lose to REQUESTS_CA_BUNDLE (requests#3829)
-        self._verify: str | bool = ca_bundle or True
+        self._verify = pin_environment(self._session, self.base_url, ca_bundle)
 
     def __repr__(self) -> str:
         return f"Transport(base_url={self.base_url!r}, timeout={self.timeout!r})"
