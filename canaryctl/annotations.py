@@ -1,4 +1,5 @@
-"""Turn one Service's `api7.cloud/*` annotations into a gateway member, or say exactly what is wrong.
+"""Turn one Service's `api7.cloud/*` annotations into a gateway member, or say exactly what is
+wrong.
 
 Users type these values by hand with `kubectl annotate`, so every value is checked and every
 mistake on a Service is reported at once, each naming the annotation, the value and what is
@@ -59,14 +60,21 @@ class Member:
     match: tuple[MatchTerm, ...] = ()  # a canary's request predicate (MATCH)
 
 
+def is_canaryctl_annotation(key: str) -> bool:
+    """Whether canaryctl reads (or writes) the annotation `key`: all its own are under PREFIX."""
+    return key.startswith(PREFIX)
+
+
 def app_of(service: Service) -> str | None:
-    """The application a Service asks to join (stripped, maybe invalid), or None if it joins none."""
+    """The application a Service asks to join (stripped, maybe invalid), or None if it joins
+    none."""
     value = service.annotations.get(APP)
     return None if value is None else value.strip()
 
 
 def relevant_fingerprint(service: Service) -> tuple:
-    """Everything of a Service that reconciliation depends on; equal fingerprints need no reconcile."""
+    """Everything of a Service that reconciliation depends on; equal fingerprints need no
+    reconcile."""
     inputs = tuple(
         sorted(
             (key, value)

@@ -30,7 +30,7 @@ from typing import Protocol
 from kubernetes.client import ApiException
 
 from canaryctl import metrics
-from canaryctl.annotations import STATUS, relevant_fingerprint
+from canaryctl.annotations import STATUS, is_canaryctl_annotation, relevant_fingerprint
 from canaryctl.cache import ServiceStore
 from canaryctl.events import EventRecorder
 from canaryctl.gateway.base import Gateway, GatewayError
@@ -138,6 +138,7 @@ def build_controller(
         controller.store,
         controller.enqueue_service_change,
         namespaces=settings.namespaces,
+        keep_annotation=is_canaryctl_annotation,
     )
     return controller
 

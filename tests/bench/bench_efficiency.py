@@ -26,7 +26,6 @@ import concurrent.futures
 import os
 import re
 import signal
-import statistics
 import subprocess
 import sys
 import time
@@ -135,7 +134,9 @@ def _status_weight(core: client.CoreV1Api, namespace: str) -> int | None:
 def _start_profiler(pid: int, output: Path) -> subprocess.Popen:
     output.parent.mkdir(parents=True, exist_ok=True)
     command = ["py-spy", "record", "--pid", str(pid), "--rate", "500", "--format", "raw", "--gil"]
-    spy = subprocess.Popen([*command, "--nonblocking", "-o", str(output)], stdout=subprocess.DEVNULL)
+    spy = subprocess.Popen(
+        [*command, "--nonblocking", "-o", str(output)], stdout=subprocess.DEVNULL
+    )
     time.sleep(1)  # py-spy attaches
     return spy
 
