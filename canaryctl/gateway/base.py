@@ -39,7 +39,8 @@ class Gateway(Protocol):
         """Read one application back (after a write, to export the applied weight)."""
 
     def apply(self, current: AppState | None, desired: AppSpec) -> AppState:
-        """Create or update an owned application so it routes as `desired`; no write if it already does."""
+        """Create or update an owned application so it routes as `desired`; no write if it
+        already does."""
 
     def delete(self, current: AppState) -> None:
         """Delete an owned application and everything canaryctl created under it."""

@@ -13,8 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import requests
-
 from canaryctl.gateway.api7.transport import (
     DEFAULT_BASE_URL,
     DEFAULT_RETRY,
@@ -51,10 +49,15 @@ class Api7Client:
         retry: RetryPolicy = DEFAULT_RETRY,
         page_size: int = 100,
         max_pages: int = 1000,
-        session: requests.Session | None = None,
+        user_agent: str | None = None,
     ):
         self._transport = Transport(
-            token, base_url, timeout=timeout, ca_bundle=ca_bundle, retry=retry, session=session
+            token,
+            base_url,
+            timeout=timeout,
+            ca_bundle=ca_bundle,
+            retry=retry,
+            user_agent=user_agent,
         )
         self.page_size = page_size
         self.max_pages = max_pages
@@ -83,7 +86,8 @@ class Api7Client:
         return self._list(f"/orgs/{org_id}/clusters")
 
     def resolve_cluster(self, org: str | None = None, cluster: str | None = None) -> ClusterRef:
-        """The cluster named by id or name (and its organization); without one, the only one there is."""
+        """The cluster named by id or name (and its organization); without one, the only one
+        there is."""
         orgs = [self.get_org(org_id) for org_id in self.me().get("org_ids") or []]
         if org is not None:
             orgs = [_choose(orgs, org, "organization")]
