@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Protocol, cast
 
 from kubernetes.client import ApiException
 
@@ -336,7 +336,7 @@ class Controller:
             return True
         started = time.monotonic()
         try:
-            result = self.reconciler.reconcile(app)
+            result = self.reconciler.reconcile(cast(str, app))  # the queue holds app names
         except Exception as error:
             _count("error", started)
             metrics.reconcile_errors_total.labels(metrics.CONTROLLER).inc()

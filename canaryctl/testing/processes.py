@@ -1,5 +1,6 @@
 """Child processes in tests and demos: free ports, polling with a deadline, dying with the parent,
-stopping politely then firmly, and reading output line by line."""
+stopping politely then firmly, reading output line by line, and what a benchmark reads of a
+child (its CPU time and peak memory)."""
 
 from __future__ import annotations
 
