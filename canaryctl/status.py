@@ -102,13 +102,14 @@ class MemberStatus:
         return content
 
 
-@functools.lru_cache(maxsize=1024)
+@functools.lru_cache(maxsize=256)  # enough for the members being reconciled
 def _parse(annotation: str) -> MemberStatus | None:
     return MemberStatus._from_text(annotation)  # immutable, so one object can serve every reader
 
 
 def applied_share(state: AppState | None, key: str) -> int | None:
-    """The share of requests `state` routes to the Service `key`; None when canaryctl does not own it."""
+    """The share of requests `state` routes to the Service `key`; None when canaryctl does not
+    own it."""
     if state is None or not state.owned:
         return None
     canary_weight = state.weight if state.canary is not None else 0
