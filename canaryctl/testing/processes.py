@@ -20,6 +20,7 @@ def stdout_lines(process: subprocess.Popen) -> queue.Queue[str | None]:
     lines: queue.Queue[str | None] = queue.Queue()
 
     def pump() -> None:
+        assert process.stdout is not None  # started with stdout=PIPE
         for line in process.stdout:
             lines.put(line)
         lines.put(None)
@@ -31,9 +32,12 @@ def stdout_lines(process: subprocess.Popen) -> queue.Queue[str | None]:
 def next_line(
     lines: queue.Queue[str | None], process: subprocess.Popen, timeout: float = 30
 ) -> str:
-    """The next line, or a failed assertion with the child's exit code and stderr once it closed."""
+    """The next line, or a failed assertion with the child's exit code and stderr once it
+    closed."""
     line = lines.get(timeout=timeout)
-    assert line is not None, f"exited with {process.wait()}: {process.stderr.read()}"
+    assert line is not None, (
+        f"exited with {process.wait()}: {process.stderr and process.stderr.read()}"
+    )
     return line
 
 

@@ -42,7 +42,8 @@ class Queue:
             self._start_thread("metrics", lambda: self._report_unfinished_work(first_tick))
 
     def add(self, item: Hashable) -> None:
-        """Mark `item` as needing processing; a no-op if it is already waiting or the queue is shut down."""
+        """Mark `item` as needing processing; a no-op if it is already waiting or the queue is
+        shut down."""
         with self._lock:
             if self._shutting_down or item in self._dirty:
                 return
