@@ -59,6 +59,11 @@ class Member:
     match: tuple[MatchTerm, ...] = ()  # a canary's request predicate (MATCH)
 
 
+def is_canaryctl_annotation(key: str) -> bool:
+    """Whether canaryctl reads (or writes) the annotation `key`: all its own are under PREFIX."""
+    return key.startswith(PREFIX)
+
+
 def app_of(service: Service) -> str | None:
     """The app a Service asks to join (stripped, maybe invalid), or None if it joins none."""
     value = service.annotations.get(APP)

@@ -80,8 +80,6 @@ class AppMetrics:
         if exported is None or exported.namespace != namespace:
             self._forget(app)
             exported = self._apps[app] = _Exported(namespace)
-            for result in CHECK_OUTCOMES:  # rate() works from the first check
-                metrics.release_checks_total.labels(namespace, app, result)
         return exported
 
     def _set_upstreams(self, app: str, exported: _Exported, roles: dict[str, str]) -> None:
@@ -90,8 +88,9 @@ class AppMetrics:
                 _remove(metrics.upstream_info, exported.namespace, app, role, node)
                 del exported.upstreams[role]
         for role, node in roles.items():
-            metrics.upstream_info.labels(exported.namespace, app, role, node).set(1)
-            exported.upstreams[role] = node
+            if exported.upstreams.get(role) != node:  # set once: a weight change keeps them
+                metrics.upstream_info.labels(exported.namespace, app, role, node).set(1)
+                exported.upstreams[role] = node
 
     def _set_release(
         self, app: str, exported: _Exported, release: ReleaseState | None, canary: Service | None
@@ -101,6 +100,9 @@ class AppMetrics:
             if exported.release:
                 self._remove_release(app, exported)
             return
+        if not exported.release:  # check counters at 0 from the release's start: rate() works
+            for result in CHECK_OUTCOMES:  # from its first check (apps without one have none)
+                metrics.release_checks_total.labels(*labels, result)
         for phase in PHASES:
             metrics.release_phase.labels(*labels, phase).set(1 if phase == release.phase else 0)
         metrics.release_step.labels(*labels).set(release.step + 1)

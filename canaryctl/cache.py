@@ -50,7 +50,8 @@ class ObjectStore(Generic[K]):
         self._lock = threading.Lock()
         self._items: dict[str, K] = {}
         self._indexes: dict[str, dict[str, set[str]]] = {name: {} for name in self._indexers}
-        self._filed_under: dict[str, dict[str, frozenset[str]]] = {}  # key -> index name -> values
+        # key -> the values each indexer filed it under (in indexer order); absent: none at all
+        self._filed_under: dict[str, tuple[frozenset[str], ...]] = {}
 
     # reads ----------------------------------------------------------------------------------
 
@@ -120,19 +121,21 @@ class ObjectStore(Generic[K]):
     # internals (lock held) ------------------------------------------------------------------
 
     def _put(self, service: K) -> K | None:
-        values = {name: frozenset(indexer(service)) for name, indexer in self._indexers.items()}
-        old = self._remove(service.key)
-        self._items[service.key] = service
-        self._filed_under[service.key] = values
-        for name, index_values in values.items():
+        values = tuple(frozenset(indexer(service)) for indexer in self._indexers.values())
+        key = service.key
+        old = self._remove(key)
+        self._items[key] = service
+        if any(values):  # most Services of a large cluster are filed under nothing
+            self._filed_under[key] = values
+        for index, index_values in zip(self._indexes.values(), values, strict=True):
             for value in index_values:
-                self._indexes[name].setdefault(value, set()).add(service.key)
+                index.setdefault(value, set()).add(key)
         return old
 
     def _remove(self, key: str) -> K | None:
         old = self._items.pop(key, None)
-        for name, index_values in self._filed_under.pop(key, {}).items():
-            index = self._indexes[name]
+        filed_under = self._filed_under.pop(key, ())  # () when filed under nothing
+        for index, index_values in zip(self._indexes.values(), filed_under, strict=False):
             for value in index_values:
                 index[value].discard(key)
                 if not index[value]:

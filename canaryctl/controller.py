@@ -30,13 +30,13 @@ from typing import Protocol
 from kubernetes.client import ApiException
 
 from canaryctl import metrics
-from canaryctl.annotations import STATUS, relevant_fingerprint
+from canaryctl.annotations import STATUS, is_canaryctl_annotation, relevant_fingerprint
 from canaryctl.cache import ServiceStore
 from canaryctl.events import EventRecorder
 from canaryctl.gateway.base import Gateway, GatewayError
 from canaryctl.gateway.cache import GatewayCache
 from canaryctl.informer import ServiceInformer
-from canaryctl.kube import describe_error, patch_service_annotations
+from canaryctl.kube import describe_error, write_service_annotations
 from canaryctl.leadership import FencedGateway, NotLeading
 from canaryctl.namespaces import NamespaceBindings
 from canaryctl.objects import Service
@@ -115,7 +115,7 @@ def build_controller(
         if may_write is not None and not may_write():
             raise NotLeading(f"status of {service.key} not written")
         try:
-            patch_service_annotations(api_client, service.namespace, service.name, {STATUS: value})
+            write_service_annotations(api_client, service.namespace, service.name, {STATUS: value})
         except ApiException as error:
             if error.status not in (404, 422):
                 raise
@@ -138,6 +138,7 @@ def build_controller(
         controller.store,
         controller.enqueue_service_change,
         namespaces=settings.namespaces,
+        keep_annotation=is_canaryctl_annotation,
     )
     return controller
 
@@ -208,7 +209,7 @@ class Controller:
             if not informer.wait_for_sync(self.settings.sync_timeout):
                 raise RuntimeError("the Kubernetes caches did not sync in time")
         self._watch_gateway()
-        self.load_gateway_cache()
+        self.load_gateway_cache(resuming=True)
         self._spawn("gateway-resync", self.resync_gateway_forever)
         apps = len(self.gateway_cache.owned_names())
         log.info("controller started", extra={"services": len(self.store), "apps": apps})
@@ -266,13 +267,20 @@ class Controller:
         if not self._standby.is_set():
             self.queue.add(app)
 
-    def load_gateway_cache(self) -> None:
-        """Read the whole gateway once; retry with backoff: nothing can be decided without it."""
+    def load_gateway_cache(self, resuming: bool = False) -> None:
+        """Read the whole gateway once; retry with backoff: nothing can be decided without it.
+
+        `resuming` (the process starts): a backend may offer a cheaper read that is enough to
+        resume from (`list_apps_to_resume`, see `gateway.base`); resyncs and a new leader's
+        takeover read everything."""
+        list_apps = self.gateway.list_apps
+        if resuming:
+            list_apps = getattr(self.gateway, "list_apps_to_resume", list_apps)
         delay = 1.0
         while not self._stopping.is_set():
             try:
                 mark = self.gateway_cache.write_mark()
-                self.gateway_cache.replace(self.gateway.list_apps(), mark)
+                self.gateway_cache.replace(list_apps(), mark)
                 return
             except GatewayError as error:
                 log.warning("cannot read the gateway yet: %s; retrying in %.0f s", error, delay)

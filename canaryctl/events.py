@@ -36,7 +36,7 @@ from canaryctl.event_correlator import (
     Involved,
     Written,
 )
-from canaryctl.kube import MERGE_PATCH, describe_error, read_json
+from canaryctl.kube import MERGE_PATCH, api_request, describe_error, read_json
 from canaryctl.objects import Service
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ class EventRecorder:
         correlator: EventCorrelator | None = None,
         may_send: Callable[[], bool] | None = None,
     ):
-        self._api = client.CoreV1Api(api_client)
+        self._api = api_client
         self.component = component
         self.host = host or socket.gethostname()
         self._max_pending = max_pending
@@ -212,23 +212,15 @@ class EventRecorder:
             "lastTimestamp": _timestamp(occurrence.at),
             "message": occurrence.message,  # an aggregated Event shows the latest one
         }
-        _call(
-            self._api.patch_namespaced_event,
-            sent.name,
-            sent.namespace,
-            body,
-            _content_type=MERGE_PATCH,
-        )
+        path = f"/api/v1/namespaces/{sent.namespace}/events/{sent.name}"
+        _call(self._api, "PATCH", path, body, content_type=MERGE_PATCH)
         self._log.remember(occurrence.key, sent.namespace, sent.name, sent.count + 1)
 
     def _create(self, occurrence: _Occurrence) -> None:
         service, name = occurrence.service, occurrence.event_name
         try:
-            _call(
-                self._api.create_namespaced_event,
-                service.namespace,
-                self._event_body(name, occurrence),
-            )
+            path = f"/api/v1/namespaces/{service.namespace}/events"
+            _call(self._api, "POST", path, self._event_body(name, occurrence))
         except client.ApiException as error:
             if error.status != 409:  # 409: an earlier try of this very create went through
                 raise
@@ -260,11 +252,9 @@ class EventRecorder:
         }
 
 
-def _call(method: Callable[..., Any], *args: Any, **kwargs: Any) -> dict:
+def _call(api: client.ApiClient, method: str, path: str, body: dict, **options: Any) -> dict:
     """One API call with a bounded timeout; the raw JSON answer (no model objects)."""
-    return read_json(
-        method(*args, _preload_content=False, _request_timeout=REQUEST_TIMEOUT, **kwargs)
-    )
+    return read_json(api_request(api, method, path, body=body, timeout=REQUEST_TIMEOUT, **options))
 
 
 def _now() -> datetime.datetime:

@@ -21,6 +21,7 @@ The handler receives `(old, new)`: `(None, service)` added, `(old, service)` cha
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import random
@@ -214,7 +215,9 @@ class Informer(Generic[K]):
 
 
 class ServiceInformer(Informer[Service]):
-    """The controller's Services of some namespaces (None: all) in a `ServiceStore`."""
+    """The controller's Services of some namespaces (None: all) in a `ServiceStore`; with
+    `keep_annotation`, only the annotations it accepts are kept (the controller keeps its
+    own: others can be large, kubectl's last-applied-configuration repeats the object)."""
 
     def __init__(
         self,
@@ -222,11 +225,12 @@ class ServiceInformer(Informer[Service]):
         store: ServiceStore,
         handler: Handler,
         namespaces: Sequence[str] | None = ALL_NAMESPACES,
+        keep_annotation: Callable[[str], bool] | None = None,
         **options: Any,
     ):
         super().__init__(
             lambda scope: service_list_request(api_client, scope),
-            Service.from_dict,
+            functools.partial(Service.from_dict, keep_annotation=keep_annotation),
             store,
             handler,
             namespaces,

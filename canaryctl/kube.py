@@ -1,10 +1,17 @@
-"""Small Kubernetes client helpers: one way to build the ApiClient, one way to patch annotations.
+"""Small Kubernetes client helpers: one way to build the ApiClient, one way to call the API.
 
 Every part of canaryctl that talks to the API server gets its client from
 `load_api_client`, so connection settings (TCP keep-alive for long watches, where the
 credentials come from) are decided once. Status annotations are written with a JSON merge
 patch that names only our keys: no read-modify-write, no conflict with other writers of
 the same Service, and `None` removes a key.
+
+The controller's own calls (Service list and watch, status patches, Events) go through
+`api_request`: the ApiClient's connection pool and credentials (a rotated token included),
+raw JSON in and out, none of the generated client's typed layer. That layer costs a few
+tenths of a millisecond per call (argument validation, serialization), and loading the
+`CoreV1Api` class alone builds validators for hundreds of methods: about 20 MB and most of
+a second of CPU at start, for calls whose JSON canaryctl builds and reads itself.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ import json
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 import urllib3
 from kubernetes import client, config
@@ -25,6 +32,7 @@ from canaryctl.objects import Service
 
 SERVICEACCOUNT_DIR_ENV = "CANARYCTL_SERVICEACCOUNT_DIR"
 DEFAULT_SERVICEACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+JSON = "application/json"
 MERGE_PATCH = "application/merge-patch+json"
 REQUEST_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds for ordinary calls
 T = TypeVar("T")
@@ -81,6 +89,47 @@ def _load_incluster(configuration: client.Configuration) -> None:
         raise ConfigException(f"in-cluster config from {directory}: {error}") from None
 
 
+def api_request(
+    api: client.ApiClient,
+    method: str,
+    path: str,
+    *,
+    query: Mapping[str, Any] | None = None,
+    body: Any = None,
+    content_type: str = JSON,
+    timeout: tuple[float, float] = REQUEST_TIMEOUT,
+) -> urllib3.BaseHTTPResponse:
+    """One call to the API server: `body` sent as JSON, the raw response handed back unread.
+
+    The caller reads it (`read_json`, or line by line for a watch). Answers other than 2xx
+    raise kubernetes.client.ApiException (the subclass for its status, e.g. 404 or 410), as
+    the generated client does; connection trouble raises urllib3 errors.
+    """
+    headers = {"Accept": JSON} if body is None else {"Accept": JSON, "Content-Type": content_type}
+    _, url, headers, _, _ = api.param_serialize(
+        method,
+        path,
+        query_params=list((query or {}).items()),
+        header_params=headers,
+        auth_settings=["BearerToken"],
+    )
+    response = api.rest_client.pool_manager.request(
+        method,
+        url,
+        body=None if body is None else json.dumps(body).encode(),
+        headers=headers,
+        timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]),
+        preload_content=False,
+    )
+    if not 200 <= response.status < 300:
+        try:
+            text = response.data.decode("utf-8", "replace")
+        finally:
+            response.release_conn()
+        client.ApiException.from_response(http_resp=response, body=text, data=None)  # raises
+    return response
+
+
 def patch_service_annotations(
     api: client.ApiClient, namespace: str, name: str, changes: Mapping[str, str | None]
 ) -> Service:
@@ -88,33 +137,62 @@ def patch_service_annotations(
 
     Raises kubernetes.client.ApiException (e.g. 404 if the Service is gone).
     """
+    return Service.from_dict(read_json(_patch_annotations(api, namespace, name, changes)))
+
+
+def write_service_annotations(
+    api: client.ApiClient, namespace: str, name: str, changes: Mapping[str, str | None]
+) -> None:
+    """`patch_service_annotations` for a writer that needs no answer (the controller: its
+    watch brings the new version anyway), so the answer is read but not parsed."""
+    response = _patch_annotations(api, namespace, name, changes)
+    try:
+        response.drain_conn()
+    finally:
+        response.release_conn()
+
+
+def _patch_annotations(
+    api: client.ApiClient, namespace: str, name: str, changes: Mapping[str, str | None]
+) -> urllib3.BaseHTTPResponse:
     body = {"metadata": {"annotations": dict(changes)}}
-    response = client.CoreV1Api(api).patch_namespaced_service(
-        name,
-        namespace,
-        body,
-        _content_type=MERGE_PATCH,
-        _preload_content=False,
-        _request_timeout=REQUEST_TIMEOUT,
-    )
-    return Service.from_dict(read_json(raw_response(response)))
+    path = f"/api/v1/namespaces/{namespace}/services/{name}"
+    return api_request(api, "PATCH", path, body=body, content_type=MERGE_PATCH)
 
 
 ListRequest = Callable[..., urllib3.BaseHTTPResponse]  # (limit, _continue, ...) -> raw response
 
+# the list and watch parameters as the generated client names them -> as the API does
+_QUERY = {
+    "limit": "limit",
+    "_continue": "continue",
+    "watch": "watch",
+    "resource_version": "resourceVersion",
+    "allow_watch_bookmarks": "allowWatchBookmarks",
+    "timeout_seconds": "timeoutSeconds",
+    "label_selector": "labelSelector",
+    "field_selector": "fieldSelector",
+}
+
+
+def list_request(api: client.ApiClient, path: str) -> ListRequest:
+    """A raw list (or, with watch=True, watch) call of the collection at `path`, taking the
+    generated client's keyword names (`limit`, `_continue`, `_request_timeout`, ...)."""
+
+    def request(
+        _request_timeout: tuple[float, float] = REQUEST_TIMEOUT, **params: Any
+    ) -> urllib3.BaseHTTPResponse:
+        query = {_QUERY[name]: value for name, value in params.items()}
+        return api_request(api, "GET", path, query=query, timeout=_request_timeout)
+
+    return request
+
 
 def service_list_request(api: client.ApiClient, namespace: str | None) -> ListRequest:
     """A raw list call for the Services of `namespace` (None: of all namespaces)."""
-    core = client.CoreV1Api(api)
     if namespace is None:
-        return lambda **params: cast(
-            urllib3.BaseHTTPResponse,
-            core.list_service_for_all_namespaces(_preload_content=False, **params),
-        )
-    return lambda **params: cast(
-        urllib3.BaseHTTPResponse,
-        core.list_namespaced_service(namespace, _preload_content=False, **params),
-    )
+        return list_request(api, "/api/v1/services")
+    return list_request(api, f"/api/v1/namespaces/{namespace}/services")
 
 
 def list_services(
@@ -143,15 +221,6 @@ def list_objects(
         token = metadata.get("continue")
         if not token:
             return objects, metadata.get("resourceVersion", "")
-
-
-def raw_response(result: object) -> urllib3.BaseHTTPResponse:
-    """The result of a `_preload_content=False` call, typed as what it is.
-
-    The client's annotations promise the model object whatever `_preload_content` says; with
-    False the call returns the urllib3 response instead.
-    """
-    return cast(urllib3.BaseHTTPResponse, result)
 
 
 def read_json(response: urllib3.BaseHTTPResponse) -> dict:

@@ -17,7 +17,7 @@ from kubernetes import client
 
 from canaryctl.cache import ObjectStore
 from canaryctl.informer import Informer
-from canaryctl.kube import ListRequest, raw_response
+from canaryctl.kube import ListRequest, list_request
 from canaryctl.tenancy import BINDING, parse_patterns
 
 
@@ -45,8 +45,7 @@ class Namespace:
 
 
 def namespace_list_request(api: client.ApiClient) -> ListRequest:
-    core = client.CoreV1Api(api)
-    return lambda **params: raw_response(core.list_namespace(_preload_content=False, **params))
+    return list_request(api, "/api/v1/namespaces")
 
 
 class NamespaceBindings:

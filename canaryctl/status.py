@@ -12,6 +12,7 @@ of the content, so re-reconciling an unchanged application never rewrites a stat
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -61,9 +62,16 @@ class MemberStatus:
 
     @classmethod
     def parse(cls, annotation: str | None) -> MemberStatus | None:
-        """The status in `annotation`; None when it is missing or not a JSON object."""
+        """The status in `annotation`; None when it is missing or not a JSON object.
+
+        Each Service version's status is read several times (the status index, then every
+        decision about its app), so a parsed status is remembered by its text."""
+        return None if annotation is None else _parse(annotation)
+
+    @classmethod
+    def _from_text(cls, annotation: str) -> MemberStatus | None:
         try:
-            data = json.loads(annotation or "null")
+            data = json.loads(annotation)
         except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON
             return None
         if not isinstance(data, dict):
@@ -92,6 +100,11 @@ class MemberStatus:
         if self.release is not None:
             content["release"] = self.release.to_dict()
         return content
+
+
+@functools.lru_cache(maxsize=256)  # enough for the members being reconciled
+def _parse(annotation: str) -> MemberStatus | None:
+    return MemberStatus._from_text(annotation)  # immutable, so one object can serve every reader
 
 
 def applied_share(state: AppState | None, key: str) -> int | None:

@@ -34,12 +34,11 @@ from kubernetes.config.config_exception import ConfigException
 
 from canaryctl.annotations import APP, CANARY, PERCENT, parse_percent
 from canaryctl.kube import (
-    REQUEST_TIMEOUT,
     add_kube_flags,
+    api_request,
     describe_error,
     load_api_client,
     patch_service_annotations,
-    raw_response,
     read_json,
 )
 from canaryctl.matching import MATCH, parse_match
@@ -240,10 +239,8 @@ def _apply(args: argparse.Namespace, request_for: Callable[[Service], Request]) 
 
 
 def _read_service(api: client.ApiClient, namespace: str, name: str) -> Service:
-    response = client.CoreV1Api(api).read_namespaced_service(
-        name, namespace, _preload_content=False, _request_timeout=REQUEST_TIMEOUT
-    )
-    return Service.from_dict(read_json(raw_response(response)))
+    path = f"/api/v1/namespaces/{namespace}/services/{name}"
+    return Service.from_dict(read_json(api_request(api, "GET", path)))
 
 
 class _ActionCommand:

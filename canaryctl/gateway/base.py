@@ -55,6 +55,9 @@ class Gateway(Protocol):
     # controller calls `start(notify)` before the first `list_apps`, and `notify(app)` means
     # "app changed behind canaryctl's back" (it is then read again and reconciled);
     # `has_synced()` joins readiness. Backends without them are polled on the resync period.
+    # Optional too: `list_apps_to_resume()`, what the controller reads at start instead of
+    # `list_apps` when the backend can tell from fewer reads enough to resume (API7 Cloud:
+    # one read per owned app rather than two); drift it cannot see waits for the next resync.
 
 
 class ConnectError(Exception):

@@ -1,9 +1,11 @@
 """Child processes in tests and demos: free ports, polling with a deadline, dying with the parent,
-stopping politely then firmly, and reading output line by line."""
+stopping politely then firmly, reading output line by line, and what a benchmark reads of a
+child (its CPU time and peak memory)."""
 
 from __future__ import annotations
 
 import ctypes
+import os
 import queue
 import signal
 import socket
@@ -31,7 +33,8 @@ def stdout_lines(process: subprocess.Popen) -> queue.Queue[str | None]:
 def next_line(
     lines: queue.Queue[str | None], process: subprocess.Popen, timeout: float = 30
 ) -> str:
-    """The next line, or a failed assertion with the child's exit code and stderr once it closed."""
+    """The next line, or a failed assertion with the child's exit code and stderr once it
+    closed."""
     line = lines.get(timeout=timeout)
     stderr = process.stderr
     assert line is not None, f"exited with {process.wait()}: {stderr.read() if stderr else ''}"
@@ -74,3 +77,20 @@ def terminate(process: subprocess.Popen | None, grace: float = 10) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) process `pid` has used so far, from /proc/<pid>/stat."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()  # the name in (...) may hold spaces
+    utime, stime = int(fields[11]), int(fields[12])
+    return (utime + stime) / os.sysconf("SC_CLK_TCK")
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The peak resident set size of process `pid` (VmHWM), in MB."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0

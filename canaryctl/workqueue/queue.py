@@ -30,9 +30,8 @@ class Queue:
         self._metrics: QueueMetrics = metrics or NoQueueMetrics()
         self._lock = threading.Lock()
         self._item_ready = threading.Condition(self._lock)
-        self._state_changed = threading.Condition(
-            self._lock
-        )  # processing emptied, shutdown, metrics tick
+        self._state_changed = threading.Condition(self._lock)  # processing emptied, shutdown
+        self._ticker = threading.Condition(self._lock)  # wakes the metrics ticker: shutdown only
         self._order: deque[Hashable] = deque()
         self._dirty: set[Hashable] = set()
         self._processing: set[Hashable] = set()
@@ -114,6 +113,7 @@ class Queue:
             self._draining = drain
             self._item_ready.notify_all()
             self._state_changed.notify_all()
+            self._ticker.notify_all()
 
     def _start_thread(self, role: str, target: Callable[[], None]) -> None:
         threading.Thread(
@@ -127,4 +127,4 @@ class Queue:
                 if self.clock.now() >= next_tick:
                     self._metrics.update_unfinished_work()
                     next_tick = self.clock.now() + UNFINISHED_WORK_UPDATE_PERIOD
-                self.clock.wait_until(self._state_changed, next_tick)
+                self.clock.wait_until(self._ticker, next_tick)

@@ -1,9 +1,10 @@
 """Scale benchmark: 10,000 Services, 1,000 of them published, one controller.
 
 Creates the Services in a real kube-apiserver (localkube), then starts `canaryctl run`
-against the API7 emulator and measures: time to ready (Service list + gateway read),
-time until every app is published, the controller's peak RSS, and gateway writes during a
-restart and a full resync when nothing changed (the bar is zero).
+against the API7 emulator and measures: time to ready (Service list + gateway read) and the
+controller's CPU until then, time until every app is published, the controller's peak RSS
+(VmHWM), and, through a restart and a full resync with nothing changed, gateway writes (the
+bar is zero) and reads (the restart's: app-list pages plus at most one per app).
 
     python tests/bench/bench_scale.py [--services 10000 --published 1000]
 """
@@ -14,12 +15,12 @@ import argparse
 import concurrent.futures
 import sys
 import time
-from pathlib import Path
 
 from kubernetes import client
 
 from canaryctl.demo.environment import DemoEnvironment
 from canaryctl.testing.localkube import LocalKube, wait_until
+from canaryctl.testing.processes import cpu_seconds, peak_rss_mb
 
 APP = "api7.cloud/published-service"
 NS = "scale"
@@ -38,13 +39,6 @@ def create_services(kube: LocalKube, total: int, published: int) -> None:
         core = client.CoreV1Api(api)
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
             list(pool.map(create, range(total)))
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):  # peak resident set size
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def full_reads(env: DemoEnvironment) -> int:
@@ -76,6 +70,7 @@ def main() -> int:
         started = time.monotonic()
         with env:
             ready = time.monotonic() - started
+            ready_cpu = cpu_seconds(env.controller.pid)
             wait_until(
                 lambda: len(env.emulator.apps()) == args.published,
                 600,
@@ -89,21 +84,32 @@ def main() -> int:
                 "every API",
             )
             print(
-                f"controller ready (caches synced) in {ready:.1f} s; "
+                f"controller ready (caches synced) in {ready:.1f} s, {ready_cpu:.1f} s of CPU; "
                 f"{args.published} apps published {published:.1f} s after start"
             )
-            print(f"controller peak RSS after initial sync: {rss_mb(env.controller.pid):.0f} MB")
-            env.emulator.clear_request_log()
+            print(
+                f"controller peak RSS after initial sync: {peak_rss_mb(env.controller.pid):.0f} MB"
+            )
             env.stop_controller()
-            env.start_controller()
+            env.emulator.clear_request_log()
+            started = time.monotonic()
+            env.start_controller()  # returns once /readyz answers: the start-up read is done
+            ready = time.monotonic() - started
+            ready_cpu = cpu_seconds(env.controller.pid)
+            startup = env.emulator.request_log()
             wait_until(
                 lambda: full_reads(env) >= 2, 60, "the start-up read and one resync read", 0.5
             )
-            writes = [r for r in env.emulator.request_log() if r.method != "GET"]
+            log = env.emulator.request_log()
+            writes = [r for r in log if r.method != "GET"]
+            pages = sum(r.method == "GET" and r.path.endswith("/apps") for r in startup)
+            reads = sum(r.method == "GET" for r in startup)
             print(
-                f"restart + resync with nothing changed: {len(writes)} gateway writes, "
-                f"{len(env.emulator.request_log())} reads; "
-                f"peak RSS {rss_mb(env.controller.pid):.0f} MB"
+                f"restart with nothing changed: ready in {ready:.1f} s, {ready_cpu:.1f} s of CPU, "
+                f"{reads} gateway reads ({pages} app-list pages, {reads - pages} others); "
+                f"with one full resync: {len(writes)} gateway writes, "
+                f"{sum(r.method == 'GET' for r in log)} reads; "
+                f"peak RSS {peak_rss_mb(env.controller.pid):.0f} MB"
             )
     return 0
 

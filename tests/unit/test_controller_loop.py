@@ -209,6 +209,25 @@ def test_the_gateway_is_read_again_until_it_answers():
     assert built.gateway_cache.loaded and built.gateway_cache.owned_names() == ["shop"]
 
 
+class ResumableGateway(MemoryGateway):
+    """A backend with a cheaper read for restarts, as API7 Cloud's `list_apps_to_resume`."""
+
+    def list_apps_to_resume(self) -> dict[str, AppState]:
+        self._call("resume", "*")
+        return dict(self.apps)
+
+
+def test_the_start_reads_the_gateway_as_a_restart_may_and_a_resync_reads_it_whole():
+    gateway = ResumableGateway({"shop": AppState("shop", True, V1, None, 0)})
+    built, _ = controller(gateway, workers=1, resync_period=3600)
+    built.informer = StaticInformer(built.store, [], built.enqueue_service_change)
+    built.start(lead=False)
+    built.resync_gateway()
+    built.start_leading()  # a takeover: the old leader may have written since, read it whole
+    assert gateway.calls[:3] == [("resume", "*"), ("list", "*"), ("list", "*")]
+    built.stop(timeout=5)
+
+
 def test_a_resync_enqueues_what_changed_behind_our_back_and_every_published_app():
     gateway = MemoryGateway({"shop": AppState("shop", True, V1, None, 0)})
     built, _ = controller(gateway)

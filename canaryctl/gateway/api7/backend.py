@@ -41,6 +41,22 @@ class Api7Gateway:
         """Every application of the cluster by name; owned ones with their APIs and canaries."""
         return {app["name"]: self._state_of(app) for app in self.client.list_apps(self.cluster_id)}
 
+    def list_apps_to_resume(self) -> dict[str, AppState]:
+        """`list_apps` as a restart reads it: the app list, and one more read per owned app.
+
+        The app list already says which canary releases are live (`canary_release_id`,
+        `canary_upstream_version_list`, derived by the server), so an owned app's canary
+        releases are read only when one is live: they alone hold its weight and match. Its
+        API is then taken as canaryctl wrote it (canaryctl creates the API before any canary);
+        an app without a live canary has its API read instead, so an app whose API was never
+        created (a crash in between) gets it. What this read cannot see (a hand-edited API
+        beside a live canary, finished canary releases) waits for the next full read.
+        """
+        return {
+            app["name"]: self._resumed_state_of(app)
+            for app in self.client.list_apps(self.cluster_id)
+        }
+
     def read_app(self, name: str) -> AppState | None:
         """The application named `name` as the gateway holds it now, or None."""
         app = self.client.find_app(self.cluster_id, name)
@@ -51,7 +67,7 @@ class Api7Gateway:
         if current is not None and current.matches(desired):
             return current
         calls = calls_for(current, desired)
-        objects = current.raw if current is not None else None
+        objects: Api7Objects | None = current.raw if current is not None else None
         for call in calls:
             objects = self._perform(call, objects)
         log.debug("api7 applied %s with %d call(s)", desired.name, len(calls))
@@ -63,17 +79,31 @@ class Api7Gateway:
         _refuse_foreign(current)
         objects: Api7Objects = current.raw
         app_id = objects.app["id"]
-        for canary in objects.canaries:
+        apis = self._apis(app_id) if objects.apis is None else objects.apis  # not read at start
+        canaries = self._canaries(app_id) if objects.canaries is None else objects.canaries
+        for canary in canaries:
             self._remove(self.client.delete_canary, app_id, canary["id"])
-        for api in objects.apis:
+        for api in apis:
             self._remove(self.client.delete_api, app_id, api["id"])
         self._remove(self.client.delete_app, self.cluster_id, app_id)
 
     def _state_of(self, app: Json) -> AppState:
         if not is_owned(app):
             return app_state(Api7Objects(app))
-        apis = tuple(api for api in self.client.list_apis(app["id"]) if is_owned(api))
-        return app_state(Api7Objects(app, apis, tuple(self.client.list_canaries(app["id"]))))
+        return app_state(Api7Objects(app, self._apis(app["id"]), self._canaries(app["id"])))
+
+    def _resumed_state_of(self, app: Json) -> AppState:
+        if not is_owned(app):
+            return app_state(Api7Objects(app))
+        if app.get("canary_release_id") or app.get("canary_upstream_version_list"):
+            return app_state(Api7Objects(app, None, self._canaries(app["id"])))
+        return app_state(Api7Objects(app, self._apis(app["id"]), None))
+
+    def _apis(self, app_id: str) -> tuple[Json, ...]:
+        return tuple(api for api in self.client.list_apis(app_id) if is_owned(api))
+
+    def _canaries(self, app_id: str) -> tuple[Json, ...]:
+        return tuple(self.client.list_canaries(app_id))
 
     def _perform(self, call: Call, objects: Api7Objects | None) -> Api7Objects:
         """Make one call; the objects as they are after it, from the call's response."""
@@ -82,7 +112,7 @@ class Api7Gateway:
         assert objects is not None  # calls_for() puts the app first
         app_id = objects.app["id"]
         create, replace, delete = self._child_calls(call.kind)
-        children = objects.apis if call.kind == API else objects.canaries
+        children = (objects.apis if call.kind == API else objects.canaries) or ()
         if call.verb == POST:
             children = (*children, self._write(create, app_id, call.body))
         elif call.verb == DELETE:

@@ -10,7 +10,6 @@ with `==`. Everything here is pure.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,12 +47,14 @@ class Api7Objects:
 
     `apis` are only those carrying canaryctl's label; `canaries` are all canary releases of
     the app (a canary release has no labels, and inside an owned app they are canaryctl's).
+    None: not read, by the read a restart makes (`Api7Gateway.list_apps_to_resume`): APIs
+    are then taken as canaryctl wrote them, and canary releases are known not to be live.
     Treat the dicts as read-only.
     """
 
     app: Json
-    apis: tuple[Json, ...] = field(default=())
-    canaries: tuple[Json, ...] = field(default=())
+    apis: tuple[Json, ...] | None = field(default=())
+    canaries: tuple[Json, ...] | None = field(default=())
 
 
 def is_owned(obj: Json) -> bool:
@@ -62,11 +63,12 @@ def is_owned(obj: Json) -> bool:
 
 
 def writable(obj: Json | None) -> Json:
-    """A deep copy of `obj` without the server-managed fields: the base of every body."""
-    body = copy.deepcopy(obj) if obj else {}
-    for key in _SERVER_MANAGED:
-        body.pop(key, None)
-    return body
+    """`obj` without the server-managed fields: the base of every body.
+
+    A shallow copy: builders only replace top-level fields, and the nested values they keep
+    (plugins, an upstream's timeouts) are shared read-only with `obj`, as all objects are here.
+    """
+    return {key: value for key, value in (obj or {}).items() if key not in _SERVER_MANAGED}
 
 
 def owner_of(app: Json) -> str:
@@ -96,9 +98,8 @@ def spec_upstreams(spec: AppSpec) -> list[Upstream]:
 
 
 def _upstream_entry(upstream: Upstream, base: Json | None) -> Json:
-    entry = copy.deepcopy(base) if base else {}
-    held = entry.get("upstream")
-    inner = held if isinstance(held, dict) else {}
+    entry = dict(base or {})  # copies of the two levels changed here; the rest is shared
+    inner = dict(entry["upstream"]) if isinstance(entry.get("upstream"), dict) else {}
     inner.update(
         scheme="http",
         lb_type="roundrobin",

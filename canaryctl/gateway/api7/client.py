@@ -13,8 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import requests
-
 from canaryctl.gateway.api7.transport import (
     DEFAULT_BASE_URL,
     DEFAULT_RETRY,
@@ -51,10 +49,15 @@ class Api7Client:
         retry: RetryPolicy = DEFAULT_RETRY,
         page_size: int = 100,
         max_pages: int = 1000,
-        session: requests.Session | None = None,
+        user_agent: str | None = None,
     ):
         self._transport = Transport(
-            token, base_url, timeout=timeout, ca_bundle=ca_bundle, retry=retry, session=session
+            token,
+            base_url,
+            timeout=timeout,
+            ca_bundle=ca_bundle,
+            retry=retry,
+            user_agent=user_agent,
         )
         self.page_size = page_size
         self.max_pages = max_pages

@@ -75,8 +75,8 @@ def calls_for_objects(observed: Api7Objects | None, desired: AppSpec) -> list[Ca
     if observed is None:
         return _create_calls(desired)
     new_app = app_body(desired, observed.app)
-    kept = _kept_canary(observed.canaries, desired)
-    retiring = [c for c in observed.canaries if c is not kept]
+    kept = _kept_canary(observed.canaries or (), desired)
+    retiring = [c for c in observed.canaries or () if c is not kept]
     new_versions = {entry["version"] for entry in new_app["upstreams"]}
     blocking = [
         c for c in retiring if is_live(c) and c.get("canary_upstream_version") not in new_versions
@@ -98,7 +98,7 @@ def _default_may_route(observed: Api7Objects, desired: AppSpec) -> bool:
     wanted = {desired.stable.key} | (
         {desired.canary.key} if desired.canary and desired.weight else set()
     )
-    routing = [c for c in observed.canaries if c.get("state") == IN_PROGRESS]
+    routing = [c for c in observed.canaries or () if c.get("state") == IN_PROGRESS]
     routes_now = not any(c.get("type") == "percent" and canary_percent(c) == 100 for c in routing)
     return default in wanted or routes_now
 
@@ -146,8 +146,11 @@ def _kept_canary(canaries: tuple[Json, ...], desired: AppSpec) -> Json | None:
     return candidates[0] if candidates else None
 
 
-def _api_calls(apis: tuple[Json, ...]) -> list[Call]:
-    """Exactly one canaryctl API as canaryctl writes it: keep a conforming one, drop duplicates."""
+def _api_calls(apis: tuple[Json, ...] | None) -> list[Call]:
+    """Exactly one canaryctl API as canaryctl writes it: keep a conforming one, drop duplicates.
+    APIs not read since a restart (None) are taken as canaryctl wrote them."""
+    if apis is None:
+        return []
     if not apis:
         return [Call(POST, API, body=api_body())]
     ordered = sorted(

@@ -11,8 +11,6 @@ import argparse
 import logging
 import os
 
-import requests
-
 from canaryctl.gateway.api7.backend import Api7Gateway
 from canaryctl.gateway.api7.client import Api7Client
 from canaryctl.gateway.api7.transport import DEFAULT_BASE_URL, DEFAULT_TIMEOUT
@@ -51,11 +49,9 @@ def connect(args: argparse.Namespace, user_agent: str) -> Connection:
     token = args.api7_token or os.environ.get("API7_CLOUD_TOKEN")
     if not token:
         raise ConnectError("no API7 Cloud token: set API7_CLOUD_TOKEN (or --api7-token)", 2)
-    session = requests.Session()
-    session.headers["User-Agent"] = user_agent
     timeout = (DEFAULT_TIMEOUT[0], args.api7_timeout)
     client = Api7Client(
-        token, args.api7_addr, timeout=timeout, ca_bundle=args.api7_ca_bundle, session=session
+        token, args.api7_addr, timeout=timeout, ca_bundle=args.api7_ca_bundle, user_agent=user_agent
     )
     try:
         cluster = client.resolve_cluster(args.api7_org, args.api7_cluster)

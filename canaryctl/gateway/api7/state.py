@@ -29,12 +29,13 @@ def app_state(objects: Api7Objects) -> AppState:
     upstreams = upstreams_by_version(app)
     default_version = app.get("default_upstream_version")
     stable = _upstream(upstreams.get(default_version))
-    live = _live_canary(objects.canaries)
-    canary = None
+    live = _live_canary(objects.canaries or ())
+    canary, weight = None, 0
+    match: tuple[MatchTerm, ...] | None = ()  # None: rules canaryctl never writes
     if live is not None and live.get("canary_upstream_version") != default_version:
         canary = _upstream(upstreams.get(live.get("canary_upstream_version")))
-    weight = _routed_percent(live) if canary is not None else 0
-    match = _routed_match(live) if canary is not None else ()
+        if canary is not None:
+            weight, match = _routed_percent(live), _routed_match(live)
     owned, owner = is_owned(app), owner_of(app)
     as_routed = None
     if stable is not None and match is not None:

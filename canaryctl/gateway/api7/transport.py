@@ -22,11 +22,11 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import requests
-
 from canaryctl.gateway.base import TerminalGatewayError
 from canaryctl.gateway.http import (
     DEFAULT_RETRY,
+    Endpoint,
+    Response,
     Retrier,
     RetryableFailure,
     RetryPolicy,
@@ -48,15 +48,14 @@ Getter = Callable[[str, dict[str, Any]], Any]  # (path, query) -> payload
 __all__ = ["BACKEND", "DEFAULT_RETRY", "RetryPolicy", "Transport"]
 
 
-class _BearerToken(requests.auth.AuthBase):
-    """Adds the access token to each request; its repr never shows it."""
+class _BearerToken:
+    """The access token, as each request's `Authorization` header; its repr never shows it."""
 
     def __init__(self, token: str):
         self._token = token
 
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        request.headers["Authorization"] = f"Bearer {self._token}"
-        return request
+    def header(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._token}"}
 
     @property
     def secret(self) -> str:
@@ -77,22 +76,20 @@ class Transport:
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
         ca_bundle: str | None = None,
         retry: RetryPolicy = DEFAULT_RETRY,
-        session: requests.Session | None = None,
+        user_agent: str | None = None,
     ):
-        self.base_url = base_url.rstrip("/")
+        self._endpoint = Endpoint(base_url, ca_bundle=ca_bundle, user_agent=user_agent)
+        self.base_url = self._endpoint.base_url
         self.timeout = timeout
         self.retry = retry
         self._retrier = Retrier(BACKEND, retry)
         self._auth = _BearerToken(token)
-        self._session = session or requests.Session()
-        # per request: a session-level bundle would lose to REQUESTS_CA_BUNDLE (requests#3829)
-        self._verify: str | bool = ca_bundle or True
 
     def __repr__(self) -> str:
         return f"Transport(base_url={self.base_url!r}, timeout={self.timeout!r})"
 
     def close(self) -> None:
-        self._session.close()
+        self._endpoint.close()
 
     def request(
         self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None
@@ -170,27 +167,29 @@ class Transport:
         request_id: str | None = None,
     ) -> Any:
         """One HTTP request, no retry: the payload, or a typed error / `RetryableFailure`."""
-        headers = {"X-Request-ID": request_id or uuid.uuid4().hex, "Accept": "application/json"}
+        headers = {
+            "X-Request-ID": request_id or uuid.uuid4().hex,
+            "Accept": "application/json",
+            **self._auth.header(),
+        }
         if body is not None:
             headers["Content-Type"] = "application/json"
         response = send(
-            self._session,
+            self._endpoint,
             BACKEND,
             f"API7 Cloud {method} {path}",
             method,
-            self.base_url + API_PREFIX + path,
+            API_PREFIX + path,
             secret=self._auth.secret,
             params=params,
-            json=body,
+            body=body,
             headers=headers,
-            auth=self._auth,
             timeout=self.timeout,
-            verify=self._verify,
         )
         return self._payload(method, path, response)
 
-    def _payload(self, method: str, path: str, response: requests.Response) -> Any:
-        status = response.status_code
+    def _payload(self, method: str, path: str, response: Response) -> Any:
+        status = response.status
         where = f"API7 Cloud {method} {path}"
         if status >= 500:
             raise RetryableFailure(f"{where}: {status} {self._clip(response.text)}")
@@ -220,7 +219,7 @@ class Transport:
         return clip(text, self._auth.secret)
 
 
-def _envelope(response: requests.Response) -> dict[str, Any] | None:
+def _envelope(response: Response) -> dict[str, Any] | None:
     try:
         body = response.json()
     except ValueError:

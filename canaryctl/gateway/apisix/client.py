@@ -15,8 +15,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import requests
-
 from canaryctl.gateway.apisix.transport import (
     DEFAULT_ADMIN_URL,
     DEFAULT_RETRY,
@@ -43,12 +41,12 @@ class AdminClient:
         retry: RetryPolicy = DEFAULT_RETRY,
         page_size: int = MAX_PAGE_SIZE,
         max_pages: int = 1000,
-        session: requests.Session | None = None,
+        user_agent: str | None = None,
     ):
         if not 10 <= page_size <= MAX_PAGE_SIZE:
             raise ValueError("page_size must be between 10 and 500 (the Admin API's range)")
         self._transport = Transport(
-            key, admin_url, timeout=timeout, ca_bundle=ca_bundle, retry=retry, session=session
+            key, admin_url, timeout=timeout, ca_bundle=ca_bundle, retry=retry, user_agent=user_agent
         )
         self.page_size = page_size
         self.max_pages = max_pages

@@ -14,8 +14,6 @@ import argparse
 import logging
 import os
 
-import requests
-
 from canaryctl.gateway.apisix.backend import ApisixGateway
 from canaryctl.gateway.apisix.client import AdminClient
 from canaryctl.gateway.apisix.diff import ROUTES
@@ -63,10 +61,8 @@ def connect(args: argparse.Namespace, user_agent: str) -> Connection:
             "which only an Admin API with admin_key_required: false accepts",
             KEY_ENV,
         )
-    session = requests.Session()
-    session.headers["User-Agent"] = user_agent
     client = AdminClient(
-        key, args.apisix_admin_url, ca_bundle=args.apisix_ca_bundle, session=session
+        key, args.apisix_admin_url, ca_bundle=args.apisix_ca_bundle, user_agent=user_agent
     )
     try:
         client.list(ROUTES, label=PROBE_LABEL)  # matches nothing: one small answer

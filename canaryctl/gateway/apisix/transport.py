@@ -22,11 +22,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import requests
-
 from canaryctl.gateway.base import TerminalGatewayError
 from canaryctl.gateway.http import (
     DEFAULT_RETRY,
+    Endpoint,
+    Response,
     Retrier,
     RetryableFailure,
     RetryPolicy,
@@ -42,16 +42,14 @@ ADMIN_PREFIX = "/apisix/admin"
 WHERE = "APISIX Admin API"
 
 
-class _AdminKey(requests.auth.AuthBase):
-    """Adds the Admin API key to each request; its repr never shows it."""
+class _AdminKey:
+    """The Admin API key, as each request's `X-API-KEY` header; its repr never shows it."""
 
     def __init__(self, key: str | None):
         self._key = key
 
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        if self._key:
-            request.headers["X-API-KEY"] = self._key
-        return request
+    def header(self) -> dict[str, str]:
+        return {"X-API-KEY": self._key} if self._key else {}
 
     @property
     def secret(self) -> str | None:
@@ -72,21 +70,19 @@ class Transport:
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
         ca_bundle: str | None = None,
         retry: RetryPolicy = DEFAULT_RETRY,
-        session: requests.Session | None = None,
+        user_agent: str | None = None,
     ):
         self.admin_url = admin_url.rstrip("/").removesuffix(ADMIN_PREFIX)
         self.timeout = timeout
         self._retrier = Retrier(BACKEND, retry)
         self._auth = _AdminKey(key)
-        self._session = session or requests.Session()
-        # per request: a session-level bundle would lose to REQUESTS_CA_BUNDLE (requests#3829)
-        self._verify: str | bool = ca_bundle or True
+        self._endpoint = Endpoint(self.admin_url, ca_bundle=ca_bundle, user_agent=user_agent)
 
     def __repr__(self) -> str:
         return f"Transport(admin_url={self.admin_url!r}, timeout={self.timeout!r})"
 
     def close(self) -> None:
-        self._session.close()
+        self._endpoint.close()
 
     def request(
         self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None
@@ -100,27 +96,25 @@ class Transport:
         self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None
     ) -> Any:
         """One HTTP request, no retry: the parsed answer, or a typed error / `RetryableFailure`."""
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": "application/json", **self._auth.header()}
         if body is not None:
             headers["Content-Type"] = "application/json"
         response = send(
-            self._session,
+            self._endpoint,
             BACKEND,
             f"{WHERE} {method} {path}",
             method,
-            self.admin_url + ADMIN_PREFIX + path,
+            ADMIN_PREFIX + path,
             secret=self._auth.secret,
             params=params,
-            json=body,
+            body=body,
             headers=headers,
-            auth=self._auth,
             timeout=self.timeout,
-            verify=self._verify,
         )
         return self._answer(method, path, response)
 
-    def _answer(self, method: str, path: str, response: requests.Response) -> Any:
-        status = response.status_code
+    def _answer(self, method: str, path: str, response: Response) -> Any:
+        status = response.status
         where = f"{WHERE} {method} {path}"
         if status >= 500:
             raise RetryableFailure(f"{where}: {status} {self._clip(response.text)}")
@@ -152,7 +146,7 @@ class Transport:
         return clip(text, self._auth.secret)
 
 
-def _json(response: requests.Response) -> Any:
+def _json(response: Response) -> Any:
     try:
         return response.json()
     except ValueError:

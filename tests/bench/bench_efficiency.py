@@ -1,0 +1,226 @@
+"""Efficiency benchmark: the controller process's CPU per weight change, its memory, its restart.
+
+Runs a real kube-apiserver (localkube), a gateway emulator and a `canaryctl run` process, and
+reads the controller's own CPU time (/proc/<pid>/stat, user + system) and peak RSS (VmHWM):
+
+1. per backend (API7 Cloud, APISIX): publish one stable + canary, measure the idle CPU rate
+   for a few seconds, then change the canary percentage N times (default 200) through the
+   Kubernetes API, each time waiting for the gateway write and the new split; prints the CPU
+   per change (the loop's CPU minus the idle rate over the same time), the latency from the
+   PATCH returning to the gateway write (p50/p99), and the controller's peak RSS;
+2. API7 Cloud restart with nothing changed, at M applications (default 200, each a stable and
+   a canary at 10 %): time to ready, CPU until every app was reconciled again, gateway reads
+   (list pages and per-app reads) and writes (the bar: 0), peak RSS.
+
+With `--profile DIR`, a separate run of part 1 records the controller with py-spy (a test
+extra) and writes one collapsed-stack file per backend; CPU numbers of that run are not
+printed (sampling costs the controller CPU).
+
+    python tests/bench/bench_efficiency.py [--changes 200] [--apps 200] [--backend api7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+from kubernetes import client
+
+from canaryctl.demo.environment import DemoEnvironment
+from canaryctl.testing.localkube import LocalKube, wait_until
+from canaryctl.testing.processes import cpu_seconds, peak_rss_mb
+
+APP = "api7.cloud/published-service"
+CANARY = "api7.cloud/published-canary-service"
+PERCENT = "api7.cloud/published-service-canary-percentage"
+STATUS = "api7.cloud/canary-status"
+IDLE_SECONDS = 5.0
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def service(name: str, annotations: dict[str, str]) -> dict:
+    return {
+        "metadata": {"name": name, "annotations": annotations},
+        "spec": {"ports": [{"name": "http", "port": 80}]},
+    }
+
+
+def idle_rate(pid: int, seconds: float = IDLE_SECONDS) -> float:
+    """CPU seconds per second the controller spends with nothing to do."""
+    before = cpu_seconds(pid)
+    time.sleep(seconds)
+    return (cpu_seconds(pid) - before) / seconds
+
+
+# 1. CPU per weight change -------------------------------------------------------------------
+
+
+def weight_changes(kube: LocalKube, backend: str, changes: int, profile: Path | None) -> None:
+    env = DemoEnvironment(
+        versions=("v1", "v2"),
+        namespace=f"cpu-{backend}{'-profiled' if profile else ''}",
+        kube=kube,
+        progress=lambda _: None,
+        gateway=backend,
+    )
+    if backend == "apisix":  # its ClusterIP resolver is for data-plane metrics: not needed here
+        env.kit.bind_cluster = lambda kube, namespace: None
+    with env:
+        core = client.CoreV1Api(env.kube.api_client())
+        namespace = env.namespace
+        core.create_namespaced_service(namespace, service("error-page-v1", {APP: "error-page"}))
+        core.create_namespaced_service(
+            namespace,
+            service("error-page-v2", {APP: "error-page", CANARY: "true", PERCENT: "1"}),
+        )
+        env.wait_for_split((f"{namespace}/error-page-v1", f"{namespace}/error-page-v2", 1))
+        wait_until(lambda: _status_weight(core, namespace) == 1, 10, "the first status")
+        time.sleep(1)  # the set-up's Events and status writes settle
+        pid = env.controller.pid
+        idle = idle_rate(pid)
+        spy = _start_profiler(pid, profile / f"{backend}.txt") if profile else None
+        started_cpu, started = cpu_seconds(pid), time.monotonic()
+        latencies = [_change(env, core, 2 + i % 97) for i in range(changes)]
+        wait_until(lambda: _status_weight(core, namespace) == 2 + (changes - 1) % 97, 10, "status")
+        time.sleep(0.5)  # the last change's Event and status echo
+        used = cpu_seconds(pid) - started_cpu - idle * (time.monotonic() - started)
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(30)
+        rss = peak_rss_mb(pid)
+        env.stop_controller()
+    if spy is not None:
+        print(f"{backend}: profile written to {profile / f'{backend}.txt'}")
+        return
+    print(
+        f"{backend}: {changes} weight changes: controller CPU {used / changes * 1000:.2f} ms per "
+        f"change (idle {idle * 1000:.1f} ms/s subtracted); annotate -> write p50 "
+        f"{percentile(latencies, 50):.1f} ms, p99 {percentile(latencies, 99):.1f} ms; "
+        f"peak RSS {rss:.0f} MB"
+    )
+
+
+def _change(env: DemoEnvironment, core: client.CoreV1Api, percent: int) -> float:
+    """One percentage change; the ms from the PATCH returning to the gateway write."""
+    env.kit.clear_log()
+    started = time.time()
+    core.patch_namespaced_service(
+        "error-page-v2", env.namespace, {"metadata": {"annotations": {PERCENT: str(percent)}}}
+    )
+    wait_until(lambda: env.gateway_writes(), 10, "the gateway write", 0.01)
+    written = env.gateway_writes()[0].time
+    wait_until(lambda: env.split()[2] == percent, 10, "the new weight", 0.01)
+    return (written - started) * 1000
+
+
+def _status_weight(core: client.CoreV1Api, namespace: str) -> int | None:
+    annotations = core.read_namespaced_service("error-page-v2", namespace).metadata.annotations
+    match = re.search(r'"desiredWeight":(\d+)', (annotations or {}).get(STATUS, ""))
+    return int(match.group(1)) if match else None
+
+
+def _start_profiler(pid: int, output: Path) -> subprocess.Popen:
+    output.parent.mkdir(parents=True, exist_ok=True)
+    command = ["py-spy", "record", "--pid", str(pid), "--rate", "500", "--format", "raw", "--gil"]
+    spy = subprocess.Popen(
+        [*command, "--nonblocking", "-o", str(output)], stdout=subprocess.DEVNULL
+    )
+    time.sleep(1)  # py-spy attaches
+    return spy
+
+
+# 2. restart with nothing changed ------------------------------------------------------------
+
+
+def restart(kube: LocalKube, apps: int) -> None:
+    namespace = "restart"
+    kube.create_namespace(namespace)
+    with kube.api_client() as api, concurrent.futures.ThreadPoolExecutor(8) as pool:
+        core = client.CoreV1Api(api)
+
+        def publish(index: int) -> None:
+            app = f"app-{index:04d}"
+            core.create_namespaced_service(namespace, service(f"{app}-v1", {APP: app}))
+            canary = {APP: app, CANARY: "true", PERCENT: "10"}
+            core.create_namespaced_service(namespace, service(f"{app}-v2", canary))
+
+        list(pool.map(publish, range(apps)))
+    env = DemoEnvironment(versions=(), namespace=namespace, kube=kube, progress=lambda _: None)
+    with env:
+        emulator = env.emulator
+        wait_until(lambda: len(emulator.apps()) == apps, 300, "every app", 0.5)
+        wait_until(
+            lambda: all(emulator.canaries(app["id"]) for app in emulator.apps()),
+            120,
+            "every canary",
+            0.5,
+        )
+        time.sleep(2)  # the status writes settle
+        env.stop_controller()
+        emulator.clear_request_log()
+        started = time.monotonic()
+        env.start_controller()  # returns once /readyz answers: the start-up read is done
+        ready = time.monotonic() - started
+        pid = env.controller.pid
+        wait_until(lambda: _reconciled(env) >= apps, 60, "every app reconciled", 0.05)
+        reconciled, cpu = time.monotonic() - started, cpu_seconds(pid)
+        log = emulator.request_log()
+        rss = peak_rss_mb(pid)
+        env.stop_controller()
+    reads = [r for r in log if r.method == "GET"]
+    pages = sum(r.path.endswith("/apps") and "page=" in r.query for r in reads)
+    print(
+        f"api7 restart, nothing changed, {apps} apps: ready in {ready:.1f} s, all reconciled in "
+        f"{reconciled:.1f} s, controller CPU {cpu:.2f} s; gateway reads {len(reads)} "
+        f"({pages} app-list pages, {len(reads) - pages} others), writes "
+        f"{len(log) - len(reads)}; peak RSS {rss:.0f} MB"
+    )
+
+
+def _reconciled(env: DemoEnvironment) -> float:
+    """Reconciles the controller finished so far (every result)."""
+    try:
+        text = requests.get(f"http://127.0.0.1:{env.metrics_port}/metrics", timeout=2).text
+    except requests.RequestException:
+        return 0
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("controller_runtime_reconcile_total{")
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--changes", type=int, default=200)
+    parser.add_argument("--apps", type=int, default=200)
+    parser.add_argument("--backend", choices=("api7", "apisix", "both"), default="both")
+    parser.add_argument("--profile", type=Path, help="record py-spy profiles into this directory")
+    parser.add_argument("--skip-restart", action="store_true")
+    args = parser.parse_args()
+    backends = ("api7", "apisix") if args.backend == "both" else (args.backend,)
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores", file=sys.stderr)
+    with LocalKube(progress=lambda m: print(m, file=sys.stderr)) as kube:
+        for backend in backends:
+            weight_changes(kube, backend, args.changes, None)
+            if args.profile:
+                weight_changes(kube, backend, args.changes, args.profile)
+        if not args.skip_restart:
+            restart(kube, args.apps)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
