@@ -18,7 +18,7 @@ from canaryctl.gateway.base import TerminalGatewayError
 from canaryctl.gateway.gatewayapi import GatewayApiGateway, ParentRef, RouteClient
 from canaryctl.gateway.gatewayapi.route import GROUP, PLURAL, VERSION
 from canaryctl.gateway.model import AppSpec, Upstream
-from canaryctl.informer import Backoff
+from canaryctl.listwatch import Backoff
 from canaryctl.testing.localkube import wait_until
 
 pytestmark = pytest.mark.localkube

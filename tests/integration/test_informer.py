@@ -14,7 +14,8 @@ from kubernetes import client
 
 from canaryctl import metrics
 from canaryctl.cache import ServiceStore
-from canaryctl.informer import Backoff, ServiceInformer
+from canaryctl.informer import ServiceInformer
+from canaryctl.listwatch import Backoff
 from canaryctl.objects import Service
 from canaryctl.testing.localkube import wait_until
 
