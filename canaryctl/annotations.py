@@ -21,8 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from canaryctl.gateway.gatewayapi.route import PARENT_FORMAT, ParentRef
-from canaryctl.gateway.model import MatchTerm, Upstream
+from canaryctl.gateway.model import PARENT_FORMAT, MatchTerm, ParentRef, Upstream
 from canaryctl.matching import MATCH, parse_match
 from canaryctl.objects import Service, ServicePort
 from canaryctl.problems import Invalid, Problem

@@ -1,11 +1,13 @@
 """Backend-neutral description of what canaryctl puts on a gateway for one application.
 
-The planner speaks only these types; each backend (API7 Cloud, APISIX Admin API) maps them
-to its own objects. Keeping them small and frozen makes "did anything change?" a plain `==`.
+The decision speaks only these types; each backend (API7 Cloud, APISIX Admin API, Gateway API)
+maps them to its own objects. Keeping them small and frozen makes "did anything change?" a plain
+`==`.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -110,3 +112,43 @@ class AppState:
             and self.owner == spec.owner
             and (self.parent == spec.parent or not self.parent_recorded)
         )
+
+
+_DNS_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+_NAMESPACE = re.compile(_DNS_LABEL, re.ASCII)
+_SUBDOMAIN = re.compile(rf"{_DNS_LABEL}(\.{_DNS_LABEL})*", re.ASCII)
+
+
+@dataclass(frozen=True)
+class ParentRef:
+    """The Gateway (and optionally its listener) a route attaches to.
+
+    Only the Gateway API backend writes it, but the annotation parser validates the
+    `gateway-api-parent` annotation with it, so it lives here rather than in that backend.
+    """
+
+    namespace: str
+    name: str
+    section: str = ""
+
+    def __str__(self) -> str:
+        return "/".join(part for part in (self.namespace, self.name, self.section) if part)
+
+    @classmethod
+    def parse(cls, text: str) -> ParentRef | None:
+        """`NAMESPACE/NAME[/SECTION]` (whitespace around it ignored), or None if malformed."""
+        parts = text.strip().split("/")
+        if len(parts) not in (2, 3):
+            return None
+        namespace, name, section = parts[0], parts[1], parts[2] if len(parts) == 3 else ""
+        valid = (
+            len(namespace) <= 63
+            and _NAMESPACE.fullmatch(namespace)
+            and len(name) <= 253
+            and _SUBDOMAIN.fullmatch(name)
+            and (not section or (len(section) <= 253 and _SUBDOMAIN.fullmatch(section)))
+        )
+        return cls(namespace, name, section) if valid else None
+
+
+PARENT_FORMAT = "NAMESPACE/NAME[/SECTION] of a Gateway (DNS-1123 names)"

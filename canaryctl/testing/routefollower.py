@@ -28,7 +28,7 @@ from kubernetes import client
 from canaryctl.backgroundhttp import BackgroundHTTPServer, QuietHandler
 from canaryctl.cache import ObjectStore
 from canaryctl.gateway.gatewayapi.client import RouteClient
-from canaryctl.gateway.gatewayapi.route import ParentRef
+from canaryctl.gateway.model import ParentRef
 from canaryctl.informer import Informer
 from canaryctl.testing.httpemulation.proxy import forward, forwardable
 from canaryctl.testing.httpemulation.resolve import Resolver, host_without_port

@@ -93,7 +93,7 @@ def test_fingerprint_changes_with_every_input(changed):
     assert relevant_fingerprint(service()) != relevant_fingerprint(changed)
 
 
-def test_app_of_strips_and_keeps_invalid_names_for_the_planner():
+def test_app_of_strips_and_keeps_invalid_names_for_the_decision():
     assert app_of(service({ann.APP: " error-page\n"})) == "error-page"
     assert app_of(service({ann.APP: "Not_DNS"})) == "Not_DNS"
     assert app_of(service({ann.APP: ""})) == ""

@@ -1,4 +1,4 @@
-"""The pure API7 planner: which calls, in which order, for every transition of one application.
+"""The pure API7 diff: which calls, in which order, for every transition of one application.
 
 A tiny in-memory model of the API7 server (`Held`) applies the planned calls one by one, so
 the tests can check what routes after each call, not only the final result.

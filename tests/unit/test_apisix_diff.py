@@ -1,4 +1,4 @@
-"""The pure APISIX planner: ids, bodies, which calls in which order, and the state read back.
+"""The pure APISIX diff: ids, bodies, which calls in which order, and the state read back.
 
 A tiny model of the Admin API (`Held`) applies the planned calls one by one with APISIX's
 rules — PUT creates (canaryctl plans it only for a free id), PATCH merges as

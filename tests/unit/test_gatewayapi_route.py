@@ -8,9 +8,9 @@ import pytest
 
 from canaryctl.gateway.base import TerminalGatewayError
 from canaryctl.gateway.gatewayapi.plan import plan
-from canaryctl.gateway.gatewayapi.route import GROUP, ParentRef, route_body
+from canaryctl.gateway.gatewayapi.route import GROUP, route_body
 from canaryctl.gateway.gatewayapi.state import app_state, editors, route_problem, view_of
-from canaryctl.gateway.model import AppSpec, AppState, Upstream
+from canaryctl.gateway.model import AppSpec, AppState, ParentRef, Upstream
 from canaryctl.testing.routefollower import SmoothRoundRobin
 
 PARENT = ParentRef("infra", "gw")

@@ -24,7 +24,8 @@ from typing import Any
 import requests
 
 from canaryctl.examples.errorpage import ErrorPage
-from canaryctl.gateway.gatewayapi.route import GROUP, ParentRef
+from canaryctl.gateway.gatewayapi.route import GROUP
+from canaryctl.gateway.model import ParentRef
 from canaryctl.kube import load_api_client
 from canaryctl.testing.routefollower import RouteFollower
 from canaryctl.testing.traefik import TraefikGateway, traefik_version

@@ -1,8 +1,8 @@
 """Reading API7 objects back as the backend-neutral `AppState`.
 
-The planner decides from `AppState` alone, so this module must report exactly what routes:
-the default upstream as stable, the live canary release's upstream and share (a paused one
-routes 0 %), and `conforms` — defined as "planning the observed routing again yields no
+The decision (`decision.decide`) sees only `AppState`, so this module must report exactly what
+routes: the default upstream as stable, the live canary release's upstream and share (a paused
+one routes 0 %), and `conforms` — defined as "planning the observed routing again yields no
 call", so the verdict can never disagree with what `apply` would write.
 """
 

@@ -1,10 +1,10 @@
 """Reading APISIX objects back as the backend-neutral `AppState`, and grouping listed objects.
 
-The planner decides from `AppState` alone, so this module reports exactly what routes: the
-route's upstream as the stable, the traffic-split rule's upstream and its share of the
-weights as the canary (a rule with a `match` takes no share of ordinary traffic), and
-`conforms` — defined as "planning the observed routing again yields no call", so the verdict
-can never disagree with what `apply` would write.
+The decision (`decision.decide`) sees only `AppState`, so this module reports exactly what
+routes: the route's upstream as the stable, the traffic-split rule's upstream and its share of
+the weights as the canary (a rule with a `match` takes no share of ordinary traffic), and
+`conforms` — defined as "planning the observed routing again yields no call", so the verdict can
+never disagree with what `apply` would write.
 """
 
 from __future__ import annotations

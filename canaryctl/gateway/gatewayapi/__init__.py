@@ -7,6 +7,6 @@ Layers, bottom up: `client` (raw apiserver calls, errors, retries, metrics), `ro
 
 from canaryctl.gateway.gatewayapi.backend import GatewayApiGateway
 from canaryctl.gateway.gatewayapi.client import RouteClient
-from canaryctl.gateway.gatewayapi.route import ParentRef
+from canaryctl.gateway.model import ParentRef
 
 __all__ = ["GatewayApiGateway", "ParentRef", "RouteClient"]

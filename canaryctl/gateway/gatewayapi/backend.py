@@ -27,9 +27,9 @@ from canaryctl.cache import ObjectStore
 from canaryctl.gateway.base import TransientGatewayError
 from canaryctl.gateway.gatewayapi.client import BACKEND, RouteClient
 from canaryctl.gateway.gatewayapi.plan import Plan, plan, refuse_foreign
-from canaryctl.gateway.gatewayapi.route import SELECTOR, ParentRef, route_name
+from canaryctl.gateway.gatewayapi.route import SELECTOR, route_name
 from canaryctl.gateway.gatewayapi.state import RouteView, app_state, view_of
-from canaryctl.gateway.model import AppSpec, AppState
+from canaryctl.gateway.model import AppSpec, AppState, ParentRef
 from canaryctl.informer import Informer
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ import os
 from canaryctl.gateway.base import ConnectError, Connection, GatewayError
 from canaryctl.gateway.gatewayapi.backend import GatewayApiGateway
 from canaryctl.gateway.gatewayapi.client import RouteClient
-from canaryctl.gateway.gatewayapi.route import PARENT_FORMAT, ParentRef
+from canaryctl.gateway.model import PARENT_FORMAT, ParentRef
 from canaryctl.kube import load_api_client
 
 log = logging.getLogger("canaryctl")

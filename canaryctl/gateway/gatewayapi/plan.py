@@ -18,15 +18,13 @@ from dataclasses import dataclass
 
 from canaryctl.gateway.base import TerminalGatewayError
 from canaryctl.gateway.gatewayapi.route import (
-    PARENT_FORMAT,
     Json,
-    ParentRef,
     members_elsewhere,
     route_body,
     route_namespace,
 )
 from canaryctl.gateway.gatewayapi.state import RouteView
-from canaryctl.gateway.model import AppSpec, AppState
+from canaryctl.gateway.model import PARENT_FORMAT, AppSpec, AppState, ParentRef
 
 
 @dataclass(frozen=True)

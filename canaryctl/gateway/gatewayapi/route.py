@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from typing import Any
 
-from canaryctl.gateway.model import AppSpec, MatchTerm, Upstream
+from canaryctl.gateway.model import AppSpec, MatchTerm, ParentRef, Upstream
 from canaryctl.matching import cookie_header_regex
 
 GROUP = "gateway.networking.k8s.io"
@@ -38,46 +37,6 @@ SPEC_FIELDS = ("parentRefs", "hostnames", "rules")  # the spec canaryctl owns, a
 MATCH_EVERYTHING = [{"path": {"type": "PathPrefix", "value": "/"}}]
 
 Json = dict[str, Any]
-
-_DNS_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
-_NAMESPACE = re.compile(_DNS_LABEL, re.ASCII)
-_SUBDOMAIN = re.compile(rf"{_DNS_LABEL}(\.{_DNS_LABEL})*", re.ASCII)
-
-
-@dataclass(frozen=True)
-class ParentRef:
-    """The Gateway (and optionally its listener) a route attaches to."""
-
-    namespace: str
-    name: str
-    section: str = ""
-
-    def __str__(self) -> str:
-        return "/".join(part for part in (self.namespace, self.name, self.section) if part)
-
-    @classmethod
-    def parse(cls, text: str) -> ParentRef | None:
-        """`NAMESPACE/NAME[/SECTION]` (whitespace around it ignored), or None if malformed."""
-        parts = text.strip().split("/")
-        if len(parts) not in (2, 3):
-            return None
-        namespace, name, section = parts[0], parts[1], parts[2] if len(parts) == 3 else ""
-        valid = (
-            len(namespace) <= 63
-            and _NAMESPACE.fullmatch(namespace)
-            and len(name) <= 253
-            and _SUBDOMAIN.fullmatch(name)
-            and (not section or (len(section) <= 253 and _SUBDOMAIN.fullmatch(section)))
-        )
-        return cls(namespace, name, section) if valid else None
-
-    def ref(self) -> Json:
-        """The parentRef as written, every defaulted field explicit."""
-        ref = {"group": GROUP, "kind": "Gateway", "namespace": self.namespace, "name": self.name}
-        return {**ref, "sectionName": self.section} if self.section else ref
-
-
-PARENT_FORMAT = "NAMESPACE/NAME[/SECTION] of a Gateway (DNS-1123 names)"
 
 
 def route_name(app: str) -> str:
@@ -114,6 +73,12 @@ def backend_refs(spec: AppSpec) -> list[Json]:
     return [backend_ref(spec.stable, 100 - spec.weight), backend_ref(spec.canary, spec.weight)]
 
 
+def parent_ref(parent: ParentRef) -> Json:
+    """The parentRef as written, every defaulted field explicit."""
+    ref = {"group": GROUP, "kind": "Gateway", "namespace": parent.namespace, "name": parent.name}
+    return {**ref, "sectionName": parent.section} if parent.section else ref
+
+
 def route_spec(spec: AppSpec, parent: ParentRef) -> Json:
     """The spec canaryctl owns: parent, host `[app]`, one match-everything rule with weights,
     and before it, when the canary has a request predicate, a rule sending matches to it."""
@@ -124,7 +89,7 @@ def route_spec(spec: AppSpec, parent: ParentRef) -> Json:
             "backendRefs": [backend_ref(spec.canary, 1)],
         }
         rules.insert(0, match_rule)
-    return {"parentRefs": [parent.ref()], "hostnames": [spec.name], "rules": rules}
+    return {"parentRefs": [parent_ref(parent)], "hostnames": [spec.name], "rules": rules}
 
 
 def match_of(match: tuple[MatchTerm, ...]) -> Json:

@@ -27,13 +27,12 @@ from canaryctl.gateway.gatewayapi.route import (
     PARENT_ANNOTATION,
     SPEC_FIELDS,
     Json,
-    ParentRef,
     canonical_spec,
     match_from,
     route_annotations,
     route_spec,
 )
-from canaryctl.gateway.model import AppSpec, AppState, MatchTerm, Upstream
+from canaryctl.gateway.model import AppSpec, AppState, MatchTerm, ParentRef, Upstream
 
 PROBLEM_CONDITIONS = ("Accepted", "ResolvedRefs")
 
