@@ -103,7 +103,8 @@ CANARY_10 = {
 
 
 def test_canary_percentage_with_route_upstream_for_the_rest():
-    # docs/en/latest/plugins/traffic-split.md "canary release"; t/plugin/traffic-split.t TEST 20-21
+    # apache/apisix: docs/en/latest/plugins/traffic-split.md "canary release";
+    # t/plugin/traffic-split.t TEST 20-21
     assert split_counts(CANARY_10, request(), 100) == {"canary": 10, "route": 90}
 
 
@@ -178,8 +179,9 @@ def test_any_match_entry_suffices_and_weights_2_2_1_split_over_five():
     ],
 )
 def test_header_cookie_and_query_matches(headers: dict, target: str, expected: str):
-    # docs/en/latest/plugins/traffic-split.md "blue-green" (http_release ==) and "custom
-    # release" (arg_/cookie_ vars); a single canary entry takes every matching request
+    # apache/apisix: docs/en/latest/plugins/traffic-split.md "blue-green" (http_release ==)
+    # and "custom release" (arg_/cookie_ vars); a single canary entry takes every matching
+    # request
     def rule(*var):
         return {"match": [{"vars": [list(var)]}], "weighted_upstreams": [{"upstream_id": "canary"}]}
 
