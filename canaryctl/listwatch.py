@@ -1,7 +1,7 @@
 """The list-then-watch loop of one scope: client-go's reflector, done by hand.
 
 The Python client's `Watch.stream()` gets 410s, read timeouts and ERROR events wrong, so
-canaryctl runs its own loop (see docs/design.md). It lists objects page by page, replaces
+canaryctl runs its own loop. It lists objects page by page, replaces
 its scope in the shared store, reports every added, changed *and vanished* object, then
 watches from the list's resourceVersion with bookmarks, advancing the version on every
 event. A watch that ends normally is resumed where it stopped; a 410 means the version is
