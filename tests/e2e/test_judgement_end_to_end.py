@@ -130,4 +130,5 @@ def test_a_release_brings_its_own_traffic_and_waits_for_its_promote_gate(env):
     (held,) = env.events("error-page-v2", "PromotionHeld")
     assert "waiting for sign-off" in held["message"] and "holding at 50 %" in held["message"]
     assert traffic.get("v2 200", 0) > 0 and traffic.get("v1 200", 0) > 0
-    assert env.split()[2] == 100
+    # the data plane follows the gateway's write (Traefik: after its provider throttle)
+    wait_until(lambda: env.split()[2] == 100, 10, "the data plane at 100 %")
