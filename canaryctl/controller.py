@@ -7,8 +7,8 @@ two small HTTP endpoints expose metrics and health. Workers start only after the
 and the gateway cache are synced. (The informer, the Event recorder and the HTTP endpoints run
 threads of their own; this module starts them.)
 
-`build_controller` assembles the real parts; `Controller` takes them, so its loop can be
-tested with an in-memory gateway and a static informer.
+`canaryctl.assembly.build_controller` assembles the real parts; `Controller` takes them, so
+its loop can be tested with an in-memory gateway and a static informer.
 
 Under leader election (`canaryctl.leadership`) every replica runs `start(lead=False)`: caches
 synced and kept warm, health served, nothing written. The replica that wins the Lease calls
@@ -27,22 +27,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
-from kubernetes.client import ApiException
-
 from canaryctl import metrics
-from canaryctl.annotations import STATUS, is_canaryctl_annotation, relevant_fingerprint
+from canaryctl.annotations import relevant_fingerprint
 from canaryctl.cache import ServiceStore
-from canaryctl.events import EventRecorder
 from canaryctl.gateway.base import Gateway, GatewayError
 from canaryctl.gateway.cache import GatewayCache
-from canaryctl.informer import ServiceInformer
-from canaryctl.kube import describe_error, write_service_annotations
-from canaryctl.leadership import FencedGateway, NotLeading
-from canaryctl.namespaces import NamespaceBindings
 from canaryctl.objects import Service
 from canaryctl.reconciler import (
     APP_INDEX,
-    INDEXERS,
     PatchStatus,
     Reconciler,
     ReconcileSettings,
@@ -94,59 +86,10 @@ class EventSink(Protocol):
     def stop(self, timeout: float = 2.0) -> None: ...
 
 
-def build_controller(
-    api_client,
-    gateway: Gateway,
-    settings: Settings = Settings(),
-    may_write: Callable[[], bool] | None = None,
-) -> Controller:
-    """The controller with its real parts: Service informer, Event recorder, status patches.
-
-    `may_write` (leader election: "do we still hold the Lease?") is asked right before every
-    gateway write, status patch and Event; when it says no, nothing is sent.
-    """
-    if may_write is not None:
-        gateway = FencedGateway(gateway, may_write)
-
-    def patch_status(service: Service, value: str | None) -> None:
-        """Write the status annotation. A Service that is gone (404) or refuses the annotation
-        (422: its annotations would exceed 256 KiB) is logged, not retried: retrying the same
-        write cannot succeed, and the next change of the Service brings another attempt."""
-        if may_write is not None and not may_write():
-            raise NotLeading(f"status of {service.key} not written")
-        try:
-            write_service_annotations(api_client, service.namespace, service.name, {STATUS: value})
-        except ApiException as error:
-            if error.status not in (404, 422):
-                raise
-            log.warning("cannot write the status of %s: %s", service.key, describe_error(error))
-
-    bindings = None
-    if settings.require_app_binding:  # names bound to namespaces: watch the Namespaces too
-        bindings = NamespaceBindings(api_client, lambda name: controller.enqueue_namespace(name))
-    controller = Controller(
-        ServiceStore(INDEXERS),
-        gateway,
-        EventRecorder(api_client, may_send=may_write),
-        patch_status,
-        settings,
-        bindings=bindings.bindings if bindings else None,
-    )
-    controller.extra_informers = [bindings.informer] if bindings else []
-    controller.informer = ServiceInformer(
-        api_client,
-        controller.store,
-        controller.enqueue_service_change,
-        namespaces=settings.namespaces,
-        keep_annotation=is_canaryctl_annotation,
-    )
-    return controller
-
-
 class Controller:
     """One canaryctl controller process: start(), then stop() on SIGTERM."""
 
-    informer: Informer  # set by build_controller (or a test) before start()
+    informer: Informer  # set by assembly.build_controller (or a test) before start()
     extra_informers: list[Informer]  # more caches the decisions read (Namespace bindings)
 
     def __init__(

@@ -25,7 +25,8 @@ import threading
 
 import canaryctl
 from canaryctl import leadership, logs, tls
-from canaryctl.controller import Controller, Settings, build_controller
+from canaryctl.assembly import build_controller
+from canaryctl.controller import Controller, Settings
 from canaryctl.delegated_auth import KubernetesAuthGuard
 from canaryctl.gateway.api7 import options as api7_options
 from canaryctl.gateway.apisix import options as apisix_options
