@@ -3,8 +3,8 @@
 Routes and upstreams are written through the Admin API with the in-cluster node names
 canaryctl writes (`<svc>.<ns>.svc.cluster.local:80`) and reach local backends through the
 resolve map, so the metrics' `node` label is checked against what analysis queries use.
-Each case names the upstream behaviour it mirrors (apache/apisix `t/plugin/traffic-split.t
-TEST n`, `docs/en/latest/plugins/traffic-split.md`, `apisix/plugins/prometheus/exporter.lua`).
+Each case names the APISIX behaviour it mirrors (docs/gateways/apisix.md, "How APISIX splits
+traffic") and apache/apisix's own test case or source file for it.
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ def upstream(node: str, **fields: Any) -> dict:
 def test_canary_weights_split_100_requests_exactly(
     emulator: ApisixEmulator, percent: int, expected_v2: int
 ):
-    # traffic-split.md "canary release"; t/plugin/traffic-split.t TEST 20-21
+    # canary by weight (docs/gateways/apisix.md); t/plugin/traffic-split.t TEST 20-21
     gateway = Gateway(emulator)
     gateway.canary(percent)
     assert gateway.versions(100) == {"v2": expected_v2, "v1": 100 - expected_v2}
@@ -137,7 +137,7 @@ def test_changing_weights_takes_effect_at_once(emulator: ApisixEmulator):
 
 
 def test_header_canary_takes_only_matching_requests(emulator: ApisixEmulator):
-    # traffic-split.md "blue-green release" (match on a header, one weighted upstream)
+    # blue-green by a header match, one weighted upstream (docs/gateways/apisix.md)
     gateway = Gateway(emulator)
     rule = {"match": [{"vars": [["http_x_debug", "==", "true"]]}]}
     gateway.route({"rules": [{**rule, "weighted_upstreams": [{"upstream_id": "canary"}]}]})
@@ -147,7 +147,7 @@ def test_header_canary_takes_only_matching_requests(emulator: ApisixEmulator):
 
 
 def test_cookie_and_query_matches(emulator: ApisixEmulator):
-    # traffic-split.md "custom release" (arg_ vars); t/plugin/traffic-split.t TEST 8-10
+    # custom release by arg_ vars (docs/gateways/apisix.md); t/plugin/traffic-split.t TEST 8-10
     gateway = Gateway(emulator)
     rules = [
         {

@@ -103,8 +103,7 @@ CANARY_10 = {
 
 
 def test_canary_percentage_with_route_upstream_for_the_rest():
-    # apache/apisix: docs/en/latest/plugins/traffic-split.md "canary release";
-    # t/plugin/traffic-split.t TEST 20-21
+    # canary by weight (docs/gateways/apisix.md); t/plugin/traffic-split.t TEST 20-21
     assert split_counts(CANARY_10, request(), 100) == {"canary": 10, "route": 90}
 
 
@@ -179,9 +178,8 @@ def test_any_match_entry_suffices_and_weights_2_2_1_split_over_five():
     ],
 )
 def test_header_cookie_and_query_matches(headers: dict, target: str, expected: str):
-    # apache/apisix: docs/en/latest/plugins/traffic-split.md "blue-green" (http_release ==)
-    # and "custom release" (arg_/cookie_ vars); a single canary entry takes every matching
-    # request
+    # blue-green (http_release ==) and custom releases (arg_/cookie_ vars), as
+    # docs/gateways/apisix.md says: a single canary entry takes every matching request
     def rule(*var):
         return {"match": [{"vars": [list(var)]}], "weighted_upstreams": [{"upstream_id": "canary"}]}
 

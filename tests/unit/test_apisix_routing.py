@@ -37,8 +37,7 @@ def test_exact_uri_beats_any_prefix_and_longer_prefix_beats_shorter():
 
 
 def test_priority_then_age_break_ties_on_the_same_uri():
-    # apache/apisix: docs/en/latest/admin-api.md `priority`; radixtree sorts same-path
-    # routes by priority
+    # same URI, several routes (docs/gateways/apisix.md): priority first, then age
     table = routes({"uri": "/a"}, {"uri": "/a", "priority": 5}, {"uri": "/a", "priority": 5})
     assert served(table, "/a") == "2"
     assert served(routes({"uri": "/a"}, {"uri": "/a"}), "/a") == "1"
