@@ -15,11 +15,9 @@ replica that is no longer the leader drops what is still queued (counted) instea
 
 from __future__ import annotations
 
-import collections
 import datetime
 import logging
 import socket
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,6 +36,7 @@ from canaryctl.event_correlator import (
 )
 from canaryctl.kube import MERGE_PATCH, api_request, describe_error, read_json
 from canaryctl.objects import Service
+from canaryctl.sendqueue import SendQueue
 
 log = logging.getLogger(__name__)
 
@@ -81,15 +80,10 @@ class EventRecorder:
         self._api = api_client
         self.component = component
         self.host = host or socket.gethostname()
-        self._max_pending = max_pending
         self._may_send = may_send
         self._correlator = correlator or EventCorrelator(clock)
         self._log = EventLog(clock, window)
-        self._pending: collections.deque[_Occurrence] = collections.deque()
-        self._busy = False
-        self._stopped = False
-        self._changed = threading.Condition()
-        self._thread: threading.Thread | None = None
+        self._queue = SendQueue("event-recorder", self._send_with_retries, max_pending)
         self.dropped = 0
         if autostart:
             self.start()
@@ -111,12 +105,10 @@ class EventRecorder:
         name = f"{service.name}.{time.time_ns():x}"  # client-go's naming: object name + ns in hex
         text = admitted.message[:MAX_MESSAGE_LENGTH]
         occurrence = _Occurrence(service, event_type, reason, text, admitted.key, _now(), name)
-        with self._changed:
-            if self._stopped or len(self._pending) >= self._max_pending:
-                self._drop("stopped" if self._stopped else "queue_full", service, reason)
-                return
-            self._pending.append(occurrence)
-            self._changed.notify_all()
+        refused = self._queue.offer(occurrence)
+        if refused is not None:
+            self._drop(refused, service, reason)
+            return
         metrics.events_total.labels(reason).inc()
 
     def _drop(self, why: str, service: Service, reason: str) -> None:
@@ -134,42 +126,20 @@ class EventRecorder:
 
     def start(self) -> EventRecorder:
         """Start the sending thread (done by the constructor unless autostart=False)."""
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=self._send_forever, name="event-recorder", daemon=True
-            )
-            self._thread.start()
+        self._queue.start()
         return self
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until every recorded event has been sent (or given up on); False on timeout."""
-        with self._changed:
-            return self._changed.wait_for(lambda: not self._pending and not self._busy, timeout)
+        return self._queue.flush(timeout)
 
     def stop(self, timeout: float = 2.0) -> None:
         """Stop the sending thread; events still queued are dropped (flush() first to keep them)."""
-        with self._changed:
-            self._stopped = True
-            self.dropped += len(self._pending)
-            metrics.events_dropped_total.labels("stopped").inc(len(self._pending))
-            self._pending.clear()
-            self._changed.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        discarded = self._queue.stop(timeout)
+        self.dropped += discarded
+        metrics.events_dropped_total.labels("stopped").inc(discarded)
 
     # sending (background thread) -----------------------------------------------------------------
-
-    def _send_forever(self) -> None:
-        while True:
-            with self._changed:
-                self._busy = False
-                self._changed.notify_all()
-                self._changed.wait_for(lambda: self._pending or self._stopped)
-                if self._stopped:
-                    return
-                occurrence = self._pending.popleft()
-                self._busy = True
-            self._send_with_retries(occurrence)
 
     def _send_with_retries(self, occurrence: _Occurrence) -> None:
         """Send one event; retry server and connection failures briefly, then give up (logged)."""
@@ -181,18 +151,17 @@ class EventRecorder:
                 self._send(occurrence)
                 return
             except Exception as error:  # noqa: BLE001 - an event is never worth a crash
-                if delay is None or not _worth_retrying(error) or self._sleep_unless_stopped(delay):
+                if (
+                    delay is None
+                    or not _worth_retrying(error)
+                    or self._queue.sleep_unless_stopped(delay)
+                ):
                     log.warning(
                         "cannot record event: %s",
                         describe_error(error),
                         extra={"service": occurrence.service.key, "reason": occurrence.reason},
                     )
                     return
-
-    def _sleep_unless_stopped(self, seconds: float) -> bool:
-        """Wait `seconds`; True if stop() was called meanwhile."""
-        with self._changed:
-            return self._changed.wait_for(lambda: self._stopped, seconds)
 
     def _send(self, occurrence: _Occurrence) -> None:
         """Patch the Event of an identical recent occurrence, or create a new one."""

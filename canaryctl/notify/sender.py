@@ -34,6 +34,7 @@ import canaryctl
 from canaryctl import metrics
 from canaryctl.notify.config import ChannelConfig
 from canaryctl.notify.messages import Notification, payload
+from canaryctl.sendqueue import SendQueue
 
 log = logging.getLogger(__name__)
 
@@ -68,14 +69,12 @@ class WebhookSender:
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ):
         self.channel, self.timeout, self.retry_delays = channel, timeout, retry_delays
-        self._max_pending, self._now = max_pending, now
-        self._pending: collections.deque[Notification] = collections.deque()
+        self._now = now
+        self._queue = SendQueue(f"notify-{channel.name}", self._deliver, max_pending)
         self._keys: collections.OrderedDict[str, None] = collections.OrderedDict()
-        self._busy = self._stopped = False
+        self._keys_lock = threading.Lock()
         self.dropped = 0  # refused by submit() (queue full or stopped)
-        self._changed = threading.Condition()
         self._session = _session()
-        self._thread: threading.Thread | None = None
         for result in ("sent", "failed", "dropped", "duplicate"):
             metrics.notifications_total.labels(channel.name, result)
         metrics.notification_retries_total.labels(channel.name)
@@ -84,63 +83,42 @@ class WebhookSender:
 
     def submit(self, notification: Notification) -> None:
         """Queue `notification`; never blocks, never raises."""
-        with self._changed:
+        with self._keys_lock:
             if notification.key in self._keys:
                 self._count("duplicate")
                 return
-            if self._stopped or len(self._pending) >= self._max_pending:
-                self._count("dropped")
-                self.dropped += 1
-                if self.dropped % 100 == 1:  # the first drop of every hundred
-                    log.warning(
-                        "dropped %d notifications so far (last: %s)",
-                        self.dropped,
-                        "stopped" if self._stopped else "queue full",
-                        extra={"channel": self.channel.name, "event": notification.event},
-                    )
+            refused = self._queue.offer(notification)
+            if refused is None:
+                self._remember(notification.key)
                 return
-            self._remember(notification.key)
-            self._pending.append(notification)
-            self._changed.notify_all()
+            self._count("dropped")
+            self.dropped += 1
+            dropped = self.dropped
+        if dropped % 100 == 1:  # the first drop of every hundred
+            log.warning(
+                "dropped %d notifications so far (last: %s)",
+                dropped,
+                refused.replace("_", " "),
+                extra={"channel": self.channel.name, "event": notification.event},
+            )
 
     # lifecycle -----------------------------------------------------------------------------------
 
     def start(self) -> WebhookSender:
-        if self._thread is None:
-            name = f"notify-{self.channel.name}"
-            self._thread = threading.Thread(target=self._send_forever, name=name, daemon=True)
-            self._thread.start()
+        self._queue.start()
         return self
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until everything queued was delivered or given up; False on timeout."""
-        with self._changed:
-            return self._changed.wait_for(lambda: not self._pending and not self._busy, timeout)
+        return self._queue.flush(timeout)
 
     def stop(self, timeout: float = 2.0) -> None:
         """Stop the thread; what is still queued is dropped (and counted)."""
-        with self._changed:
-            self._stopped = True
-            for _ in self._pending:
-                self._count("dropped")
-            self._pending.clear()
-            self._changed.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        discarded = self._queue.stop(timeout)
+        if discarded:
+            metrics.notifications_total.labels(self.channel.name, "dropped").inc(discarded)
 
     # sending (background thread) -----------------------------------------------------------------
-
-    def _send_forever(self) -> None:
-        while True:
-            with self._changed:
-                self._busy = False
-                self._changed.notify_all()
-                self._changed.wait_for(lambda: self._pending or self._stopped)
-                if self._stopped:
-                    return
-                notification = self._pending.popleft()
-                self._busy = True
-            self._deliver(notification)
 
     def _deliver(self, notification: Notification) -> None:
         """POST until sent, rejected, out of retries, or stopped."""
@@ -156,7 +134,8 @@ class WebhookSender:
                 log.warning("notification not delivered: %s", attempt.description, extra=extra)
                 return
             metrics.notification_retries_total.labels(self.channel.name).inc()
-            if self._sleep_unless_stopped(min(max(delay, attempt.retry_after), MAX_RETRY_AFTER)):
+            wait = min(max(delay, attempt.retry_after), MAX_RETRY_AFTER)
+            if self._queue.sleep_unless_stopped(wait):
                 self._count("dropped")
                 return
 
@@ -178,10 +157,6 @@ class WebhookSender:
             return Attempt("retry", type(error).__name__)
         response.close()
         return _judge(response)
-
-    def _sleep_unless_stopped(self, seconds: float) -> bool:
-        with self._changed:
-            return self._changed.wait_for(lambda: self._stopped, seconds)
 
     def _remember(self, key: str) -> None:
         self._keys[key] = None
