@@ -22,9 +22,8 @@ from canaryctl.testing.localkube.build import (
     Progress,
     cache_root,
     download_module,
-    file_lock,
+    ensure_built,
     go_build,
-    go_toolchain,
     required_version,
 )
 
@@ -42,18 +41,12 @@ def binary_path(version: str = HELM_VERSION) -> Path:
 
 def ensure_helm(version: str = HELM_VERSION, progress: Progress = print) -> Path:
     """The path of the helm binary, building it first if needed."""
-    if binary_path(version).is_file():
-        return binary_path(version)
-    try:
-        go = go_toolchain(f"to build Helm {version} from the Go module proxy")
-        with file_lock(cache_root() / "helm" / f"{version}.lock"):
-            if not binary_path(version).is_file():  # another process may have built it
-                _build(go, version, progress)
-    except HelmUnavailable:
-        raise
-    except LocalKubeUnavailable as error:
-        raise HelmUnavailable(str(error)) from error
-    return binary_path(version)
+    return ensure_built(
+        binary_path(version),
+        f"Helm {version}",
+        lambda go: _build(go, version, progress),
+        HelmUnavailable,
+    )
 
 
 def version_ldflags(version: str, helm_gomod: str) -> str:

@@ -102,6 +102,32 @@ def go_toolchain(purpose: str) -> str:
     return go
 
 
+def ensure_built(
+    binary: Path,
+    what: str,
+    build: Callable[[str], None],
+    unavailable: type[LocalKubeUnavailable] = LocalKubeUnavailable,
+) -> Path:
+    """`binary`, built first with `build(go)` unless it is in the cache already.
+
+    One process at a time builds (a lock file beside the version's directory); a process
+    that waited for the lock finds the binary and builds nothing. Why it cannot be built (no
+    Go) is raised as `unavailable`, naming `what` was to be built."""
+    if binary.is_file():
+        return binary
+    try:
+        go = go_toolchain(f"to build {what} from the Go module proxy")
+        version_dir = binary.parent.parent  # <cache>/<tool>/<version>/bin/<binary>
+        with file_lock(version_dir.parent / f"{version_dir.name}.lock"):
+            if not binary.is_file():  # another process may have built it
+                build(go)
+    except LocalKubeUnavailable as error:
+        if isinstance(error, unavailable):
+            raise
+        raise unavailable(str(error)) from error
+    return binary
+
+
 def _build_lock(version: str):
     return file_lock(cache_root() / "localkube" / f"{version}.lock")
 

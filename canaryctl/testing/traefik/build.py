@@ -24,7 +24,7 @@ from canaryctl.testing.localkube.build import (
     Progress,
     cache_root,
     download_module,
-    file_lock,
+    ensure_built,
     go_build,
     go_toolchain,
     required_version,
@@ -57,18 +57,12 @@ def binary_path(version: str | None = None) -> Path:
 def ensure_traefik(progress: Progress = print) -> Path:
     """Return the path of the Traefik binary, building it first if needed."""
     version = traefik_version()
-    if binary_path(version).is_file():
-        return binary_path(version)
-    try:
-        go = go_toolchain(f"to build Traefik {version} from the Go module proxy")
-        with file_lock(cache_root() / "traefik" / f"{version}.lock"):
-            if not binary_path(version).is_file():  # another process may have built it
-                _build(go, version, progress)
-    except TraefikUnavailable:
-        raise
-    except LocalKubeUnavailable as error:
-        raise TraefikUnavailable(str(error)) from error
-    return binary_path(version)
+    return ensure_built(
+        binary_path(version),
+        f"Traefik {version}",
+        lambda go: _build(go, version, progress),
+        TraefikUnavailable,
+    )
 
 
 def write_module(go: str, version: str, module_dir: Path) -> None:
