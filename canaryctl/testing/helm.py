@@ -12,8 +12,6 @@ lands in `$CANARYCTL_CACHE/helm/<version>/bin/helm` (default `~/.cache/canaryctl
 from __future__ import annotations
 
 import argparse
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -25,6 +23,7 @@ from canaryctl.testing.localkube.build import (
     ensure_built,
     go_build,
     required_version,
+    staged_dir,
 )
 
 HELM_MODULE = "helm.sh/helm/v3"
@@ -65,10 +64,7 @@ def _build(go: str, version: str, progress: Progress) -> None:
     progress(f"helm: building Helm {version} from the Go module proxy (first run only)")
     module = download_module(go, HELM_MODULE, version)
     source, gomod = Path(module["Dir"]), Path(module["GoMod"]).read_text()
-    root = binary_path(version).parent.parent
-    root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix="bin-", dir=root))
-    try:
+    with staged_dir(binary_path(version).parent) as staging:
         go_build(
             go,
             source,  # the module as downloaded (read-only): nothing is written there
@@ -79,12 +75,6 @@ def _build(go: str, version: str, progress: Progress) -> None:
             "helm",
             extra_flags=("-mod=readonly",),
         )
-        final = binary_path(version).parent
-        if final.exists():
-            shutil.rmtree(final)
-        staging.rename(final)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     progress(f"helm: built in {time.monotonic() - started:.0f} s -> {binary_path(version)}")
 
 

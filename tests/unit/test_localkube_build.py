@@ -1,6 +1,13 @@
-"""The pure parts of the localkube build: replace lines, versions, ldflags."""
+"""The localkube build without Go: replace lines, versions, ldflags, the staged cache entry."""
 
-from canaryctl.testing.localkube.build import required_version, staging_replaces, version_ldflags
+import pytest
+
+from canaryctl.testing.localkube.build import (
+    required_version,
+    staged_dir,
+    staging_replaces,
+    version_ldflags,
+)
 
 GOMOD = """module k8s.io/kubernetes
 
@@ -37,3 +44,17 @@ def test_ldflags_stamp_the_release_for_client_and_server():
     flags = version_ldflags("v1.37.2")
     assert "-X k8s.io/component-base/version.gitVersion=v1.37.2" in flags
     assert "-X k8s.io/client-go/pkg/version.gitMinor=37" in flags
+
+
+def test_a_staged_directory_replaces_the_entry_only_when_complete(tmp_path):
+    final = tmp_path / "v1" / "bin"
+    final.mkdir(parents=True)
+    (final / "old").write_text("old")
+    with pytest.raises(RuntimeError), staged_dir(final) as staging:
+        (staging / "half").write_text("half")
+        raise RuntimeError("build failed")
+    assert sorted(p.name for p in final.iterdir()) == ["old"]  # the old entry is untouched
+    with staged_dir(final) as staging:
+        (staging / "new").write_text("new")
+    assert sorted(p.name for p in final.iterdir()) == ["new"]
+    assert sorted(p.name for p in final.parent.iterdir()) == ["bin"]  # no staging left behind

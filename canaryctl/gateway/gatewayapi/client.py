@@ -76,23 +76,7 @@ class RouteClient:
 
     def get(self, namespace: str, name: str) -> Json | None:
         """The route, or None when there is none."""
-        try:
-            return self._json(
-                "GET",
-                lambda: self.api.get_namespaced_custom_object(
-                    GROUP,
-                    VERSION,
-                    namespace,
-                    PLURAL,
-                    name,
-                    _preload_content=False,
-                    _request_timeout=self.timeout,
-                ),
-            )
-        except TerminalGatewayError as error:
-            if error.status == 404:
-                return None
-            raise
+        return self._get(PLURAL, namespace, name)
 
     def named(self, namespace: str | None, name: str) -> list[Json]:
         """Every route called `name` in `namespace` (None: in all namespaces), whoever made it."""
@@ -143,6 +127,9 @@ class RouteClient:
 
     def gateway(self, namespace: str, name: str) -> Json | None:
         """The Gateway `namespace/name`, or None when there is none."""
+        return self._get("gateways", namespace, name)
+
+    def _get(self, plural: str, namespace: str, name: str) -> Json | None:
         try:
             return self._json(
                 "GET",
@@ -150,7 +137,7 @@ class RouteClient:
                     GROUP,
                     VERSION,
                     namespace,
-                    "gateways",
+                    plural,
                     name,
                     _preload_content=False,
                     _request_timeout=self.timeout,

@@ -128,6 +128,21 @@ def ensure_built(
     return binary
 
 
+@contextmanager
+def staged_dir(final: Path, prefix: str = "bin-") -> Iterator[Path]:
+    """A fresh directory beside `final` to fill. When the block ends normally it replaces
+    `final`; when it raises, it is removed: a cache entry is complete or absent, never half."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=prefix, dir=final.parent))
+    try:
+        yield staging
+        if final.exists():
+            shutil.rmtree(final)
+        staging.rename(final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def _build_lock(version: str):
     return file_lock(cache_root() / "localkube" / f"{version}.lock")
 
@@ -154,15 +169,8 @@ def _build(go: str, version: str, progress: Progress) -> None:
     _write_module(go, version, module_dir)
     progress("localkube: resolving modules (go mod tidy)")
     run_go(go, ["mod", "tidy"], module_dir)
-    staging = Path(tempfile.mkdtemp(prefix="bin-", dir=module_dir.parent))
-    try:
+    with staged_dir(bin_dir(version)) as staging:
         _go_build(go, version, module_dir, staging, progress)
-        final = bin_dir(version)
-        if final.exists():
-            shutil.rmtree(final)
-        staging.rename(final)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     progress(f"localkube: built in {time.monotonic() - started:.0f} s -> {bin_dir(version)}")
 
 

@@ -13,7 +13,6 @@ experimental-channel CRDs over standard ones; it is installed too, as upstream s
 from __future__ import annotations
 
 import shutil
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,6 +23,7 @@ from canaryctl.testing.localkube.build import (
     download_module,
     file_lock,
     go_toolchain,
+    staged_dir,
 )
 
 if TYPE_CHECKING:
@@ -98,13 +98,6 @@ def _copy_yamls(source: Path, target: Path) -> None:
     yamls = sorted(source.glob("*.yaml"))
     if not yamls:
         raise LocalKubeUnavailable(f"no CRD YAMLs under {source}")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix="crds-", dir=target.parent))
-    try:
+    with staged_dir(target, prefix="crds-") as staging:
         for path in yamls:
             shutil.copyfile(path, staging / path.name)  # copyfile: not the cache's read-only mode
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)

@@ -14,7 +14,6 @@ for a folder missing from Traefik's zip. The stripped binary lands in
 from __future__ import annotations
 
 import shutil
-import tempfile
 import time
 from importlib import resources
 from pathlib import Path
@@ -29,6 +28,7 @@ from canaryctl.testing.localkube.build import (
     go_toolchain,
     required_version,
     run_go,
+    staged_dir,
 )
 
 TRAEFIK_MODULE = "github.com/traefik/traefik/v3"
@@ -113,8 +113,7 @@ def _build(go: str, version: str, progress: Progress) -> None:
     root = binary_path(version).parent.parent
     module_dir = root / "src"
     write_module(go, version, module_dir)
-    staging = Path(tempfile.mkdtemp(prefix="bin-", dir=root))
-    try:
+    with staged_dir(binary_path(version).parent) as staging:
         go_build(
             go,
             module_dir,
@@ -125,12 +124,6 @@ def _build(go: str, version: str, progress: Progress) -> None:
             "traefik",
             extra_flags=("-mod=readonly",),
         )
-        final = binary_path(version).parent
-        if final.exists():
-            shutil.rmtree(final)
-        staging.rename(final)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     size = binary_path(version).stat().st_size / 2**20
     progress(
         f"traefik: built in {time.monotonic() - started:.0f} s ({size:.0f} MB) "
