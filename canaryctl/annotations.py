@@ -34,10 +34,6 @@ PORT = "api7.cloud/published-service-port"
 STATUS = "api7.cloud/canary-status"  # written by canaryctl itself, never read as input
 PARENT = "api7.cloud/gateway-api-parent"  # Gateway API backend: the stable's own Gateway
 
-# The user-facing annotations of the seed contract; `relevant_fingerprint` also covers any
-# later `api7.cloud/` input annotation, everything under PREFIX except STATUS.
-WATCHED = frozenset({APP, CANARY, PERCENT, PORT})
-
 ROUTABLE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer")
 
 _DNS_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"

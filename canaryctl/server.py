@@ -93,7 +93,6 @@ class Endpoint:
 
         self._server = _Server(parse_address(address), Handler)
         self._server.tls = tls
-        self.secure = tls is not None
         self._thread = threading.Thread(
             target=self._server.serve_forever, name=f"http-{address}", daemon=True
         )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime
 
 BOOLEAN, INTEGER, BIT_STRING, OCTET_STRING, NULL, OID = 0x01, 0x02, 0x03, 0x04, 0x05, 0x06
-UTF8_STRING, IA5_STRING, UTC_TIME, GENERALIZED_TIME = 0x0C, 0x16, 0x17, 0x18
+UTF8_STRING, UTC_TIME, GENERALIZED_TIME = 0x0C, 0x17, 0x18
 SEQUENCE, SET = 0x30, 0x31
 CONTEXT, CONSTRUCTED = 0x80, 0x20
 
@@ -78,10 +78,6 @@ def octet_string(data: bytes) -> bytes:
 
 def utf8_string(text: str) -> bytes:
     return tlv(UTF8_STRING, text.encode("utf-8"))
-
-
-def ia5_string(text: str) -> bytes:
-    return tlv(IA5_STRING, text.encode("ascii"))
 
 
 def sequence(*items: bytes) -> bytes:
