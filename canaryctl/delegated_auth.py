@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from kubernetes import client
 
 from canaryctl import metrics
-from canaryctl.kube import describe_error, read_json
+from canaryctl.kube import api_request, describe_error, read_json
 from canaryctl.server import Response
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 CACHE_TTL_SECONDS = 10.0
 CACHE_MAX_ENTRIES = 1000
 REVIEW_TIMEOUT = (5.0, 10.0)  # (connect, read) seconds, as controller-runtime's 10 s
+TOKEN_REVIEWS = "/apis/authentication.k8s.io/v1/tokenreviews"
+ACCESS_REVIEWS = "/apis/authorization.k8s.io/v1/subjectaccessreviews"
 UNAUTHORIZED: Response = (401, "text/plain; charset=utf-8", b"Unauthorized\n")
 
 
@@ -98,8 +100,7 @@ class KubernetesAuthGuard:
     """A `server.Guard`: TokenReview, then SubjectAccessReview, answers cached per token hash."""
 
     def __init__(self, api_client: client.ApiClient, cache: DecisionCache | None = None):
-        self._authentication = client.AuthenticationV1Api(api_client)
-        self._authorization = client.AuthorizationV1Api(api_client)
+        self._api = api_client
         self.cache = cache if cache is not None else DecisionCache()
         self._hash_key = secrets.token_bytes(32)
         metrics.initialise_metrics_auth()
@@ -142,6 +143,11 @@ class KubernetesAuthGuard:
             return Decision(_text(403, f"Authorization denied for user {name}"), "forbidden")
         return ALLOWED
 
+    def _post_review(self, path: str, body: dict) -> dict:
+        """POST a review; its `status`. The answer is read raw: it echoes the token in `spec`."""
+        answer = read_json(api_request(self._api, "POST", path, body=body, timeout=REVIEW_TIMEOUT))
+        return answer.get("status") or {}
+
     def _authenticate(self, token: str) -> dict | None:
         """The TokenReview's user info if kube-apiserver accepts the token, else None."""
         body = {
@@ -149,7 +155,7 @@ class KubernetesAuthGuard:
             "kind": "TokenReview",
             "spec": {"token": token},
         }
-        status = _status(self._authentication.create_token_review, body)
+        status = self._post_review(TOKEN_REVIEWS, body)
         return (status.get("user") or {}) if status.get("authenticated") else None
 
     def _authorize(self, user: dict, verb: str, path: str) -> tuple[bool, str]:
@@ -166,14 +172,8 @@ class KubernetesAuthGuard:
             "kind": "SubjectAccessReview",
             "spec": {key: value for key, value in spec.items() if value},
         }
-        status = _status(self._authorization.create_subject_access_review, body)
+        status = self._post_review(ACCESS_REVIEWS, body)
         return bool(status.get("allowed")) and not status.get("denied"), status.get("reason", "")
-
-
-def _status(create: Callable, body: dict) -> dict:
-    """POST a review; its `status`. The response is read raw: it echoes the token in `spec`."""
-    answer = read_json(create(body, _preload_content=False, _request_timeout=REVIEW_TIMEOUT))
-    return answer.get("status") or {}
 
 
 def _text(status: int, message: str) -> Response:

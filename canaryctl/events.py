@@ -23,7 +23,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import urllib3
 from kubernetes import client
 
 from canaryctl import metrics
@@ -238,4 +237,4 @@ def _worth_retrying(error: Exception) -> bool:
     """Server-side and connection failures may pass; a rejected event (4xx) will not."""
     if isinstance(error, client.ApiException):
         return error.status == 0 or error.status == 429 or error.status >= 500
-    return isinstance(error, (urllib3.exceptions.HTTPError, OSError))
+    return isinstance(error, OSError)

@@ -6,12 +6,15 @@ credentials come from) are decided once. Status annotations are written with a J
 patch that names only our keys: no read-modify-write, no conflict with other writers of
 the same Service, and `None` removes a key.
 
-The controller's own calls (Service list and watch, status patches, Events) go through
-`api_request`: the ApiClient's connection pool and credentials (a rotated token included),
-raw JSON in and out, none of the generated client's typed layer. That layer costs a few
-tenths of a millisecond per call (argument validation, serialization), and loading the
-`CoreV1Api` class alone builds validators for hundreds of methods: about 20 MB and most of
-a second of CPU at start, for calls whose JSON canaryctl builds and reads itself.
+The controller's own calls (Service list and watch, status patches, Events, leases,
+reviews, HTTPRoutes) go through `api_request`: the ApiClient's settings and credentials (a
+rotated token included) over canaryctl's own kept-alive connections (`canaryctl.wire`), raw
+JSON in and out. Neither the generated client's typed layer nor urllib3 is on that path:
+the typed layer costs a few tenths of a millisecond per call (argument validation,
+serialization) and loading the `CoreV1Api` class alone builds validators for hundreds of
+methods (about 20 MB and most of a second of CPU at start); urllib3 costs about 1 ms of CPU
+per request, more than the rest of a weight change. The wire speaks plain and CONNECT-tunnel
+HTTP proxies (`proxy` in the kubeconfig), not SOCKS.
 """
 
 from __future__ import annotations
@@ -19,15 +22,22 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import ssl
+import threading
+import urllib.parse
+import weakref
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-import urllib3
+import certifi
 from kubernetes import client, config
+from kubernetes.client.rest import is_socks_proxy_url, should_bypass_proxies
 from kubernetes.config.config_exception import ConfigException
 from kubernetes.config.incluster_config import SERVICE_HOST_ENV_NAME, InClusterConfigLoader
+from kubernetes.utils.keepalive import tcp_keepalive_socket_options
 
+from canaryctl import wire
 from canaryctl.objects import Service
 
 SERVICEACCOUNT_DIR_ENV = "CANARYCTL_SERVICEACCOUNT_DIR"
@@ -98,36 +108,95 @@ def api_request(
     body: Any = None,
     content_type: str = JSON,
     timeout: tuple[float, float] = REQUEST_TIMEOUT,
-) -> urllib3.BaseHTTPResponse:
+    total: float | None = None,
+) -> wire.Response:
     """One call to the API server: `body` sent as JSON, the raw response handed back unread.
 
-    The caller reads it (`read_json`, or line by line for a watch). Answers other than 2xx
+    The caller reads it (`read_json`, or `lines()` for a watch). Answers other than 2xx
     raise kubernetes.client.ApiException (the subclass for its status, e.g. 404 or 410), as
-    the generated client does; connection trouble raises urllib3 errors.
+    the generated client does; connection trouble raises OSError (see `canaryctl.wire`).
+    Nothing is retried here; `total` bounds the whole call (see `wire.Pool.request`).
     """
-    headers = {"Accept": JSON} if body is None else {"Accept": JSON, "Content-Type": content_type}
-    _, url, headers, _, _ = api.param_serialize(
+    configuration = api.configuration
+    headers = {"Accept": JSON, "User-Agent": api.user_agent}
+    token = configuration.get_api_key_with_prefix("BearerToken", alias="authorization")
+    if token:
+        headers["Authorization"] = token
+    if body is not None:
+        headers["Content-Type"] = content_type
+    target = path + ("?" + _query_string(query) if query else "")
+    response = api_pool(api).request(
         method,
-        path,
-        query_params=list((query or {}).items()),
-        header_params=headers,
-        auth_settings=["BearerToken"],
-    )
-    response = api.rest_client.pool_manager.request(
-        method,
-        url,
-        body=None if body is None else json.dumps(body).encode(),
+        target,
         headers=headers,
-        timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]),
-        preload_content=False,
+        body=None if body is None else json.dumps(body).encode(),
+        timeout=timeout,
+        total=total,
     )
     if not 200 <= response.status < 300:
-        try:
-            text = response.data.decode("utf-8", "replace")
-        finally:
-            response.release_conn()
+        text = response.data.decode("utf-8", "replace")
         client.ApiException.from_response(http_resp=response, body=text, data=None)  # raises
     return response
+
+
+def _query_string(query: Mapping[str, Any]) -> str:
+    """`query` URL-encoded, booleans as the API spells them (`watch=true`)."""
+    return urllib.parse.urlencode(
+        [
+            (key, str(value).lower() if isinstance(value, bool) else value)
+            for key, value in query.items()
+        ]
+    )
+
+
+_pools: weakref.WeakKeyDictionary[client.ApiClient, wire.Pool] = weakref.WeakKeyDictionary()
+_pools_lock = threading.Lock()
+
+
+def api_pool(api: client.ApiClient) -> wire.Pool:
+    """The kept-alive connections of `api` to its API server (made on first use)."""
+    pool = _pools.get(api)
+    if pool is None:
+        with _pools_lock:
+            pool = _pools.get(api) or _pools.setdefault(api, _pool_for(api.configuration))
+    return pool
+
+
+def _pool_for(configuration: client.Configuration) -> wire.Pool:
+    """Connections as the generated client's urllib3 pool would make them from `configuration`:
+    its CA (else certifi's), client certificate, TLS server name, proxy and keep-alive."""
+    context = None
+    if configuration.host.startswith("https:"):
+        context = ssl.create_default_context(
+            cafile=configuration.ssl_ca_cert
+            or (None if configuration.ca_cert_data else certifi.where()),
+            cadata=configuration.ca_cert_data,
+        )
+        if not configuration.verify_ssl or configuration.assert_hostname is False:
+            context.check_hostname = False
+        if not configuration.verify_ssl:
+            context.verify_mode = ssl.CERT_NONE
+        if configuration.cert_file:
+            context.load_cert_chain(configuration.cert_file, configuration.key_file)
+    proxy = configuration.proxy
+    if proxy and should_bypass_proxies(configuration.host, configuration.no_proxy or ""):
+        proxy = None
+    if proxy and is_socks_proxy_url(proxy):
+        raise ConfigException(f"SOCKS proxies are not supported (proxy {proxy.split('://')[0]})")
+    socket_options = configuration.socket_options
+    if socket_options is None and getattr(configuration, "keep_alive", False):
+        socket_options = tcp_keepalive_socket_options()
+    assert_hostname = configuration.assert_hostname
+    return wire.Pool(
+        configuration.host,
+        ssl_context=context,
+        server_hostname=configuration.tls_server_name
+        or (assert_hostname if isinstance(assert_hostname, str) else None),
+        proxy=proxy or None,
+        proxy_headers=configuration.proxy_headers,
+        socket_options=socket_options,
+        max_idle=configuration.connection_pool_maxsize or 10,
+    )
 
 
 def patch_service_annotations(
@@ -145,22 +214,18 @@ def write_service_annotations(
 ) -> None:
     """`patch_service_annotations` for a writer that needs no answer (the controller: its
     watch brings the new version anyway), so the answer is read but not parsed."""
-    response = _patch_annotations(api, namespace, name, changes)
-    try:
-        response.drain_conn()
-    finally:
-        response.release_conn()
+    _patch_annotations(api, namespace, name, changes).drain_conn()
 
 
 def _patch_annotations(
     api: client.ApiClient, namespace: str, name: str, changes: Mapping[str, str | None]
-) -> urllib3.BaseHTTPResponse:
+) -> wire.Response:
     body = {"metadata": {"annotations": dict(changes)}}
     path = f"/api/v1/namespaces/{namespace}/services/{name}"
     return api_request(api, "PATCH", path, body=body, content_type=MERGE_PATCH)
 
 
-ListRequest = Callable[..., urllib3.BaseHTTPResponse]  # (limit, _continue, ...) -> raw response
+ListRequest = Callable[..., wire.Response]  # (limit, _continue, ...) -> raw response
 
 # the list and watch parameters as the generated client names them -> as the API does
 _QUERY = {
@@ -181,7 +246,7 @@ def list_request(api: client.ApiClient, path: str) -> ListRequest:
 
     def request(
         _request_timeout: tuple[float, float] = REQUEST_TIMEOUT, **params: Any
-    ) -> urllib3.BaseHTTPResponse:
+    ) -> wire.Response:
         query = {_QUERY[name]: value for name, value in params.items()}
         return api_request(api, "GET", path, query=query, timeout=_request_timeout)
 
@@ -223,16 +288,9 @@ def list_objects(
             return objects, metadata.get("resourceVersion", "")
 
 
-def read_json(response: urllib3.BaseHTTPResponse) -> dict:
-    """The JSON body of a raw (`_preload_content=False`) response, releasing its pooled connection.
-
-    Reading the whole body first matters: a connection returned with unread bytes would
-    garble the next request sent over it.
-    """
-    try:
-        return json.loads(response.data)
-    finally:
-        response.release_conn()
+def read_json(response: wire.Response) -> dict:
+    """The JSON body of a raw response (its connection goes back to the pool once read)."""
+    return json.loads(response.data)
 
 
 def describe_error(error: Exception) -> str:

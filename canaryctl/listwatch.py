@@ -18,13 +18,12 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, Protocol
 
-import urllib3
 from kubernetes import client
 
-from canaryctl import metrics
+from canaryctl import metrics, wire
 from canaryctl.cache import ObjectStore
 from canaryctl.kube import ListRequest, describe_error, list_objects
 
@@ -58,7 +57,6 @@ class WatchFailed(Exception):
 EXPECTED_ERRORS = (
     WatchFailed,
     client.ApiException,
-    urllib3.exceptions.HTTPError,
     OSError,
     ValueError,
 )
@@ -136,7 +134,7 @@ class ListWatch:
         self.resource_version = ""
         self.synced = threading.Event()
         self._lock = threading.Lock()
-        self._response: urllib3.BaseHTTPResponse | None = None
+        self._response: wire.Response | None = None
 
     def run(self) -> None:
         """List when needed, watch, and decide after each watch how to carry on; until stopped."""
@@ -212,14 +210,13 @@ class ListWatch:
             _request_timeout=self.settings.request_timeout,
         )
         try:
-            for line in _lines(response):
+            for line in response.lines():
                 if self.informer.stopping:
                     return
                 self._apply(json.loads(line))
                 events += 1
         finally:
             response.close()  # never pool a connection that may still hold unread bytes
-            response.release_conn()
         if (
             events == 0
             and self.settings.clock() - started < SHORT_WATCH_SECONDS
@@ -257,7 +254,7 @@ class ListWatch:
 
     # HTTP -----------------------------------------------------------------------------------------
 
-    def _request(self, **params: Any) -> urllib3.BaseHTTPResponse:
+    def _request(self, **params: Any) -> wire.Response:
         """Send a list or watch request; keep the response where interrupt() can cut it."""
         try:
             response = self.list_request(**params)
@@ -270,15 +267,6 @@ class ListWatch:
         if self.informer.stopping:
             self.interrupt()
         return response
-
-
-def _lines(response: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
-    """The newline-separated JSON documents of a watch stream, as they arrive."""
-    buffer = b""
-    for chunk in response.stream(amt=None, decode_content=True):
-        buffer += chunk
-        *complete, buffer = buffer.split(b"\n")
-        yield from (line for line in complete if line.strip())
 
 
 def _raise_for_status(status: dict) -> None:

@@ -22,4 +22,8 @@ def parse_utc(text: str) -> datetime:
     """The aware UTC time `format_utc` wrote; ValueError (or TypeError) for anything else."""
     if not isinstance(text, str):
         raise TypeError(f"expected a timestamp string, got {type(text).__name__}")
-    return datetime.strptime(text, FORMAT).replace(tzinfo=UTC)
+    # the exact shape first (fromisoformat alone accepts offsets, fractions, spaces ...);
+    # then the C parser, about 20 times cheaper than strptime on every status read
+    if len(text) != 20 or text[10] != "T" or text[19] != "Z" or not text[:19].isascii():
+        raise ValueError(f"not a {FORMAT} timestamp: {text[:40]!r}")
+    return datetime.fromisoformat(text[:19]).replace(tzinfo=UTC)

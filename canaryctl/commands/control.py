@@ -28,7 +28,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import urllib3
 from kubernetes import client
 from kubernetes.config.config_exception import ConfigException
 
@@ -224,7 +223,7 @@ def _apply(args: argparse.Namespace, request_for: Callable[[Service], Request]) 
             return REFUSED
         print(f"error: {namespace}/{name}: {describe_error(error)}", file=sys.stderr)
         return FAILED
-    except (urllib3.exceptions.HTTPError, ConfigException, OSError) as error:
+    except (ConfigException, OSError) as error:
         print(f"error: {namespace}/{name}: {describe_error(error)}", file=sys.stderr)
         return FAILED
     for annotation, value in request.changes.items():

@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import urllib3
 from kubernetes import client
 from kubernetes.config.config_exception import ConfigException
 
@@ -335,7 +334,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         with load_api_client(args.kubeconfig, args.context) as api:
             rows = rows_of(list_services(service_list_request(api, namespace))[0])
-    except (client.ApiException, urllib3.exceptions.HTTPError, ConfigException, OSError) as error:
+    except (client.ApiException, ConfigException, OSError) as error:
         print(f"error: cannot list Services: {describe_error(error)}", file=sys.stderr)
         return 1
     if args.output == "json":

@@ -29,7 +29,6 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-import urllib3
 from kubernetes import client
 
 from canaryctl import metrics
@@ -42,7 +41,7 @@ from canaryctl.leaderelection.state import ElectionState
 log = logging.getLogger(__name__)
 
 # what a flaky network or API server raises; anything else is logged with its traceback
-EXPECTED_ERRORS = (client.ApiException, urllib3.exceptions.HTTPError, OSError, ValueError)
+EXPECTED_ERRORS = (client.ApiException, OSError, ValueError)
 
 
 class LeaderElector:

@@ -8,8 +8,9 @@ Each call is bounded by a *total* timeout chosen by the caller and is never retr
 underneath it, because a leader blocked in a request past its renew deadline must not
 think it still leads. The generated client cannot promise that (urllib3 silently retries a
 timed-out PUT up to three times, each with a fresh timeout) and its typed models reject
-Lease fields newer than the client, so requests go through the ApiClient's own connection
-pool and credentials (including a rotated ServiceAccount token) but not through its models.
+Lease fields newer than the client, so requests go through `kube.api_request` (the
+ApiClient's settings and credentials, a rotated ServiceAccount token included, over
+canaryctl's own connections, which never resend) but not through its models.
 
 Standbys also watch the one Lease (`watch`, a stream of JSON lines) so that a released Lease
 is taken at once rather than at the next poll; see `leasewatch`.
@@ -19,8 +20,10 @@ from __future__ import annotations
 
 import json
 
-import urllib3
 from kubernetes import client
+
+from canaryctl import wire
+from canaryctl.kube import api_request
 
 LEASES = "/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
 MIN_TIMEOUT = 0.05  # seconds; a request is never sent with less (or no) time left
@@ -67,62 +70,37 @@ class LeaseLock:
 
     def watch(
         self, resource_version: str, server_timeout: int, read_timeout: float
-    ) -> urllib3.BaseHTTPResponse:
+    ) -> wire.Response:
         """Open a watch of this Lease alone (fieldSelector on its name), streaming.
 
         An empty `resource_version` starts with the Lease as it is now (an ADDED event, none if
         it does not exist). The caller reads the stream and closes it; ApiException on refusal.
         """
-        query = [
-            ("fieldSelector", f"metadata.name={self.name}"),
-            ("watch", "true"),
-            ("allowWatchBookmarks", "true"),
-            ("timeoutSeconds", str(server_timeout)),
-        ]
+        query = {
+            "fieldSelector": f"metadata.name={self.name}",
+            "watch": "true",
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": str(server_timeout),
+        }
         if resource_version:
-            query.append(("resourceVersion", resource_version))
-        _, url, headers, _, _ = self._api.param_serialize(
-            "GET",
-            LEASES.format(namespace=self.namespace),
-            query_params=query,
-            header_params={"Accept": "application/json"},
-            auth_settings=["BearerToken"],
-        )
-        response = self._api.rest_client.pool_manager.request(
-            "GET",
-            url,
-            headers=headers,
-            timeout=urllib3.Timeout(connect=5.0, read=read_timeout),
-            retries=False,
-            preload_content=False,
-        )
-        if response.status != 200:
-            response.drain_conn()
-            response.release_conn()
-            raise client.ApiException(status=response.status, reason=response.reason)
-        return response
+            query["resourceVersion"] = resource_version
+        path = LEASES.format(namespace=self.namespace)
+        return api_request(self._api, "GET", path, query=query, timeout=(5.0, read_timeout))
 
     def _request(self, method: str, suffix: str, body: dict | None, timeout: float) -> dict:
-        """One request, no retries, at most `timeout` seconds; the response's JSON body.
+        """One request, never resent, within `timeout` seconds; the response's JSON body.
 
-        Raises LeaseConflict on 409, kubernetes ApiException on other errors, urllib3
-        errors when the API server cannot be reached in time.
+        Raises LeaseConflict on 409, kubernetes ApiException on other errors, OSError when
+        the API server cannot be reached in time.
         """
         path = LEASES.format(namespace=self.namespace) + suffix
-        headers = {"Accept": "application/json", "Content-Type": "application/json"}
-        _, url, headers, _, _ = self._api.param_serialize(
-            method, path, header_params=headers, auth_settings=["BearerToken"]
-        )
-        response = self._api.rest_client.pool_manager.request(
-            method,
-            url,
-            body=json.dumps(body).encode() if body is not None else None,
-            headers=headers,
-            timeout=urllib3.Timeout(total=max(timeout, MIN_TIMEOUT)),
-            retries=False,
-        )
-        if response.status == 409:
-            raise LeaseConflict(f"HTTP 409 {response.reason}")
-        if not 200 <= response.status < 300:
-            raise client.ApiException(status=response.status, reason=response.reason)
+        limit = max(timeout, MIN_TIMEOUT)
+        try:
+            response = api_request(
+                self._api, method, path, body=body, timeout=(limit, limit), total=limit
+            )
+        except client.ApiException as error:
+            if error.status == 409:
+                raise LeaseConflict(f"HTTP 409 {error.reason}") from None
+            raise
         return json.loads(response.data)

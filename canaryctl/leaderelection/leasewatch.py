@@ -21,11 +21,11 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
-import urllib3
 from kubernetes import client
 
+from canaryctl import wire
 from canaryctl.leaderelection.leaselock import LeaseLock
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ class LeaseWatch:
         self._clock, self._rng = clock, rng
         self._stop = threading.Event()
         self._guard = threading.Lock()
-        self._response: urllib3.BaseHTTPResponse | None = None
+        self._response: wire.Response | None = None
         self._thread: threading.Thread | None = None
         self.resource_version = ""
 
@@ -123,7 +123,7 @@ class LeaseWatch:
                     )
                     return
                 failures += 1
-            except (urllib3.exceptions.HTTPError, OSError, ValueError) as error:
+            except (OSError, ValueError) as error:
                 if self._stop.is_set():
                     return
                 log.debug("lease watch failed: %s: %s", type(error).__name__, error)
@@ -147,14 +147,13 @@ class LeaseWatch:
         try:
             if self._stop.is_set():
                 return True
-            for line in _lines(response):
+            for line in response.lines():
                 self._apply(json.loads(line))
                 events += 1
         finally:
             with self._guard:
                 self._response = None
             response.close()
-            response.release_conn()
         return events > 0 or self._clock() - started >= SHORT_WATCH
 
     def _apply(self, event: dict) -> None:
@@ -170,12 +169,3 @@ class LeaseWatch:
             self._on_change(lease, self._clock())
         elif kind == "DELETED":
             self._on_change(None, self._clock())
-
-
-def _lines(response: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
-    """The newline-separated JSON documents of a watch stream, as they arrive."""
-    buffer = b""
-    for chunk in response.stream(amt=None, decode_content=True):
-        buffer += chunk
-        *complete, buffer = buffer.split(b"\n")
-        yield from (line for line in complete if line.strip())

@@ -81,10 +81,15 @@ def terminate(process: subprocess.Popen | None, grace: float = 10) -> None:
 
 def cpu_seconds(pid: int) -> float:
     """CPU time (user + system) process `pid` has used so far, from /proc/<pid>/stat."""
+    return sum(cpu_times(pid))
+
+
+def cpu_times(pid: int) -> tuple[float, float]:
+    """The user and the system CPU seconds process `pid` has used so far (/proc/<pid>/stat)."""
     with open(f"/proc/{pid}/stat") as stat:
         fields = stat.read().rsplit(")", 1)[1].split()  # the name in (...) may hold spaces
-    utime, stime = int(fields[11]), int(fields[12])
-    return (utime + stime) / os.sysconf("SC_CLK_TCK")
+    ticks = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / ticks, int(fields[12]) / ticks
 
 
 def peak_rss_mb(pid: int) -> float:

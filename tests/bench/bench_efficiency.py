@@ -36,7 +36,7 @@ from kubernetes import client
 
 from canaryctl.demo.environment import DemoEnvironment
 from canaryctl.testing.localkube import LocalKube, wait_until
-from canaryctl.testing.processes import cpu_seconds, peak_rss_mb
+from canaryctl.testing.processes import cpu_seconds, cpu_times, peak_rss_mb
 
 APP = "api7.cloud/published-service"
 CANARY = "api7.cloud/published-canary-service"
@@ -91,11 +91,12 @@ def weight_changes(kube: LocalKube, backend: str, changes: int, profile: Path | 
         pid = env.controller.pid
         idle = idle_rate(pid)
         spy = _start_profiler(pid, profile / f"{backend}.txt") if profile else None
-        started_cpu, started = cpu_seconds(pid), time.monotonic()
+        started_cpu, started = cpu_times(pid), time.monotonic()
         latencies = [_change(env, core, 2 + i % 97) for i in range(changes)]
         wait_until(lambda: _status_weight(core, namespace) == 2 + (changes - 1) % 97, 10, "status")
         time.sleep(0.5)  # the last change's Event and status echo
-        used = cpu_seconds(pid) - started_cpu - idle * (time.monotonic() - started)
+        user, system = (now - then for now, then in zip(cpu_times(pid), started_cpu))
+        used = user + system - idle * (time.monotonic() - started)
         if spy is not None:
             spy.send_signal(signal.SIGINT)
             spy.wait(30)
@@ -106,7 +107,8 @@ def weight_changes(kube: LocalKube, backend: str, changes: int, profile: Path | 
         return
     print(
         f"{backend}: {changes} weight changes: controller CPU {used / changes * 1000:.2f} ms per "
-        f"change (idle {idle * 1000:.1f} ms/s subtracted); annotate -> write p50 "
+        f"change (user {user / changes * 1000:.2f}, system {system / changes * 1000:.2f}; idle "
+        f"{idle * 1000:.1f} ms/s subtracted); annotate -> write p50 "
         f"{percentile(latencies, 50):.1f} ms, p99 {percentile(latencies, 99):.1f} ms; "
         f"peak RSS {rss:.0f} MB"
     )

@@ -23,7 +23,7 @@ import canaryctl
 pytestmark = [pytest.mark.network, pytest.mark.timeout(300)]
 
 REPO = Path(__file__).resolve().parents[2]
-RUNTIME_DEPENDENCIES = {"kubernetes", "requests", "tenacity", "prometheus-client"}
+RUNTIME_DEPENDENCIES = {"kubernetes", "requests", "prometheus-client"}
 
 
 def build_context(destination: Path, files: list[Path]) -> Path:

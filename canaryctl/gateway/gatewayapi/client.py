@@ -1,8 +1,8 @@
 """HTTPRoute calls on the kube-apiserver: raw JSON, bounded timeouts, typed errors, metrics.
 
 Kept apart from the backend so the rules that make a call safe live in one place:
-- requests go through the kubernetes `ApiClient` with `_preload_content=False` (the JSON is
-  read once, no model objects are built) and a (connect, read) timeout;
+- requests go through `kube.api_request` (the ApiClient's settings and credentials, raw
+  JSON, no model objects) with a (connect, read) timeout;
 - writes are server-side apply (`application/apply-patch+yaml`, fieldManager `canaryctl`):
   idempotent, so a write whose outcome is unknown is simply sent again; `force` is the
   caller's choice (see the backend);
@@ -18,15 +18,14 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
-import urllib3
 from kubernetes import client
 
-from canaryctl import metrics
+from canaryctl import metrics, wire
 from canaryctl.gateway.base import TerminalGatewayError, TransientGatewayError
 from canaryctl.gateway.gatewayapi.route import FIELD_MANAGER, GROUP, PLURAL, VERSION, Json
-from canaryctl.kube import ListRequest, read_json
+from canaryctl.kube import JSON, ListRequest, api_request, list_request, read_json
 
 BACKEND = "gateway-api"
 APPLY_PATCH = "application/apply-patch+yaml"  # JSON is YAML: the body is sent as JSON
@@ -46,7 +45,6 @@ class RouteClient:
         sleep: Callable[[float], Any] = time.sleep,
     ):
         self.api_client = api_client
-        self.api = client.CustomObjectsApi(api_client)
         self.timeout, self.retry_delays, self._sleep = timeout, retry_delays, sleep
 
     def __repr__(self) -> str:
@@ -57,20 +55,11 @@ class RouteClient:
     def apply(self, namespace: str, name: str, body: Json, force: bool) -> Json:
         """Server-side apply `body` to the route; the route as stored afterwards."""
         metrics.gateway_writes_total.labels(BACKEND).inc()
+        query = {"fieldManager": FIELD_MANAGER, "force": force}
         return self._json(
             "PATCH",
-            lambda: self.api.patch_namespaced_custom_object(
-                GROUP,
-                VERSION,
-                namespace,
-                PLURAL,
-                name,
-                body,
-                field_manager=FIELD_MANAGER,
-                force=force,
-                _content_type=APPLY_PATCH,
-                _preload_content=False,
-                _request_timeout=self.timeout,
+            lambda: self._request(
+                "PATCH", _path(PLURAL, namespace, name), query, body, APPLY_PATCH
             ),
         )
 
@@ -88,19 +77,11 @@ class RouteClient:
     def delete(self, namespace: str, name: str, uid: str) -> None:
         """Delete the route if it is still the one with `uid`; a route already gone is fine."""
         metrics.gateway_writes_total.labels(BACKEND).inc()
+        options = {"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": {"uid": uid}}
         try:
             self._json(
                 "DELETE",
-                lambda: self.api.delete_namespaced_custom_object(
-                    GROUP,
-                    VERSION,
-                    namespace,
-                    PLURAL,
-                    name,
-                    body=client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid)),
-                    _preload_content=False,
-                    _request_timeout=self.timeout,
-                ),
+                lambda: self._request("DELETE", _path(PLURAL, namespace, name), body=options),
             )
         except TerminalGatewayError as error:
             if error.status != 404:
@@ -108,20 +89,8 @@ class RouteClient:
 
     def list_request(self, namespace: str | None, **selectors: Any) -> ListRequest:
         """A raw list/watch call for routes of `namespace` (None: all), for the informer."""
-
-        def request(**params: Any) -> urllib3.BaseHTTPResponse:
-            params = {**selectors, **params, "_preload_content": False}
-            if namespace is None:
-                answer = self.api.list_custom_object_for_all_namespaces(
-                    GROUP, VERSION, PLURAL, **params
-                )
-            else:
-                answer = self.api.list_namespaced_custom_object(
-                    GROUP, VERSION, namespace, PLURAL, **params
-                )
-            return cast(urllib3.BaseHTTPResponse, answer)
-
-        return request
+        request = list_request(self.api_client, _path(PLURAL, namespace))
+        return lambda **params: request(**selectors, **params)
 
     # the parent -----------------------------------------------------------------------------
 
@@ -131,22 +100,29 @@ class RouteClient:
 
     def _get(self, plural: str, namespace: str, name: str) -> Json | None:
         try:
-            return self._json(
-                "GET",
-                lambda: self.api.get_namespaced_custom_object(
-                    GROUP,
-                    VERSION,
-                    namespace,
-                    plural,
-                    name,
-                    _preload_content=False,
-                    _request_timeout=self.timeout,
-                ),
-            )
+            return self._json("GET", lambda: self._request("GET", _path(plural, namespace, name)))
         except TerminalGatewayError as error:
             if error.status == 404:
                 return None
             raise
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, Any] | None = None,
+        body: Json | None = None,
+        content_type: str = JSON,
+    ) -> wire.Response:
+        return api_request(
+            self.api_client,
+            method,
+            path,
+            query=query,
+            body=body,
+            content_type=content_type,
+            timeout=self.timeout,
+        )
 
     # one call, with retries -----------------------------------------------------------------
 
@@ -172,7 +148,7 @@ class RouteClient:
         except client.ApiException as error:
             code = str(error.status or "error")
             raise _typed(error, method) from None
-        except (urllib3.exceptions.HTTPError, OSError, ValueError) as error:
+        except (OSError, ValueError) as error:
             raise TransientGatewayError(
                 f"kube-apiserver {method} httproutes: {type(error).__name__}: {error}"
             ) from None
@@ -181,6 +157,12 @@ class RouteClient:
             metrics.gateway_request_duration_seconds.labels(BACKEND, method).observe(
                 time.monotonic() - started
             )
+
+
+def _path(plural: str, namespace: str | None, name: str = "") -> str:
+    """The API path of the `plural` collection of `namespace` (None: all), or of one object."""
+    scope = f"/namespaces/{namespace}" if namespace is not None else ""
+    return f"/apis/{GROUP}/{VERSION}{scope}/{plural}" + (f"/{name}" if name else "")
 
 
 def _typed(error: client.ApiException, method: str) -> Exception:
