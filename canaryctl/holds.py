@@ -10,7 +10,7 @@ from canaryctl import matching
 from canaryctl.annotations import APP, CANARY, Invalid, Member
 from canaryctl.objects import Service
 from canaryctl.outcome import AppInputs, Outcome, ServiceEvent, forgotten, previous_status
-from canaryctl.status import MemberStatus, Role, bounded
+from canaryctl.status import MAX_MESSAGE, MemberStatus, Role, bounded
 from canaryctl.tenancy import Membership
 
 # --- holds: the gateway keeps its last good state ----------------------------------------------
@@ -147,14 +147,23 @@ def with_refusals(outcome: Outcome, inputs: AppInputs, membership: Membership) -
     )
 
 
+MAX_APP = 253  # characters of an app name in a status: a DNS name's length
+
+
 def bounded_outcome(outcome: Outcome) -> Outcome:
-    """Every message cut to a size Events, statuses and logs can carry (values are user input)."""
+    """Every message cut to a size Events, statuses and logs can carry (values are user input).
+
+    Almost every outcome already fits: it is handed back as it is, not rebuilt."""
+    if _fits(outcome):
+        return outcome
 
     def cut(event: ServiceEvent) -> ServiceEvent:
         return replace(event, message=bounded(event.message))
 
     statuses = {
-        key: None if s is None else replace(s, app=bounded(s.app, 253), message=bounded(s.message))
+        key: None
+        if s is None
+        else replace(s, app=bounded(s.app, MAX_APP), message=bounded(s.message))
         for key, s in outcome.statuses.items()
     }
     return replace(
@@ -163,4 +172,15 @@ def bounded_outcome(outcome: Outcome) -> Outcome:
         warnings=tuple(cut(e) for e in outcome.warnings),
         notices=tuple(cut(e) for e in outcome.notices),
         statuses=statuses,
+    )
+
+
+def _fits(outcome: Outcome) -> bool:
+    """Whether `bounded_outcome` would leave every message of `outcome` as it is."""
+    events = outcome.warnings + outcome.notices
+    statuses = [s for s in outcome.statuses.values() if s is not None]
+    return (
+        len(outcome.held) <= MAX_MESSAGE
+        and all(len(e.message) <= MAX_MESSAGE for e in events)
+        and all(len(s.message) <= MAX_MESSAGE and len(s.app) <= MAX_APP for s in statuses)
     )

@@ -32,6 +32,7 @@ The `Response` names (`status`, `reason`, `data`, `getheaders`, `release_conn`, 
 from __future__ import annotations
 
 import base64
+import io
 import select
 import socket
 import ssl
@@ -120,13 +121,14 @@ class Pool:
         The body stays unread: read it (`data`, `lines()`) or give the connection up
         (`drain_conn()`, `close()`). `timeout` is (connect, read) in seconds. `total` also
         bounds the whole exchange: the connect and then each read get only what is left of
-        it (a small answer, read in one go, ends within `total`).
+        it, so the answer's head and body arrive within `total` or TimeoutError is raised.
         """
         deadline = None if total is None else time.monotonic() + total
+        request = self._head(method, target, headers, body) + (body or b"")
         connection = self._take(_within(timeout[0], deadline))
         try:
-            connection.sock.settimeout(_within(timeout[1], deadline))
-            connection.sock.sendall(self._head(method, target, headers, body) + (body or b""))
+            connection.expect(timeout[1], deadline)
+            connection.sock.sendall(request)
             return Response(self, connection, method)
         except BaseException:
             connection.close()
@@ -271,8 +273,10 @@ class Response:
 
     def _pieces(self) -> Iterator[bytes]:
         connection = self._connection
-        if self._complete or connection is None:
+        if self._complete:
             return
+        if connection is None:
+            raise ProtocolError("the body was not read whole before its connection was given up")
         reader = connection.reader
         if self._chunked:
             yield from _chunks(reader)
@@ -290,11 +294,17 @@ class Response:
 
 
 class _Connection:
-    __slots__ = ("reader", "sock")
+    __slots__ = ("reader", "sock", "source")
 
     def __init__(self, sock: socket.socket):
         self.sock = sock
-        self.reader = sock.makefile("rb")
+        self.source = _SocketSource(sock)
+        self.reader = io.BufferedReader(self.source)
+
+    def expect(self, read_timeout: float, deadline: float | None) -> None:
+        """Time limits for the next exchange: each read's, and an overall deadline (or None)."""
+        self.source.read_timeout, self.source.deadline = read_timeout, deadline
+        self.sock.settimeout(_within(read_timeout, deadline))  # the send's limit
 
     def dropped(self) -> bool:
         """Whether the idle connection was closed by the server: idle, it must not be readable."""
@@ -308,6 +318,25 @@ class _Connection:
     def close(self) -> None:
         self.reader.close()
         self.sock.close()
+
+
+class _SocketSource(io.RawIOBase):
+    """The socket as the reader's raw stream; each read waits at most what the limits leave."""
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self.read_timeout = 30.0
+        self.deadline: float | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if self.deadline is not None:
+            if time.monotonic() >= self.deadline:
+                raise TimeoutError("the answer did not arrive within the request's deadline")
+            self.sock.settimeout(_within(self.read_timeout, self.deadline))
+        return self.sock.recv_into(buffer)
 
 
 class _Proxy:
@@ -402,7 +431,11 @@ def _chunks(reader) -> Iterator[bytes]:
         if size == 0:
             _read_headers(reader)  # trailers
             return
-        payload = reader.read(size)
-        if len(payload) != size or reader.readline(3) not in (b"\r\n", b"\n"):
-            raise ProtocolError("a chunk was cut off")
-        yield payload
+        while size:  # in pieces: a chunk's announced size is never allocated up front
+            payload = reader.read(min(size, 65536))
+            if not payload:
+                raise ProtocolError("a chunk was cut off")
+            size -= len(payload)
+            yield payload
+        if reader.readline(3) not in (b"\r\n", b"\n"):
+            raise ProtocolError("a chunk was not followed by its line end")

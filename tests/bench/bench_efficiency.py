@@ -95,7 +95,7 @@ def weight_changes(kube: LocalKube, backend: str, changes: int, profile: Path | 
         latencies = [_change(env, core, 2 + i % 97) for i in range(changes)]
         wait_until(lambda: _status_weight(core, namespace) == 2 + (changes - 1) % 97, 10, "status")
         time.sleep(0.5)  # the last change's Event and status echo
-        user, system = (now - then for now, then in zip(cpu_times(pid), started_cpu))
+        user, system = (now - then for now, then in zip(cpu_times(pid), started_cpu, strict=True))
         used = user + system - idle * (time.monotonic() - started)
         if spy is not None:
             spy.send_signal(signal.SIGINT)
