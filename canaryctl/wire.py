@@ -294,24 +294,24 @@ class Response:
 
 
 class _Connection:
-    __slots__ = ("reader", "sock", "source")
+    __slots__ = ("idle_check", "reader", "sock", "source")
 
     def __init__(self, sock: socket.socket):
         self.sock = sock
         self.source = _SocketSource(sock)
         self.reader = io.BufferedReader(self.source)
+        self.idle_check = select.poll()
+        self.idle_check.register(sock, select.POLLIN)
 
     def expect(self, read_timeout: float, deadline: float | None) -> None:
         """Time limits for the next exchange: each read's, and an overall deadline (or None)."""
         self.source.read_timeout, self.source.deadline = read_timeout, deadline
-        self.sock.settimeout(_within(read_timeout, deadline))  # the send's limit
+        self.source.set_timeout(_within(read_timeout, deadline))  # the send's limit
 
     def dropped(self) -> bool:
         """Whether the idle connection was closed by the server: idle, it must not be readable."""
-        poller = select.poll()
-        poller.register(self.sock, select.POLLIN)
         try:
-            return bool(poller.poll(0))
+            return bool(self.idle_check.poll(0))
         except OSError:
             return True
 
@@ -327,6 +327,12 @@ class _SocketSource(io.RawIOBase):
         self.sock = sock
         self.read_timeout = 30.0
         self.deadline: float | None = None
+        self._timeout: float | None = None  # the socket's, as last set
+
+    def set_timeout(self, seconds: float) -> None:
+        if seconds != self._timeout:  # each change is a system call
+            self.sock.settimeout(seconds)
+            self._timeout = seconds
 
     def readable(self) -> bool:
         return True
@@ -335,7 +341,7 @@ class _SocketSource(io.RawIOBase):
         if self.deadline is not None:
             if time.monotonic() >= self.deadline:
                 raise TimeoutError("the answer did not arrive within the request's deadline")
-            self.sock.settimeout(_within(self.read_timeout, self.deadline))
+            self.set_timeout(_within(self.read_timeout, self.deadline))
         return self.sock.recv_into(buffer)
 
 
