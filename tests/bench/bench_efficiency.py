@@ -115,14 +115,14 @@ def weight_changes(kube: LocalKube, backend: str, changes: int, profile: Path | 
     if spy is not None:
         print(f"{backend}: profile written to {profile / f'{backend}.txt'}")
         return
+    blocks = " ".join(f"{block:.1f}" for block in per_block)
     print(
-        f"{backend}: {changes} weight changes: controller CPU per change {used / changes * 1000:.2f}"
-        f" ms (user {user / changes * 1000:.2f}, system {system / changes * 1000:.2f}; idle "
-        f"{idle * 1000:.1f} ms/s subtracted), median of {len(per_block)} blocks of {BLOCK} "
-        f"{statistics.median(per_block):.2f} ms (blocks {min(per_block):.2f}-{max(per_block):.2f});"
-        f" annotate -> write p50 "
-        f"{percentile(latencies, 50):.1f} ms, p99 {percentile(latencies, 99):.1f} ms; "
-        f"peak RSS {rss:.0f} MB"
+        f"{backend}: {changes} weight changes: controller CPU per change "
+        f"{used / changes * 1000:.2f} ms (user {user / changes * 1000:.2f}, system "
+        f"{system / changes * 1000:.2f}; idle {idle * 1000:.1f} ms/s subtracted), median of "
+        f"{len(per_block)} blocks of {BLOCK} {statistics.median(per_block):.2f} ms (blocks: "
+        f"{blocks}); annotate -> write p50 {percentile(latencies, 50):.1f} ms, p99 "
+        f"{percentile(latencies, 99):.1f} ms; peak RSS {rss:.0f} MB"
     )
 
 
