@@ -23,7 +23,7 @@ from canaryctl.backgroundhttp import BackgroundHTTPServer, QuietHandler
 from canaryctl.examples.errorpage import ErrorPage
 from canaryctl.testing.apisix import ApisixEmulator
 from canaryctl.testing.apisix.metrics import LATENCY_BUCKETS_MS
-from canaryctl.testing.processes import free_port
+from canaryctl.testing.processes import free_port, wait_until
 
 KEY = "dp-key"
 V1_NODE = "error-page-v1.demo.svc.cluster.local:80"
@@ -99,10 +99,20 @@ class Gateway:
         """Like the seed's curl loop: which version answered each of `count` requests."""
         return collections.Counter(self.get(**kwargs).json()["version"] for _ in range(count))
 
-    def metrics(self) -> dict[str, list]:
-        url = self.emulator.dataplane_url + self.emulator.metrics_path
-        text = requests.get(url, timeout=10).text
-        return {family.name: family.samples for family in text_string_to_metric_families(text)}
+    def metrics(self, counted: int | None = None) -> dict[str, list]:
+        """The data plane's metric families; with `counted`, once that many requests are counted
+        (APISIX counts in its log phase, after the answer went out: the last may lag a little)."""
+        families: dict[str, list] = {}
+
+        def scrape() -> bool:
+            url = self.emulator.dataplane_url + self.emulator.metrics_path
+            text = requests.get(url, timeout=10).text
+            families.update({f.name: f.samples for f in text_string_to_metric_families(text)})
+            total = sum(s.value for s in families.get("apisix_http_status", []))
+            return counted is None or total >= counted
+
+        wait_until(scrape, 5, f"{counted} requests counted")
+        return families
 
 
 def upstream(node: str, **fields: Any) -> dict:
@@ -216,7 +226,7 @@ def test_metrics_count_requests_per_node_with_apisix_labels(emulator: ApisixEmul
     gateway = Gateway(emulator)
     gateway.canary(10)
     gateway.versions(100)
-    families = gateway.metrics()
+    families = gateway.metrics(counted=100)
     by_node = {s.labels["node"]: s for s in families["apisix_http_status"]}
     assert {node: s.value for node, s in by_node.items()} == {V1_NODE: 90, V2_NODE: 10}
     assert by_node[V2_NODE].labels == {
@@ -266,7 +276,7 @@ def test_backend_failures_and_404s_are_counted(emulator: ApisixEmulator, backend
     assert statuses == {200: 70, 500: 30}
     codes = {
         (s.labels["code"], s.labels["node"]): s.value
-        for s in gateway.metrics()["apisix_http_status"]
+        for s in gateway.metrics(counted=101)["apisix_http_status"]
     }
     assert codes == {("200", V2_NODE): 70, ("500", V2_NODE): 30, ("404", ""): 1}
 
@@ -280,7 +290,7 @@ def test_route_scope_and_apisix_node_label(backends: dict[str, Any]):
         assert gateway.metrics().get("apisix_http_status", []) == []
         gateway.route(plugins={"prometheus": {"prefer_name": True}}, name="ep")
         gateway.versions(2)
-        [sample] = gateway.metrics()["apisix_http_status"]
+        [sample] = gateway.metrics(counted=2)["apisix_http_status"]
         assert (sample.labels["route"], sample.labels["node"], sample.value) == (
             "ep",
             "127.0.0.1",
@@ -331,5 +341,5 @@ def test_address_label_is_the_service_clusterip_when_names_resolve_through_it(
         gateway = Gateway(emulator)
         gateway.route()
         assert gateway.versions(5) == {"v1": 5}
-        nodes = {s.labels["node"]: s.value for s in gateway.metrics()["apisix_http_status"]}
-        assert nodes == {cluster_ip: 5}
+        samples = gateway.metrics(counted=5)["apisix_http_status"]
+        assert {s.labels["node"]: s.value for s in samples} == {cluster_ip: 5}
