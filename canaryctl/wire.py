@@ -26,7 +26,8 @@ What a `Pool` does and does not do:
   HTTP/1.x), TimeoutError, ssl.SSLError.
 
 The `Response` names (`status`, `reason`, `data`, `getheaders`, `release_conn`, `drain_conn`,
-`shutdown`) are urllib3's, so kubernetes.client.ApiException can be built from one.
+`shutdown`) are urllib3's, so kubernetes.client.ApiException can be built from one. How an
+answer is framed (status line, headers, chunks) is read by `canaryctl.wireformat`.
 """
 
 from __future__ import annotations
@@ -41,28 +42,18 @@ import time
 import urllib.parse
 from collections.abc import Iterator, Mapping
 
-MAX_LINE = 65536  # bytes of a status, header or chunk-size line
-MAX_HEADERS = 200
-NO_BODY_STATUSES = (204, 304)
-HEX_DIGITS = b"0123456789abcdefABCDEF"
+from canaryctl.wireformat import (
+    NO_BODY_STATUSES,
+    Headers,
+    ProtocolError,
+    chunks,
+    content_length,
+    header_line,
+    read_headers,
+    status_line,
+)
 
-
-class ProtocolError(ConnectionError):
-    """The server's answer is not the HTTP/1.x this client expects (or it hung up instead)."""
-
-
-class Headers(dict):
-    """Response headers; names are kept in lower case and looked up in any case."""
-
-    def __getitem__(self, name: str) -> str:
-        return super().__getitem__(name.lower())
-
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and super().__contains__(name.lower())
-
-    def get(self, name: str, default: str | None = None) -> str | None:  # type: ignore[override]
-        return super().get(name.lower(), default)
-
+__all__ = ["Headers", "Pool", "ProtocolError", "Response"]
 
 SocketOption = tuple[int, int, int]  # (level, option, value) for setsockopt
 
@@ -151,7 +142,7 @@ class Pool:
             target = f"http://{self.authority}{target}"  # absolute form, for the proxy
         lines = [f"{method} {target} HTTP/1.1", f"Host: {self.authority}"]
         for name, value in (headers or {}).items():
-            lines.append(_header(name, value))
+            lines.append(header_line(name, value))
         if self._proxy is not None and self.scheme == "http":
             lines.extend(self._proxy.header_lines)
         if body is not None or method in ("POST", "PUT", "PATCH"):
@@ -198,11 +189,11 @@ class Response:
         self._pool = pool
         self._connection: _Connection | None = connection
         reader = connection.reader
-        version, self.status, self.reason = _status_line(reader)
-        self.headers = _read_headers(reader)
+        version, self.status, self.reason = status_line(reader)
+        self.headers = read_headers(reader)
         while 100 <= self.status < 200 and self.status != 101:  # interim answers: skip
-            version, self.status, self.reason = _status_line(reader)
-            self.headers = _read_headers(reader)
+            version, self.status, self.reason = status_line(reader)
+            self.headers = read_headers(reader)
         tokens = (self.headers.get("connection") or "").lower()
         self._keep_alive = version == "HTTP/1.1" and "close" not in tokens
         self._chunked = "chunked" in (self.headers.get("transfer-encoding") or "").lower()
@@ -212,7 +203,7 @@ class Response:
         elif not self._chunked:
             length = self.headers.get("content-length")
             if length is not None:
-                self._remaining = _content_length(length)
+                self._remaining = content_length(length)
             else:
                 self._keep_alive = False  # the body ends where the connection does
         self._complete = self._remaining == 0
@@ -279,7 +270,7 @@ class Response:
             raise ProtocolError("the body was not read whole before its connection was given up")
         reader = connection.reader
         if self._chunked:
-            yield from _chunks(reader)
+            yield from chunks(reader)
         elif self._remaining is not None:
             while self._remaining:
                 piece = reader.read1(min(self._remaining, 65536))
@@ -359,7 +350,7 @@ class _Proxy:
             password = urllib.parse.unquote(parts.password or "")
             secret = base64.b64encode(f"{user}:{password}".encode()).decode()
             all_headers.setdefault("Proxy-Authorization", f"Basic {secret}")
-        self.header_lines = [_header(name, value) for name, value in all_headers.items()]
+        self.header_lines = [header_line(name, value) for name, value in all_headers.items()]
 
     def __repr__(self) -> str:  # never the credentials
         return f"_Proxy({self.host}:{self.port})"
@@ -370,8 +361,8 @@ class _Proxy:
         sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
         reader = sock.makefile("rb", buffering=0)  # unbuffered: TLS bytes must stay unread
         try:
-            _, status, reason = _status_line(reader)
-            _read_headers(reader)
+            _, status, reason = status_line(reader)
+            read_headers(reader)
         finally:
             reader.close()
         if status != 200:
@@ -383,65 +374,3 @@ def _within(seconds: float, deadline: float | None) -> float:
     if deadline is None:
         return seconds
     return max(min(seconds, deadline - time.monotonic()), 0.001)
-
-
-def _header(name: str, value: str) -> str:
-    if any(c in name or c in value for c in "\r\n\0"):
-        raise ValueError(f"header {name!r}: line breaks are not allowed in a header")
-    return f"{name}: {value}"
-
-
-def _status_line(reader) -> tuple[str, int, str]:
-    line = reader.readline(MAX_LINE + 1)
-    if not line:
-        raise ProtocolError("the server closed the connection without answering")
-    version, _, rest = line.decode("latin-1").rstrip("\r\n").partition(" ")
-    code, _, reason = rest.partition(" ")
-    if not version.startswith("HTTP/1.") or len(code) != 3 or not code.isdigit():
-        raise ProtocolError(f"not an HTTP/1.x status line: {line[:80]!r}")
-    return version, int(code), reason
-
-
-def _read_headers(reader) -> Headers:
-    fields: dict[str, str] = {}  # a plain dict while reading: no case folding per lookup
-    for _ in range(MAX_HEADERS + 1):
-        line = reader.readline(MAX_LINE + 1)
-        if line in (b"\r\n", b"\n"):
-            return Headers(fields)
-        if not line or len(line) > MAX_LINE:
-            raise ProtocolError("the answer's headers were cut off or too long")
-        name, colon, value = line.decode("latin-1").partition(":")
-        if not colon:
-            raise ProtocolError(f"not a header line: {line[:80]!r}")
-        name, value = name.strip().lower(), value.strip()
-        previous = fields.get(name)
-        fields[name] = value if previous is None else f"{previous}, {value}"
-    raise ProtocolError(f"more than {MAX_HEADERS} headers")
-
-
-def _content_length(value: str) -> int:
-    lengths = {part.strip() for part in value.split(",")}  # repeated equal values are allowed
-    if len(lengths) != 1 or not (length := lengths.pop()).isascii() or not length.isdigit():
-        raise ProtocolError(f"bad Content-Length {value!r}")
-    return int(length)
-
-
-def _chunks(reader) -> Iterator[bytes]:
-    """The payloads of a chunked body, up to its last chunk and trailers (read and dropped)."""
-    while True:
-        line = reader.readline(MAX_LINE + 1)
-        size_text = line.split(b";", 1)[0].strip()
-        if not size_text or size_text.strip(HEX_DIGITS) or len(size_text) > 8:
-            raise ProtocolError(f"bad chunk size line {line[:80]!r}")
-        size = int(size_text, 16)  # at most 8 hex digits: under 4 GiB, never negative
-        if size == 0:
-            _read_headers(reader)  # trailers
-            return
-        while size:  # in pieces: a chunk's announced size is never allocated up front
-            payload = reader.read(min(size, 65536))
-            if not payload:
-                raise ProtocolError("a chunk was cut off")
-            size -= len(payload)
-            yield payload
-        if reader.readline(3) not in (b"\r\n", b"\n"):
-            raise ProtocolError("a chunk was not followed by its line end")

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from canaryctl import tls, wire
+from canaryctl import tls, wire, wireformat
 from canaryctl.tls import selfsigned
 
 pytestmark = pytest.mark.timeout(10)
@@ -652,7 +652,7 @@ def test_repeated_equal_content_lengths_are_accepted(start, pool_for):
 
 
 @pytest.mark.parametrize(
-    "count, accepted", [(wire.MAX_HEADERS, True), (wire.MAX_HEADERS + 1, False)]
+    "count, accepted", [(wireformat.MAX_HEADERS, True), (wireformat.MAX_HEADERS + 1, False)]
 )
 def test_too_many_headers(start, pool_for, count, accepted):
     headers = [f"X-Header-{n}: {n}" for n in range(count - 1)] + ["Content-Length: 2"]
