@@ -25,7 +25,7 @@ part; the others are refused with a Warning and never block the application.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from canaryctl import changes, matching
 from canaryctl.annotations import CANARY, PERCENT, Invalid, Member, parse_member
@@ -55,29 +55,56 @@ from canaryctl.status import MemberStatus
 from canaryctl.tenancy import Membership, admit
 
 
-def decide(inputs: AppInputs) -> Outcome:
-    """The whole outcome for one application, from what was observed about it."""
+@dataclass(frozen=True)
+class Reading:
+    """What `decide` works out about the members before it decides anything: which Services
+    the owner admits, their roles (or the hold that bad input or a conflict makes; None when
+    no admitted member can be assigned one) and the canary's release settings. `due_check`
+    needs exactly this too, so the reconciler reads once (`read`) and hands the reading to both.
+    Nothing in it depends on `AppInputs.check`."""
+
+    membership: Membership
+    roles: tuple[Member | None, Member | None] | Outcome | None
+    release: Release | Invalid | None = None
+
+
+def read(inputs: AppInputs) -> Reading:
+    """The members' reading of `inputs` (see `Reading`)."""
     membership = _membership(inputs)
-    outcome = _decide_admitted(replace(inputs, members=membership.admitted), membership)
-    return bounded_outcome(with_refusals(outcome, inputs, membership))
+    if not membership.writable or not membership.admitted:
+        return Reading(membership, None)
+    roles = _assign_roles(replace(inputs, members=membership.admitted), membership)
+    if isinstance(roles, Outcome):
+        return Reading(membership, roles)
+    stable, canary = roles
+    release = None if stable is None else _release(inputs.app, stable, canary)
+    return Reading(membership, roles, release)
 
 
-def _decide_admitted(inputs: AppInputs, membership: Membership) -> Outcome:
+def decide(inputs: AppInputs, reading: Reading | None = None) -> Outcome:
+    """The whole outcome for one application, from what was observed about it (and from
+    `read(inputs)`, when the caller has it already)."""
+    reading = reading or read(inputs)
+    outcome = _decide_admitted(replace(inputs, members=reading.membership.admitted), reading)
+    return bounded_outcome(with_refusals(outcome, inputs, reading.membership))
+
+
+def _decide_admitted(inputs: AppInputs, reading: Reading) -> Outcome:
     """The outcome for the admitted members (tenancy already applied)."""
-    owner = membership.owner or ""
-    if not membership.writable:
+    owner = reading.membership.owner or ""
+    if not reading.membership.writable:
         why = f"application {inputs.app} belongs to namespace {owner}, which is not watched here"
         return Outcome(inputs.app, "keep", held=why)
     if not inputs.members:
-        return _without_members(inputs, claimed=bool(membership.refused))
-    roles = _assign_roles(inputs, membership)
-    if isinstance(roles, Outcome):
-        return roles  # bad input or a role conflict: on hold
-    stable, canary = roles
+        return _without_members(inputs, claimed=bool(reading.membership.refused))
+    if isinstance(reading.roles, Outcome):
+        return reading.roles  # bad input or a role conflict: on hold
+    assert reading.roles is not None  # writable, with admitted members
+    stable, canary = reading.roles
     if stable is None:
         assert canary is not None  # members exist and every one is flagged
         return _without_stable(inputs, canary, owner)
-    release = _release(inputs.app, stable, canary)
+    release = reading.release
     if isinstance(release, Invalid):
         assert canary is not None  # only a canary carries release settings
         return hold_invalid(inputs, {canary.service.key: release})
@@ -87,21 +114,14 @@ def _decide_admitted(inputs: AppInputs, membership: Membership) -> Outcome:
     return _serve(inputs, owner, stable, canary, decision.weight, decision)
 
 
-def due_check(inputs: AppInputs) -> CheckRequest | None:
+def due_check(inputs: AppInputs, reading: Reading | None = None) -> CheckRequest | None:
     """The analysis check `decide` will want for these inputs, if one is due now."""
-    membership = _membership(inputs)
-    inputs = replace(inputs, members=membership.admitted)
-    if not inputs.members or not membership.writable:
+    reading = reading or read(inputs)
+    if not isinstance(reading.roles, tuple) or not isinstance(reading.release, Release):
         return None
-    roles = _assign_roles(inputs, membership)
-    if isinstance(roles, Outcome) or None in roles:
-        return None
-    stable, canary = roles
-    assert stable is not None and canary is not None
-    release = _release(inputs.app, stable, canary)
-    if not isinstance(release, Release):
-        return None
-    return check_request(release, inputs.app, canary.upstream, stable.upstream, inputs.now)
+    stable, canary = reading.roles
+    assert stable is not None and canary is not None  # a release needs both
+    return check_request(reading.release, inputs.app, canary.upstream, stable.upstream, inputs.now)
 
 
 # --- roles ------------------------------------------------------------------------------------

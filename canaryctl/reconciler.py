@@ -23,7 +23,7 @@ from typing import Protocol
 from canaryctl import metrics
 from canaryctl.annotations import STATUS, app_of, relevant_fingerprint
 from canaryctl.app_metrics import APP_METRICS
-from canaryctl.decision import decide, due_check
+from canaryctl.decision import Reading, decide, due_check, read
 from canaryctl.gateway.base import Gateway, GatewayError
 from canaryctl.gateway.cache import GatewayCache
 from canaryctl.gateway.model import AppState
@@ -124,14 +124,15 @@ class Reconciler:
 
     def reconcile(self, app: str) -> Result:
         """Make the gateway hold what application `app`'s member Services ask for."""
-        inputs = self.observe(app)
-        outcome = decide(inputs)
+        inputs, reading = self.observe(app)
+        outcome = decide(inputs, reading)
         return self.act(outcome, inputs)
 
     # observe ----------------------------------------------------------------------------------
 
-    def observe(self, app: str) -> AppInputs:
-        """Everything the decision needs; Prometheus is asked only when a check is due."""
+    def observe(self, app: str) -> tuple[AppInputs, Reading]:
+        """Everything the decision needs, and the members' reading (worked out once: the due
+        check needs it too); Prometheus is asked only when a check is due."""
         members = tuple(self.services.by_index(APP_INDEX, app))
         keys = {service.key for service in members}
         former = tuple(
@@ -153,8 +154,11 @@ class Reconciler:
             cross_namespace=self.settings.cross_namespace,
             backend=self.settings.backend,
         )
-        request = due_check(inputs)
-        return inputs if request is None else replace(inputs, check=self._check(request, now))
+        reading = read(inputs)
+        request = due_check(inputs, reading)
+        if request is not None:
+            inputs = replace(inputs, check=self._check(request, now))
+        return inputs, reading
 
     def _gateway_state(self, app: str, now: datetime) -> AppState | None:
         """The gateway cache's state of `app`; read from the gateway while it is suspect."""
