@@ -198,8 +198,10 @@ def rules_match(canary: Json) -> tuple[MatchTerm, ...] | None:
 def _upstream_managed_fields(entry: Json) -> tuple:
     inner = entry.get("upstream") or {}
     targets = sorted(
-        (t.get("host"), int(t.get("port") or 0), t.get("weight"))
-        for t in inner.get("targets") or []
+        [
+            (t.get("host"), int(t.get("port") or 0), t.get("weight"))
+            for t in inner.get("targets") or []
+        ]
     )
     return inner.get("scheme"), inner.get("lb_type"), tuple(targets)
 
@@ -224,7 +226,7 @@ def app_managed_fields(app: Json) -> tuple:
 
 def api_managed_fields(api: Json) -> tuple:
     """The managed fields of an API, comparable with `==`."""
-    paths = tuple((p.get("path"), p.get("path_type")) for p in api.get("paths") or [])
+    paths = tuple([(p.get("path"), p.get("path_type")) for p in api.get("paths") or []])
     return (
         is_owned(api),
         paths,

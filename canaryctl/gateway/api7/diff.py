@@ -153,14 +153,16 @@ def _api_calls(apis: tuple[Json, ...] | None) -> list[Call]:
         return []
     if not apis:
         return [Call(POST, API, body=api_body())]
-    ordered = sorted(
-        apis, key=lambda api: api_managed_fields(api) != api_managed_fields(api_body(api))
-    )
-    kept, extras = ordered[0], ordered[1:]
-    calls = [Call(DELETE, API, api["id"]) for api in extras]
-    if api_managed_fields(kept) != api_managed_fields(api_body(kept)):
+    conforming = [api for api in apis if _api_conforms(api)]
+    kept = conforming[0] if conforming else apis[0]
+    calls = [Call(DELETE, API, api["id"]) for api in apis if api is not kept]
+    if not conforming:
         calls.append(Call(PUT, API, kept["id"], api_body(kept)))
     return calls
+
+
+def _api_conforms(api: Json) -> bool:
+    return api_managed_fields(api) == api_managed_fields(api_body(api))
 
 
 def _canary_calls(kept: Json | None, desired: AppSpec) -> list[Call]:
