@@ -33,6 +33,7 @@ answer is framed (status line, headers, chunks) is read by `canaryctl.wireformat
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import select
 import socket
@@ -43,12 +44,13 @@ import urllib.parse
 from collections.abc import Iterator, Mapping
 
 from canaryctl.wireformat import (
+    LINE_BREAK,
     NO_BODY_STATUSES,
     Headers,
     ProtocolError,
     chunks,
     content_length,
-    header_line,
+    header_lines,
     read_headers,
     status_line,
 )
@@ -135,14 +137,13 @@ class Pool:
     def _head(
         self, method: str, target: str, headers: Mapping[str, str] | None, body: bytes | None
     ) -> bytes:
-        if not target.startswith("/") or any(c in target for c in " \r\n\0"):
+        if not target.startswith("/") or " " in target or LINE_BREAK.search(target):
             raise ValueError(f"not a request target: {target[:80]!r}")
         target = self.prefix + target
         if self._proxy is not None and self.scheme == "http":
             target = f"http://{self.authority}{target}"  # absolute form, for the proxy
         lines = [f"{method} {target} HTTP/1.1", f"Host: {self.authority}"]
-        for name, value in (headers or {}).items():
-            lines.append(header_line(name, value))
+        lines += header_lines(headers or {})
         if self._proxy is not None and self.scheme == "http":
             lines.extend(self._proxy.header_lines)
         if body is not None or method in ("POST", "PUT", "PATCH"):
@@ -194,14 +195,15 @@ class Response:
         while 100 <= self.status < 200 and self.status != 101:  # interim answers: skip
             version, self.status, self.reason = status_line(reader)
             self.headers = read_headers(reader)
-        tokens = (self.headers.get("connection") or "").lower()
+        field = functools.partial(dict.get, self.headers)  # names are stored in lower case
+        tokens = (field("connection") or "").lower()
         self._keep_alive = version == "HTTP/1.1" and "close" not in tokens
-        self._chunked = "chunked" in (self.headers.get("transfer-encoding") or "").lower()
+        self._chunked = "chunked" in (field("transfer-encoding") or "").lower()
         self._remaining: int | None = None  # body bytes left; None: chunked or until close
         if method == "HEAD" or self.status in NO_BODY_STATUSES or self.status < 200:
             self._chunked, self._remaining = False, 0
         elif not self._chunked:
-            length = self.headers.get("content-length")
+            length = field("content-length")
             if length is not None:
                 self._remaining = content_length(length)
             else:
@@ -350,7 +352,7 @@ class _Proxy:
             password = urllib.parse.unquote(parts.password or "")
             secret = base64.b64encode(f"{user}:{password}".encode()).decode()
             all_headers.setdefault("Proxy-Authorization", f"Basic {secret}")
-        self.header_lines = [header_line(name, value) for name, value in all_headers.items()]
+        self.header_lines = header_lines(all_headers)
 
     def __repr__(self) -> str:  # never the credentials
         return f"_Proxy({self.host}:{self.port})"

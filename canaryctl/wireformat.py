@@ -4,18 +4,20 @@ Kept apart from the connections (`canaryctl.wire`) because it is a different ide
 sockets in it: given a buffered reader, read a status line, a header block, a body delimited
 by Content-Length or by chunks. Every malformed or oversized piece of an answer is a
 `ProtocolError` (a ConnectionError), never a ValueError or a huge allocation: those bytes
-come from a server. The one writing helper, `header_line`, refuses a line break in a header
+come from a server. The one writing helper, `header_lines`, refuses a line break in a header
 canaryctl sends (a ValueError: that is canaryctl's own input).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+from collections.abc import Iterator, Mapping
 
 MAX_LINE = 65536  # bytes of a status, header or chunk-size line
 MAX_HEADERS = 200
 NO_BODY_STATUSES = (204, 304)
 HEX_DIGITS = b"0123456789abcdefABCDEF"
+LINE_BREAK = re.compile("[\r\n\0]")  # what must never be inside a header canaryctl sends
 
 
 class ProtocolError(ConnectionError):
@@ -35,10 +37,13 @@ class Headers(dict):
         return super().get(name.lower(), default)
 
 
-def header_line(name: str, value: str) -> str:
-    if any(c in name or c in value for c in "\r\n\0"):
-        raise ValueError(f"header {name!r}: line breaks are not allowed in a header")
-    return f"{name}: {value}"
+def header_lines(headers: Mapping[str, str]) -> list[str]:
+    """`Name: value` lines to send; a ValueError if any holds a line break."""
+    lines = [f"{name}: {value}" for name, value in headers.items()]
+    if LINE_BREAK.search("".join(lines)):  # one search for all: the usual case has none
+        bad = next(name for name, value in headers.items() if LINE_BREAK.search(name + value))
+        raise ValueError(f"header {bad!r}: line breaks are not allowed in a header")
+    return lines
 
 
 def status_line(reader) -> tuple[str, int, str]:
