@@ -351,5 +351,7 @@ class Controller:
 
 
 def _count(result: str, started: float) -> None:
-    metrics.reconcile_total.labels(metrics.CONTROLLER, result).inc()
-    metrics.reconcile_time_seconds.labels(metrics.CONTROLLER).observe(time.monotonic() - started)
+    metrics.series(metrics.reconcile_total, metrics.CONTROLLER, result).inc()
+    metrics.series(metrics.reconcile_time_seconds, metrics.CONTROLLER).observe(
+        time.monotonic() - started
+    )

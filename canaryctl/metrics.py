@@ -8,7 +8,10 @@ unbounded values except namespace/app. `initialise()` sets every known label set
 
 from __future__ import annotations
 
+from typing import Any, TypeVar
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.metrics import MetricWrapperBase
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 CONTROLLER = "service"  # the one controller name canaryctl runs
@@ -327,3 +330,17 @@ def initialise_metrics_auth() -> None:
         for source in ("apiserver", "cache"):
             metrics_auth_total.labels(decision, source)
     metrics_auth_total.labels("unauthenticated", "request")
+
+
+Family = TypeVar("Family", bound=MetricWrapperBase)
+_series: dict[tuple[Any, tuple[str, ...]], Any] = {}
+
+
+def series(family: Family, *values: str) -> Family:
+    """`family.labels(*values)`, looked up once and then remembered (labels() validates and
+    locks on every call, several times per weight change). Only for label values from a small
+    fixed set (backend, method, status code, result): a series made here is never removed."""
+    child = _series.get((family, values))
+    if child is None:
+        child = _series[(family, values)] = family.labels(*values)
+    return child

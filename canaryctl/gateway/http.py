@@ -199,8 +199,8 @@ def send(
 
 def _observe(backend: str, method: str, code: str, started: float, where: str) -> None:
     elapsed = time.monotonic() - started
-    metrics.gateway_requests_total.labels(backend, method, code).inc()
-    metrics.gateway_request_duration_seconds.labels(backend, method).observe(elapsed)
+    metrics.series(metrics.gateway_requests_total, backend, method, code).inc()
+    metrics.series(metrics.gateway_request_duration_seconds, backend, method).observe(elapsed)
     log.debug("%s -> %s in %.1f ms", where, code, elapsed * 1000)
 
 

@@ -125,7 +125,7 @@ class ApisixGateway:
             return dataclasses.replace(objects, upstreams=kept)
         assert call.body is not None
         write = self.client.patch if call.verb == PATCH else self.client.put
-        metrics.gateway_writes_total.labels(BACKEND).inc()
+        metrics.series(metrics.gateway_writes_total, BACKEND).inc()
         try:
             stored = write(call.resource, call.object_id, call.body)
         except TerminalGatewayError as error:
@@ -139,7 +139,7 @@ class ApisixGateway:
 
     def _remove(self, resource: str, object_id: str) -> None:
         """One delete; something already gone is deleted."""
-        metrics.gateway_writes_total.labels(BACKEND).inc()
+        metrics.series(metrics.gateway_writes_total, BACKEND).inc()
         try:
             self.client.delete(resource, object_id)
         except TerminalGatewayError as error:

@@ -54,7 +54,7 @@ class RouteClient:
 
     def apply(self, namespace: str, name: str, body: Json, force: bool) -> Json:
         """Server-side apply `body` to the route; the route as stored afterwards."""
-        metrics.gateway_writes_total.labels(BACKEND).inc()
+        metrics.series(metrics.gateway_writes_total, BACKEND).inc()
         query = {"fieldManager": FIELD_MANAGER, "force": force}
         return self._json(
             "PATCH",
@@ -76,7 +76,7 @@ class RouteClient:
 
     def delete(self, namespace: str, name: str, uid: str) -> None:
         """Delete the route if it is still the one with `uid`; a route already gone is fine."""
-        metrics.gateway_writes_total.labels(BACKEND).inc()
+        metrics.series(metrics.gateway_writes_total, BACKEND).inc()
         options = {"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": {"uid": uid}}
         try:
             self._json(
