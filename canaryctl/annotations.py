@@ -69,9 +69,11 @@ def relevant_fingerprint(service: Service) -> tuple:
     """All of a Service that reconciliation depends on; equal fingerprints need no reconcile."""
     inputs = tuple(
         sorted(
-            (key, value)
-            for key, value in service.annotations.items()
-            if key.startswith(PREFIX) and key != STATUS
+            [
+                (key, value)
+                for key, value in service.annotations.items()
+                if key.startswith(PREFIX) and key != STATUS
+            ]
         )
     )
     return inputs, service.ports, service.type

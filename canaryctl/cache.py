@@ -121,7 +121,7 @@ class ObjectStore(Generic[K]):
     # internals (lock held) ------------------------------------------------------------------
 
     def _put(self, service: K) -> K | None:
-        values = tuple(frozenset(indexer(service)) for indexer in self._indexers.values())
+        values = tuple([frozenset(indexer(service)) for indexer in self._indexers.values()])
         key = service.key
         old = self._remove(key)
         self._items[key] = service

@@ -243,13 +243,15 @@ class ListWatch:
 
     def _upsert(self, view: Any) -> None:
         old = self.informer.store.upsert(view)
-        self.informer.store_resized()
+        if old is None:
+            self.informer.store_resized()
         if old is None or old.resource_version != view.resource_version:
             self.informer.notify(old, view)
 
     def _delete(self, view: Any) -> None:
         old = self.informer.store.delete(view.key)
-        self.informer.store_resized()
+        if old is not None:
+            self.informer.store_resized()
         self.informer.notify(old or view, None)
 
     # HTTP -----------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
@@ -38,10 +38,12 @@ class Service:
     type: str = "ClusterIP"
     created: str = ""  # creationTimestamp (RFC 3339, UTC, sorts as it reads): first come
     cluster_ip: str = ""  # spec.clusterIP: what a Service DNS name resolves to ("None": headless)
+    # `<namespace>/<name>`, made once: it is read many times per event and per reconcile, and
+    # the cache's dicts key on this very string
+    key: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def key(self) -> str:
-        return f"{self.namespace}/{self.name}"
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", f"{self.namespace}/{self.name}")
 
     @classmethod
     def from_dict(
@@ -52,8 +54,10 @@ class Service:
         meta = obj.get("metadata") or {}
         spec = obj.get("spec") or {}
         ports = tuple(
-            ServicePort(_interned(p.get("name")), int(p.get("port", 0)), _protocol(p))
-            for p in spec.get("ports") or ()
+            [
+                ServicePort(_interned(p.get("name")), int(p.get("port", 0)), _protocol(p))
+                for p in spec.get("ports") or ()
+            ]
         )
         return cls(
             namespace=sys.intern(meta.get("namespace", "")),

@@ -15,7 +15,7 @@ def format_utc(moment: datetime) -> str:
     """`moment` (timezone-aware) in UTC, to the second."""
     if moment.tzinfo is None:
         raise ValueError("timestamps need a timezone-aware time")
-    return moment.astimezone(UTC).strftime(FORMAT)
+    return moment.astimezone(UTC).isoformat(timespec="seconds")[:-6] + "Z"  # "+00:00" -> "Z"
 
 
 def parse_utc(text: str) -> datetime:

@@ -7,6 +7,7 @@ maps them to its own objects. Keeping them small and frozen makes "did anything 
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -29,7 +30,7 @@ class Upstream:
     # it (analysis only). Not part of what a gateway holds, so never compared.
     cluster_ip: str = field(default="", compare=False)
 
-    @property
+    @functools.cached_property  # read many times per reconcile; kept beside the fields
     def key(self) -> str:
         """`<namespace>/<service>`: the Service's key, and the upstream's version label."""
         return f"{self.namespace}/{self.service}"
