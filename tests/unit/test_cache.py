@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 
 import pytest
 
 from canaryctl.cache import ServiceStore
-from canaryctl.objects import Service
+from canaryctl.objects import NO_ANNOTATIONS, Service
 
 
 def view(
@@ -154,3 +155,15 @@ def test_concurrent_writers_keep_items_and_index_consistent(store):
     assert indexed == sorted(store.keys())
     for service in store.list():
         assert service in store.by_index("app", service.annotations["app"])
+
+
+def test_a_renamed_copy_of_a_service_is_filed_under_its_own_key():
+    """`Service.key` is made once per object: a copy with another name must get its own."""
+    original = Service("ns", "v1", "uid-1", "1", NO_ANNOTATIONS, ())
+    renamed = replace(original, name="v2", uid="uid-2")
+    assert (original.key, renamed.key) == ("ns/v1", "ns/v2")
+    store: ServiceStore = ServiceStore({})
+    store.upsert(original)
+    store.upsert(renamed)
+    assert sorted(service.key for service in store.list()) == ["ns/v1", "ns/v2"]
+    assert original == replace(original)  # the key takes no part in equality

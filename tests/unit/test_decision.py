@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from canaryctl import annotations as ann
 from canaryctl.annotations import Invalid, parse_member
-from canaryctl.decision import decide, due_check
+from canaryctl.decision import decide, due_check, read
 from canaryctl.gateway.model import AppSpec, AppState, Upstream
 from canaryctl.objects import Service, ServicePort
 from canaryctl.outcome import AppInputs, Outcome
@@ -543,6 +543,18 @@ def test_outcomes_are_deterministic_and_safe(members, observed, check):
         assert result.spec is not None and 0 <= result.spec.weight <= 100 and not result.warnings
     if action(result) != "apply":
         assert [n.reason for n in result.notices] in ([], ["CleanedUp"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(members=members_strategy, observed=observed_strategy, check=checks)
+def test_a_reading_made_before_the_check_decides_as_one_made_after(members, observed, check):
+    """The reconciler reads the members once, before a check is made (the due check needs the
+    reading), and hands that reading to decide: nothing in it may depend on the check."""
+    inputs = AppInputs(APP, tuple(members), observed, NOW)
+    checked = replace(inputs, check=check)
+    assert read(inputs) == read(checked)
+    assert decide(checked, read(inputs)) == decide(checked, read(checked)) == decide(checked)
+    assert due_check(inputs, read(inputs)) == due_check(inputs)
 
 
 @settings(max_examples=400, deadline=None)
