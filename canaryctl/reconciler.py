@@ -36,7 +36,7 @@ from canaryctl.release.probe import NO_PROMETHEUS as NO_PROMETHEUS  # where test
 from canaryctl.release.probe import ReleaseProbe
 from canaryctl.release.runner import CheckRequest
 from canaryctl.release.state import CheckResult
-from canaryctl.status import MemberStatus
+from canaryctl.status import status_app
 from canaryctl.tenancy import Bindings
 
 log = logging.getLogger(__name__)
@@ -51,8 +51,8 @@ def _app_index(service: Service) -> list[str]:
 
 
 def _status_index(service: Service) -> list[str]:
-    status = MemberStatus.parse(service.annotations.get(STATUS))
-    return [status.app] if status is not None and status.app else []
+    app = status_app(service.annotations.get(STATUS))
+    return [app] if app else []
 
 
 INDEXERS: dict[str, Callable[[Service], Iterable[str]]] = {

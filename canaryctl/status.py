@@ -64,8 +64,8 @@ class MemberStatus:
     def parse(cls, annotation: str | None) -> MemberStatus | None:
         """The status in `annotation`; None when it is missing or not a JSON object.
 
-        Each Service version's status is read several times (the status index, then every
-        decision about its app), so a parsed status is remembered by its text."""
+        A Service version's status is read several times (each decision about its app, the
+        notifier), so a parsed status is remembered by its text."""
         return None if annotation is None else _parse(annotation)
 
     @classmethod
@@ -100,6 +100,16 @@ class MemberStatus:
         if self.release is not None:
             content["release"] = self.release.to_dict()
         return content
+
+
+def status_app(annotation: str | None) -> str:
+    """The app a status annotation names ("" when none): what the informer files a Service
+    under on every event, so only this one field is read (`parse` reads everything)."""
+    try:
+        data = json.loads(annotation or "null")
+    except (ValueError, RecursionError):
+        return ""
+    return _text(data.get("app")) if isinstance(data, dict) else ""
 
 
 @functools.lru_cache(maxsize=256)  # enough for the members being reconciled

@@ -9,6 +9,9 @@ reads the controller's own CPU time (/proc/<pid>/stat, user + system) and peak R
    per change (the loop's CPU minus the idle rate over the same time; overall, and the
    median over blocks of 100 changes, which a burst of noise on a shared machine moves less),
    the latency from the PATCH returning to the gateway write (p50/p99), and the peak RSS;
+   beside it, what the processes sharing the machine spent per change (kube-apiserver, etcd,
+   this bench's driver and gateway emulator): the controller's CPU per change rises with
+   their load, as each of its turns starts with caches the others have just used;
 2. API7 Cloud restart with nothing changed, at M applications (default 200, each a stable and
    a canary at 10 %): time to ready, CPU until every app was reconciled again, gateway reads
    (list pages and per-app reads) and writes (the bar: 0), peak RSS.
@@ -94,6 +97,8 @@ def weight_changes(kube: LocalKube, backend: str, changes: int, profile: Path | 
         pid = env.controller.pid
         idle = idle_rate(pid)
         spy = _start_profiler(pid, profile / f"{backend}.txt") if profile else None
+        neighbours = {"this bench (driver + gateway emulator)": os.getpid(), **kube.server_pids()}
+        neighbours_cpu = {name: cpu_seconds(other) for name, other in neighbours.items()}
         started_cpu, started = cpu_times(pid), time.monotonic()
         latencies: list[float] = []
         per_block = []  # ms of CPU per change, block by block
@@ -106,6 +111,10 @@ def weight_changes(kube: LocalKube, backend: str, changes: int, profile: Path | 
         wait_until(lambda: _status_weight(core, namespace) == 2 + (changes - 1) % 97, 10, "status")
         time.sleep(0.5)  # the last change's Event and status echo
         user, system = (now - then for now, then in zip(cpu_times(pid), started_cpu, strict=True))
+        beside = ", ".join(
+            f"{name} {(cpu_seconds(neighbours[name]) - cpu) / changes * 1000:.1f} ms"
+            for name, cpu in neighbours_cpu.items()
+        )
         used = user + system - idle * (time.monotonic() - started)
         if spy is not None:
             spy.send_signal(signal.SIGINT)
@@ -122,7 +131,8 @@ def weight_changes(kube: LocalKube, backend: str, changes: int, profile: Path | 
         f"{system / changes * 1000:.2f}; idle {idle * 1000:.1f} ms/s subtracted), median of "
         f"{len(per_block)} blocks of {BLOCK} {statistics.median(per_block):.2f} ms (blocks: "
         f"{blocks}); annotate -> write p50 {percentile(latencies, 50):.1f} ms, p99 "
-        f"{percentile(latencies, 99):.1f} ms; peak RSS {rss:.0f} MB"
+        f"{percentile(latencies, 99):.1f} ms; peak RSS {rss:.0f} MB\n"
+        f"  sharing the {os.cpu_count()} cores, CPU per change: {beside}"
     )
 
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from canaryctl.gateway.model import AppState, Upstream
 from canaryctl.release.state import CheckResult, ReleaseState
-from canaryctl.status import MAX_MESSAGE, MemberStatus, applied_share
+from canaryctl.status import MAX_MESSAGE, MemberStatus, applied_share, status_app
 
 NOW = datetime(2024, 5, 1, 12, 30, 15, 999, tzinfo=UTC)
 DOC = MemberStatus(
@@ -153,3 +153,22 @@ def test_rerendering_an_unchanged_status_is_never_a_change(status, written, late
     assert json.loads(previous) | {"time": None} == json.loads(status.render(later)) | {
         "time": None
     }
+
+
+@pytest.mark.parametrize(
+    ("annotation", "app"),
+    [
+        ('{"role":"stable","app":"error-page","desiredWeight":90}', "error-page"),
+        ('{"role":"canary","app":""}', ""),
+        ('{"role":"canary","app":7}', ""),  # lenient, as parse is: a non-string is no app
+        ('{"role":"canary"}', ""),
+        ('["app","error-page"]', ""),
+        ("not json", ""),
+        ("[" * 100_000, ""),  # absurdly nested: RecursionError, not a crash
+        (None, ""),
+    ],
+)
+def test_status_app_reads_the_app_as_parse_does(annotation, app):
+    assert status_app(annotation) == app
+    parsed = MemberStatus.parse(annotation)
+    assert (parsed.app if parsed is not None else "") == app

@@ -74,6 +74,11 @@ class LocalKube:
             raise
         return self
 
+    def server_pids(self) -> dict[str, int]:
+        """The running servers' process ids by name (what a benchmark reads their CPU of)."""
+        named = {"kube-apiserver": self._apiserver, "etcd": self._etcd}
+        return {name: process.pid for name, process in named.items() if process is not None}
+
     def stop(self) -> None:
         """Stop both processes and delete the temp directory (unless the caller gave it)."""
         for process in (self._apiserver, self._etcd):
