@@ -7,7 +7,8 @@ whole answer: what the gateway must hold (apply a spec, delete, or keep what it 
 Warning Events (always) and Normal Events (once the gateway write succeeded), every member's
 status document including release progress, whether to read the gateway back, and when to
 look again. Inputs and outputs are plain data, so every case is a table row in the tests, and
-a restart, resync or relist of an unchanged world decides "keep" with no Events.
+a restart, resync or relist of an unchanged world decides "keep" with no Events. Who takes
+part in which role is worked out once per reconcile (`read`): the due check needs it first.
 
 Roles: the stable is the member without the canary flag, or else the flagged member the
 gateway already uses as default upstream (a promoted canary stays stable after the old stable
