@@ -137,6 +137,26 @@ def test_ids_always_fit_apisix_and_short_names_stay_readable(length):
     assert len(naming.label_value(app)) <= naming.LABEL_MAX
 
 
+@pytest.mark.parametrize(
+    ("app", "key", "readable"),
+    [
+        ("error-page", "demo/web-v1", True),
+        ("error-page", "demo/web_v1", True),  # "_" is an id character
+        ("error.page", "demo/web", True),  # a dot in the app: the key still parses from the right
+        ("error-page", "de.mo/web", False),
+        ("error-page", "demo/w.eb", False),
+        ("error-page", "demo/wéb", False),
+        ("error page", "demo/web", False),
+        ("error-page", "web", False),  # no namespace
+    ],
+)
+def test_upstream_ids_are_readable_only_when_the_parts_read_back(app, key, readable):
+    upstream_id = naming.upstream_id(app, key)
+    namespace, _, service = key.rpartition("/")
+    assert ID_PATTERN.match(upstream_id)
+    assert (upstream_id == f"canaryctl-{app}.{namespace}.{service}") == readable
+
+
 def test_ids_are_deterministic_and_distinct():
     names = ["error-page", "error-page.v", "a" * 253, "a" * 252 + "b", "b" + "a" * 252]
     route_ids = [naming.route_id(n) for n in names]

@@ -55,8 +55,9 @@ def upstream_id(app: str, key: str) -> str:
     if (
         len(readable) <= ID_MAX
         and namespace
-        and not any("." in part for part in (namespace, service))  # parsed from the right
-        and not any(_NOT_ID.search(part) for part in parts)
+        and "." not in namespace  # the key is parsed back from the right
+        and "." not in service
+        and not _NOT_ID.search(readable)  # PREFIX and the dots are id characters too
     ):
         return readable
     return _hashed_id(service, app, key)
