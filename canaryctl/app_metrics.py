@@ -125,6 +125,10 @@ class AppMetrics:
             return
         labels = (exported.namespace, app)
         self._remove_release(app, exported)
+        # the weight gauges are set by the reconciler (they need the applied state); they go
+        # with the app's other series
+        _remove(metrics.canary_weight, *labels)
+        _remove(metrics.canary_applied_weight, *labels)
         for role, node in exported.upstreams.items():
             _remove(metrics.upstream_info, *labels, role, node)
         for name in exported.checked:

@@ -77,8 +77,12 @@ def test_series_of_a_departed_canary_and_a_deleted_app_are_removed():
     assert value("canaryctl_release_step", **labels) is None
     stable_node = f"v1.{NS}.svc.cluster.local:80"
     assert value("canaryctl_upstream_info", **labels, role="stable", node=stable_node) == 1
+    metrics.canary_weight.labels(NS, app).set(10)  # as the reconciler sets them
+    metrics.canary_applied_weight.labels(NS, app).set(10)
     series.export(Outcome(app, "delete"), {})
     assert value("canaryctl_upstream_info", **labels, role="stable", node=stable_node) is None
+    assert value("canaryctl_canary_weight", **labels) is None
+    assert value("canaryctl_canary_applied_weight", **labels) is None
     assert value("canaryctl_analysis_value", **labels, metric="latency_p99") is None
     assert value("canaryctl_release_checks_total", **labels, result="pass") is None
 
