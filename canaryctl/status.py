@@ -51,11 +51,8 @@ class MemberStatus:
 
     def same_content(self, annotation: str | None) -> bool:
         """Whether `annotation` (a status as written before) says exactly this, time aside."""
-        try:
-            previous = json.loads(annotation or "null")
-        except ValueError:
-            return False
-        if not isinstance(previous, dict):
+        previous = _json_object(annotation)
+        if previous is None:
             return False
         previous.pop("time", None)
         return bool(previous == self._content())
@@ -70,11 +67,8 @@ class MemberStatus:
 
     @classmethod
     def _from_text(cls, annotation: str) -> MemberStatus | None:
-        try:
-            data = json.loads(annotation)
-        except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON
-            return None
-        if not isinstance(data, dict):
+        data = _json_object(annotation)
+        if data is None:
             return None
         role = data.get("role")
         return cls(
@@ -105,11 +99,17 @@ class MemberStatus:
 def status_app(annotation: str | None) -> str:
     """The app a status annotation names ("" when none): what the informer files a Service
     under on every event, so only this one field is read (`parse` reads everything)."""
+    data = _json_object(annotation)
+    return "" if data is None else _text(data.get("app"))
+
+
+def _json_object(annotation: str | None) -> dict[str, Any] | None:
+    """The JSON object `annotation` holds; None when it is missing or anything else."""
     try:
         data = json.loads(annotation or "null")
-    except (ValueError, RecursionError):
-        return ""
-    return _text(data.get("app")) if isinstance(data, dict) else ""
+    except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON
+        return None
+    return data if isinstance(data, dict) else None
 
 
 @functools.lru_cache(maxsize=256)  # enough for the members being reconciled

@@ -33,7 +33,6 @@ answer is framed (status line, headers, chunks) is read by `canaryctl.wireformat
 from __future__ import annotations
 
 import base64
-import functools
 import io
 import select
 import socket
@@ -195,15 +194,14 @@ class Response:
         while 100 <= self.status < 200 and self.status != 101:  # interim answers: skip
             version, self.status, self.reason = status_line(reader)
             self.headers = read_headers(reader)
-        field = functools.partial(dict.get, self.headers)  # names are stored in lower case
-        tokens = (field("connection") or "").lower()
+        tokens = (self.headers.get("connection") or "").lower()
         self._keep_alive = version == "HTTP/1.1" and "close" not in tokens
-        self._chunked = "chunked" in (field("transfer-encoding") or "").lower()
+        self._chunked = "chunked" in (self.headers.get("transfer-encoding") or "").lower()
         self._remaining: int | None = None  # body bytes left; None: chunked or until close
         if method == "HEAD" or self.status in NO_BODY_STATUSES or self.status < 200:
             self._chunked, self._remaining = False, 0
         elif not self._chunked:
-            length = field("content-length")
+            length = self.headers.get("content-length")
             if length is not None:
                 self._remaining = content_length(length)
             else:
