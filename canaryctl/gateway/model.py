@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -76,6 +77,37 @@ class AppSpec:
     match: tuple[MatchTerm, ...] = ()
 
 
+class Verdict:
+    """A yes/no worked out the first time it is asked, then remembered.
+
+    API7 and APISIX define `AppState.conforms` as "planning the objects again yields no call":
+    a second plan after every write. A weight change never asks (`AppState.matches` reads it
+    last, after the weight already differs), so those backends hand the plan over unrun.
+    It compares and hashes as the bool it stands for.
+    """
+
+    __slots__ = ("_decide", "_value")
+
+    def __init__(self, decide: Callable[[], bool]):
+        self._decide: Callable[[], bool] | None = decide
+        self._value = False
+
+    def __bool__(self) -> bool:
+        decide = self._decide
+        if decide is not None:  # two threads may both decide: the same answer, no harm
+            self._value, self._decide = bool(decide()), None
+        return self._value
+
+    def __eq__(self, other: object) -> bool:
+        return bool(self) == other
+
+    def __hash__(self) -> int:
+        return hash(bool(self))
+
+    def __repr__(self) -> str:
+        return repr(bool(self))
+
+
 @dataclass(frozen=True)
 class AppState:
     """What the gateway holds under one application name, as last read or written.
@@ -89,7 +121,7 @@ class AppState:
     stable: Upstream | None
     canary: Upstream | None
     weight: int  # canary share actually routed (0 when there is no live canary rule)
-    conforms: bool = True  # hosts, route, labels etc. are as canaryctl writes them
+    conforms: bool | Verdict = True  # hosts, route, labels etc. are as canaryctl writes them
     owner: str = ""  # the owner namespace recorded on the gateway objects ("" if none is)
     parent: str = ""  # the AppSpec.parent the objects were written for (recorded on them)
     parent_recorded: bool = False  # the backend records parents (Gateway API); others ignore them
@@ -102,16 +134,17 @@ class AppState:
     raw: Any = field(default=None, compare=False, repr=False)
 
     def matches(self, spec: AppSpec) -> bool:
-        """True when this state already routes exactly as `spec` asks."""
-        return (
+        """True when this state already routes exactly as `spec` asks (`conforms` is asked
+        last: it may cost a plan, see `Verdict`)."""
+        return bool(
             self.owned
-            and self.conforms
             and self.stable == spec.stable
             and self.canary == spec.canary
             and (spec.canary is None or self.weight == spec.weight)
             and self.match == (spec.match if spec.canary else ())
             and self.owner == spec.owner
             and (self.parent == spec.parent or not self.parent_recorded)
+            and self.conforms
         )
 
 

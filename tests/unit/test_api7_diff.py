@@ -356,3 +356,29 @@ def test_every_transition_converges_safely(before, after):
         and before.weight != after.weight
     ):
         assert len(calls) == 1, "a weight change is one call"
+
+
+def test_conformity_is_planned_only_when_first_asked(monkeypatch):
+    import canaryctl.gateway.api7.state as state_module
+
+    plans = []
+    plan = state_module.calls_for_objects
+    monkeypatch.setattr(
+        state_module, "calls_for_objects", lambda *args: plans.append(args) or plan(*args)
+    )
+    state = held_for(AppSpec("a", V1, V2, 10)).state()
+    assert plans == []  # reading the objects does not plan them again
+    assert not state.matches(AppSpec("a", V1, V2, 20))  # the weight differs: conformity unasked
+    assert plans == []
+    assert state.matches(AppSpec("a", V1, V2, 10)) and state.conforms
+    assert len(plans) == 1  # planned once, then remembered
+
+
+def test_unasked_conformity_still_sees_drift():
+    held = held_for(AppSpec("a", V1, V2, 10))
+    held.objects = Api7Objects(
+        {**held.objects.app, "hosts": ["other"]}, held.objects.apis, held.objects.canaries
+    )
+    state = held.state()
+    assert not state.conforms and not state.matches(AppSpec("a", V1, V2, 10))
+    assert calls_for(state, AppSpec("a", V1, V2, 10))  # and one write corrects it
