@@ -17,6 +17,8 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from prometheus_client import Gauge
+
 from canaryctl import metrics
 from canaryctl.objects import Service
 from canaryctl.outcome import Outcome
@@ -33,6 +35,7 @@ class _Exported:
     upstreams: dict[str, str] = field(default_factory=dict)  # role -> node
     release: bool = False
     checked: set[str] = field(default_factory=set)  # metric names with a value
+    weights: tuple[Gauge, Gauge] | None = None  # desired and applied weight, once exported
 
 
 class AppMetrics:
@@ -61,6 +64,19 @@ class AppMetrics:
             status = outcome.statuses.get(canary.key) if canary else None
             release = status.release if status else None
             self._set_release(outcome.app, exported, release, canary)
+
+    def export_weights(self, app: str, namespace: str, desired: int, applied: int) -> None:
+        """Desired vs applied canary weight (the reconciler has the applied state). Set on
+        every weight change, so the two series are looked up once and then kept."""
+        with self._lock:
+            exported = self._entry(app, namespace)
+            if exported.weights is None:
+                exported.weights = (
+                    metrics.canary_weight.labels(namespace, app),
+                    metrics.canary_applied_weight.labels(namespace, app),
+                )
+            exported.weights[0].set(desired)
+            exported.weights[1].set(applied)
 
     def record_check(self, canary: Target, check: CheckResult) -> None:
         """Count one check of `canary`'s release and keep each judged metric's numbers."""
@@ -125,10 +141,9 @@ class AppMetrics:
             return
         labels = (exported.namespace, app)
         self._remove_release(app, exported)
-        # the weight gauges are set by the reconciler (they need the applied state); they go
-        # with the app's other series
-        _remove(metrics.canary_weight, *labels)
-        _remove(metrics.canary_applied_weight, *labels)
+        if exported.weights is not None:
+            _remove(metrics.canary_weight, *labels)
+            _remove(metrics.canary_applied_weight, *labels)
         for role, node in exported.upstreams.items():
             _remove(metrics.upstream_info, *labels, role, node)
         for name in exported.checked:

@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 LRU_SIZE = 4096
 AGGREGATE_MAX_EVENTS = 10
@@ -60,9 +60,8 @@ class LRU(Generic[Value]):
         return len(self._items)
 
 
-@dataclass(frozen=True)
-class Involved:
-    """The object an event is about."""
+class Involved(NamedTuple):
+    """The object an event is about (a tuple: part of every key, hashed and compared in C)."""
 
     namespace: str
     name: str

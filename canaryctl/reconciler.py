@@ -299,10 +299,11 @@ class Reconciler:
         spec = outcome.spec
         if spec is None or state is None:
             return
-        namespace = (spec.canary or spec.stable).namespace
-        metrics.canary_weight.labels(namespace, spec.name).set(spec.weight if spec.canary else 0)
-        metrics.canary_applied_weight.labels(namespace, spec.name).set(
-            state.weight if state.canary else 0
+        APP_METRICS.export_weights(
+            spec.name,
+            (spec.canary or spec.stable).namespace,
+            spec.weight if spec.canary else 0,
+            state.weight if state.canary else 0,
         )
 
 

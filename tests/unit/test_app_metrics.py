@@ -77,8 +77,7 @@ def test_series_of_a_departed_canary_and_a_deleted_app_are_removed():
     assert value("canaryctl_release_step", **labels) is None
     stable_node = f"v1.{NS}.svc.cluster.local:80"
     assert value("canaryctl_upstream_info", **labels, role="stable", node=stable_node) == 1
-    metrics.canary_weight.labels(NS, app).set(10)  # as the reconciler sets them
-    metrics.canary_applied_weight.labels(NS, app).set(10)
+    series.export_weights(app, NS, 10, 10)  # as the reconciler sets them
     series.export(Outcome(app, "delete"), {})
     assert value("canaryctl_upstream_info", **labels, role="stable", node=stable_node) is None
     assert value("canaryctl_canary_weight", **labels) is None
@@ -92,3 +91,17 @@ def test_a_hold_leaves_the_last_picture():
     series.export(serving(app, ReleaseState("Paused", 0, 10, T0)), {f"{NS}/v2": canary_service()})
     series.export(Outcome(app, "keep", held="two stables"), {})
     assert value("canaryctl_release_phase", namespace=NS, app=app, phase="Paused") == 1
+
+
+def test_weights_follow_each_change_and_come_back_after_a_delete():
+    app, series = "shop-e", AppMetrics()
+    labels = {"namespace": NS, "app": app}
+    for desired, applied in ((10, 0), (30, 30)):
+        series.export_weights(app, NS, desired, applied)
+        assert value("canaryctl_canary_weight", **labels) == desired
+        assert value("canaryctl_canary_applied_weight", **labels) == applied
+    series.export(Outcome(app, "delete"), {})
+    assert value("canaryctl_canary_weight", **labels) is None
+    series.export_weights(app, NS, 5, 5)  # published again: new series, not the removed ones
+    assert value("canaryctl_canary_weight", **labels) == 5
+    assert value("canaryctl_canary_applied_weight", **labels) == 5
