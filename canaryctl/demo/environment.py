@@ -68,6 +68,8 @@ class DemoEnvironment:
         self.namespace = namespace
         self.progress = progress
         self.controller_args = list(controller_args)
+        # how Python runs the controller, before its `run` arguments (a benchmark may swap it)
+        self.controller_program: Sequence[str] = ("-m", "canaryctl")
         self.serviceaccount_dir = serviceaccount_dir
         self.with_prometheus = with_prometheus
         self.with_controller = with_controller  # False: the caller spawns its own
@@ -198,8 +200,7 @@ class DemoEnvironment:
         access_args, access_env = self._kube_access()
         command = [
             sys.executable,
-            "-m",
-            "canaryctl",
+            *self.controller_program,
             "run",
             *access_args,
             *self.kit.controller_args(),

@@ -16,11 +16,18 @@ reads the controller's own CPU time (/proc/<pid>/stat, user + system) and peak R
    a canary at 10 %): time to ready, CPU until every app was reconciled again, gateway reads
    (list pages and per-app reads) and writes (the bar: 0), peak RSS.
 
+With `--floor`, part 1 runs a second time for API7 with `floor_controller.py` in place of
+`canaryctl run`: the same process with every decision taken out (precomputed gateway body,
+statuses built from the percentage alone). What it spends per change is what the watch,
+queue, requests and servers cost on this machine: the part no cut to canaryctl's decisions
+can remove.
+
 With `--profile DIR`, a separate run of part 1 records the controller with py-spy (a test
 extra) and writes one collapsed-stack file per backend; CPU numbers of that run are not
 printed (sampling costs the controller CPU).
 
     python tests/bench/bench_efficiency.py [--changes 1000] [--apps 200] [--backend api7]
+                                           [--floor]
 """
 
 from __future__ import annotations
@@ -48,6 +55,7 @@ CANARY = "api7.cloud/published-canary-service"
 PERCENT = "api7.cloud/published-service-canary-percentage"
 STATUS = "api7.cloud/canary-status"
 IDLE_SECONDS = 5.0
+FLOOR_PROGRAM = Path(__file__).with_name("floor_controller.py")
 BLOCK = 100  # changes per CPU reading: the clock ticks at 10 ms, a block takes ~300 ms of CPU
 
 
@@ -73,10 +81,12 @@ def idle_rate(pid: int, seconds: float = IDLE_SECONDS) -> float:
 # 1. CPU per weight change -------------------------------------------------------------------
 
 
-def weight_changes(kube: LocalKube, backend: str, changes: int, profile: Path | None) -> None:
+def weight_changes(
+    kube: LocalKube, backend: str, changes: int, profile: Path | None, floor: bool = False
+) -> None:
     env = DemoEnvironment(
         versions=("v1", "v2"),
-        namespace=f"cpu-{backend}{'-profiled' if profile else ''}",
+        namespace=f"cpu-{backend}{'-profiled' if profile else ''}{'-floor' if floor else ''}",
         kube=kube,
         progress=lambda _: None,
         gateway=backend,
@@ -93,6 +103,10 @@ def weight_changes(kube: LocalKube, backend: str, changes: int, profile: Path | 
         )
         env.wait_for_split((f"{namespace}/error-page-v1", f"{namespace}/error-page-v2", 1))
         wait_until(lambda: _status_weight(core, namespace) == 1, 10, "the first status")
+        if floor:  # the same set-up, then the controller without its decision
+            env.stop_controller()
+            env.controller_program = (str(FLOOR_PROGRAM),)
+            env.start_controller()
         time.sleep(1)  # the set-up's Events and status writes settle
         pid = env.controller.pid
         idle = idle_rate(pid)
@@ -109,6 +123,8 @@ def weight_changes(kube: LocalKube, backend: str, changes: int, profile: Path | 
             block_used = cpu_seconds(pid) - block_cpu - idle * (time.monotonic() - block_started)
             per_block.append(block_used / len(block) * 1000)
         wait_until(lambda: _status_weight(core, namespace) == 2 + (changes - 1) % 97, 10, "status")
+        if floor and "the rest" in _status(core, namespace):  # the decision's wording
+            raise RuntimeError("the floor program did not take over the writes")
         time.sleep(0.5)  # the last change's Event and status echo
         user, system = (now - then for now, then in zip(cpu_times(pid), started_cpu, strict=True))
         beside = ", ".join(
@@ -126,7 +142,8 @@ def weight_changes(kube: LocalKube, backend: str, changes: int, profile: Path | 
         return
     blocks = " ".join(f"{block:.1f}" for block in per_block)
     print(
-        f"{backend}: {changes} weight changes: controller CPU per change "
+        f"{backend}{' floor (no decision: tests/bench/floor_controller.py)' if floor else ''}: "
+        f"{changes} weight changes: controller CPU per change "
         f"{used / changes * 1000:.2f} ms (user {user / changes * 1000:.2f}, system "
         f"{system / changes * 1000:.2f}; idle {idle * 1000:.1f} ms/s subtracted), median of "
         f"{len(per_block)} blocks of {BLOCK} {statistics.median(per_block):.2f} ms (blocks: "
@@ -150,9 +167,13 @@ def _change(env: DemoEnvironment, core: client.CoreV1Api, percent: int) -> float
 
 
 def _status_weight(core: client.CoreV1Api, namespace: str) -> int | None:
-    annotations = core.read_namespaced_service("error-page-v2", namespace).metadata.annotations
-    match = re.search(r'"desiredWeight":(\d+)', (annotations or {}).get(STATUS, ""))
+    match = re.search(r'"desiredWeight":(\d+)', _status(core, namespace))
     return int(match.group(1)) if match else None
+
+
+def _status(core: client.CoreV1Api, namespace: str) -> str:
+    annotations = core.read_namespaced_service("error-page-v2", namespace).metadata.annotations
+    return (annotations or {}).get(STATUS, "")
 
 
 def _start_profiler(pid: int, output: Path) -> subprocess.Popen:
@@ -233,12 +254,19 @@ def main() -> int:
     parser.add_argument("--backend", choices=("api7", "apisix", "both"), default="both")
     parser.add_argument("--profile", type=Path, help="record py-spy profiles into this directory")
     parser.add_argument("--skip-restart", action="store_true")
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="for API7, also measure the controller with its decision taken out",
+    )
     args = parser.parse_args()
     backends = ("api7", "apisix") if args.backend == "both" else (args.backend,)
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores", file=sys.stderr)
     with LocalKube(progress=lambda m: print(m, file=sys.stderr)) as kube:
         for backend in backends:
             weight_changes(kube, backend, args.changes, None)
+            if args.floor and backend == "api7":
+                weight_changes(kube, backend, args.changes, None, floor=True)
             if args.profile:
                 weight_changes(kube, backend, args.changes, args.profile)
         if not args.skip_restart:
