@@ -108,11 +108,11 @@ class EventRecorder:
         if refused is not None:
             self._drop(refused, service, reason)
             return
-        metrics.events_total.labels(reason).inc()
+        metrics.series(metrics.events_total, reason).inc()
 
     def _drop(self, why: str, service: Service, reason: str) -> None:
         self.dropped += 1
-        metrics.events_dropped_total.labels(why).inc()
+        metrics.series(metrics.events_dropped_total, why).inc()
         if self.dropped % 100 == 1:  # the first drop of every hundred
             log.warning(
                 "dropped %d events so far (last: %s)",

@@ -68,8 +68,8 @@ class DemoEnvironment:
         self.namespace = namespace
         self.progress = progress
         self.controller_args = list(controller_args)
-        # how Python runs the controller, before its `run` arguments (a benchmark may swap it)
-        self.controller_program: Sequence[str] = ("-m", "canaryctl")
+        # the command before the controller's `run` arguments (a benchmark may swap it)
+        self.controller_command: Sequence[str] = (sys.executable, "-m", "canaryctl")
         self.serviceaccount_dir = serviceaccount_dir
         self.with_prometheus = with_prometheus
         self.with_controller = with_controller  # False: the caller spawns its own
@@ -199,8 +199,7 @@ class DemoEnvironment:
         """Start one `canaryctl run` for this environment (None: watching every namespace)."""
         access_args, access_env = self._kube_access()
         command = [
-            sys.executable,
-            *self.controller_program,
+            *self.controller_command,
             "run",
             *access_args,
             *self.kit.controller_args(),

@@ -11,7 +11,9 @@ reads the controller's own CPU time (/proc/<pid>/stat, user + system) and peak R
    the latency from the PATCH returning to the gateway write (p50/p99), and the peak RSS;
    beside it, what the processes sharing the machine spent per change (kube-apiserver, etcd,
    this bench's driver and gateway emulator): the controller's CPU per change rises with
-   their load, as each of its turns starts with caches the others have just used;
+   their load, as each of its turns starts with caches the others have just used. The
+   controller's CPU per ms of kube-apiserver's (which serves the same requests every run) moves
+   far less between runs than either alone: use it to compare two versions;
 2. API7 Cloud restart with nothing changed, at M applications (default 200, each a stable and
    a canary at 10 %): time to ready, CPU until every app was reconciled again, gateway reads
    (list pages and per-app reads) and writes (the bar: 0), peak RSS.
@@ -22,12 +24,16 @@ statuses built from the percentage alone). What it spends per change is what the
 queue, requests and servers cost on this machine: the part no cut to canaryctl's decisions
 can remove.
 
+With `--controller-python PATH`, the controller runs on another interpreter (canaryctl and its
+dependencies installed there): the image's Python is built with PGO and LTO, which a
+development interpreter often is not, and that alone moves the CPU per change by about 8 %.
+
 With `--profile DIR`, a separate run of part 1 records the controller with py-spy (a test
 extra) and writes one collapsed-stack file per backend; CPU numbers of that run are not
 printed (sampling costs the controller CPU).
 
     python tests/bench/bench_efficiency.py [--changes 1000] [--apps 200] [--backend api7]
-                                           [--floor]
+                                           [--floor] [--controller-python PATH]
 """
 
 from __future__ import annotations
@@ -82,7 +88,12 @@ def idle_rate(pid: int, seconds: float = IDLE_SECONDS) -> float:
 
 
 def weight_changes(
-    kube: LocalKube, backend: str, changes: int, profile: Path | None, floor: bool = False
+    kube: LocalKube,
+    backend: str,
+    changes: int,
+    profile: Path | None,
+    floor: bool = False,
+    python: str = sys.executable,
 ) -> None:
     env = DemoEnvironment(
         versions=("v1", "v2"),
@@ -91,6 +102,7 @@ def weight_changes(
         progress=lambda _: None,
         gateway=backend,
     )
+    env.controller_command = (python, "-m", "canaryctl")
     if backend == "apisix":  # its ClusterIP resolver is for data-plane metrics: not needed here
         env.kit.bind_cluster = lambda kube, namespace: None
     with env:
@@ -105,7 +117,7 @@ def weight_changes(
         wait_until(lambda: _status_weight(core, namespace) == 1, 10, "the first status")
         if floor:  # the same set-up, then the controller without its decision
             env.stop_controller()
-            env.controller_program = (str(FLOOR_PROGRAM),)
+            env.controller_command = (python, str(FLOOR_PROGRAM))
             env.start_controller()
         time.sleep(1)  # the set-up's Events and status writes settle
         pid = env.controller.pid
@@ -127,11 +139,10 @@ def weight_changes(
             raise RuntimeError("the floor program did not take over the writes")
         time.sleep(0.5)  # the last change's Event and status echo
         user, system = (now - then for now, then in zip(cpu_times(pid), started_cpu, strict=True))
-        beside = ", ".join(
-            f"{name} {(cpu_seconds(neighbours[name]) - cpu) / changes * 1000:.1f} ms"
-            for name, cpu in neighbours_cpu.items()
-        )
+        spent = {name: cpu_seconds(neighbours[name]) - cpu for name, cpu in neighbours_cpu.items()}
+        beside = ", ".join(f"{name} {cpu / changes * 1000:.1f} ms" for name, cpu in spent.items())
         used = user + system - idle * (time.monotonic() - started)
+        relative = used / spent["kube-apiserver"]
         if spy is not None:
             spy.send_signal(signal.SIGINT)
             spy.wait(30)
@@ -149,7 +160,8 @@ def weight_changes(
         f"{len(per_block)} blocks of {BLOCK} {statistics.median(per_block):.2f} ms (blocks: "
         f"{blocks}); annotate -> write p50 {percentile(latencies, 50):.1f} ms, p99 "
         f"{percentile(latencies, 99):.1f} ms; peak RSS {rss:.0f} MB\n"
-        f"  sharing the {os.cpu_count()} cores, CPU per change: {beside}"
+        f"  sharing the {os.cpu_count()} cores, CPU per change: {beside}; the controller's CPU "
+        f"per ms of kube-apiserver's: {relative:.3f} ms"
     )
 
 
@@ -259,14 +271,24 @@ def main() -> int:
         action="store_true",
         help="for API7, also measure the controller with its decision taken out",
     )
+    parser.add_argument(
+        "--controller-python",
+        default=sys.executable,
+        help="the interpreter that runs the controller (canaryctl installed), e.g. one built "
+        "with PGO and LTO like the image's; default: this one",
+    )
     args = parser.parse_args()
     backends = ("api7", "apisix") if args.backend == "both" else (args.backend,)
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores", file=sys.stderr)
+    version = subprocess.run(
+        [args.controller_python, "--version"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    print(f"controller: {version} ({args.controller_python}), {os.cpu_count()} cores")
     with LocalKube(progress=lambda m: print(m, file=sys.stderr)) as kube:
         for backend in backends:
-            weight_changes(kube, backend, args.changes, None)
+            python = args.controller_python
+            weight_changes(kube, backend, args.changes, None, python=python)
             if args.floor and backend == "api7":
-                weight_changes(kube, backend, args.changes, None, floor=True)
+                weight_changes(kube, backend, args.changes, None, floor=True, python=python)
             if args.profile:
                 weight_changes(kube, backend, args.changes, args.profile)
         if not args.skip_restart:
