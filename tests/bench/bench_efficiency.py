@@ -201,7 +201,7 @@ def _start_profiler(pid: int, output: Path) -> subprocess.Popen:
 # 2. restart with nothing changed ------------------------------------------------------------
 
 
-def restart(kube: LocalKube, apps: int) -> None:
+def restart(kube: LocalKube, apps: int, python: str = sys.executable) -> None:
     namespace = "restart"
     kube.create_namespace(namespace)
     with kube.api_client() as api, concurrent.futures.ThreadPoolExecutor(8) as pool:
@@ -215,6 +215,7 @@ def restart(kube: LocalKube, apps: int) -> None:
 
         list(pool.map(publish, range(apps)))
     env = DemoEnvironment(versions=(), namespace=namespace, kube=kube, progress=lambda _: None)
+    env.controller_command = (python, "-m", "canaryctl")
     with env:
         emulator = env.emulator
         wait_until(lambda: len(emulator.apps()) == apps, 300, "every app", 0.5)
@@ -292,7 +293,7 @@ def main() -> int:
             if args.profile:
                 weight_changes(kube, backend, args.changes, args.profile)
         if not args.skip_restart:
-            restart(kube, args.apps)
+            restart(kube, args.apps, args.controller_python)
     return 0
 
 
