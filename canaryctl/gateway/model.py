@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sized
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -106,6 +106,11 @@ class Verdict:
 
     def __repr__(self) -> str:
         return repr(bool(self))
+
+
+def plans_nothing(plan: Callable[[], Sized]) -> Verdict:
+    """API7's and APISIX's `conforms`: planning the observed routing again yields no call."""
+    return Verdict(lambda: not plan())
 
 
 @dataclass(frozen=True)

@@ -358,14 +358,10 @@ def test_every_transition_converges_safely(before, after):
         assert len(calls) == 1, "a weight change is one call"
 
 
-def test_conformity_is_planned_only_when_first_asked(monkeypatch):
+def test_conformity_is_planned_only_when_first_asked(count_calls):
     import canaryctl.gateway.api7.state as state_module
 
-    plans = []
-    plan = state_module.calls_for_objects
-    monkeypatch.setattr(
-        state_module, "calls_for_objects", lambda *args: plans.append(args) or plan(*args)
-    )
+    plans = count_calls(state_module, "calls_for_objects")
     state = held_for(AppSpec("a", V1, V2, 10)).state()
     assert plans == []  # reading the objects does not plan them again
     assert not state.matches(AppSpec("a", V1, V2, 20))  # the weight differs: conformity unasked

@@ -381,14 +381,10 @@ def test_group_keeps_route_less_upstreams_under_their_exact_app_name():
     assert apps["shop"].route is None and len(apps["shop"].upstreams) == 1
 
 
-def test_conformity_is_planned_only_when_first_asked(monkeypatch):
+def test_conformity_is_planned_only_when_first_asked(count_calls):
     import canaryctl.gateway.apisix.state as state_module
 
-    plans = []
-    plan = state_module.calls_for_objects
-    monkeypatch.setattr(
-        state_module, "calls_for_objects", lambda *args: plans.append(args) or plan(*args)
-    )
+    plans = count_calls(state_module, "calls_for_objects")
     state = published(AppSpec("error-page", V1, V2, 10)).state()
     assert plans == []  # reading the objects does not plan them again
     assert not state.matches(AppSpec("error-page", V1, V2, 20))  # the weight alone decides

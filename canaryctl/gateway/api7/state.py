@@ -4,10 +4,12 @@ The decision (`decision.decide`) sees only `AppState`, so this module must repor
 routes: the default upstream as stable, the live canary release's upstream and share (a paused
 one routes 0 %), and `conforms` — defined as "planning the observed routing again yields no
 call", so the verdict can never disagree with what `apply` would write (planned only when
-first asked: `model.Verdict`).
+first asked: `model.plans_nothing`).
 """
 
 from __future__ import annotations
+
+import functools
 
 from canaryctl.gateway.api7.bodies import (
     IN_PROGRESS,
@@ -21,7 +23,7 @@ from canaryctl.gateway.api7.bodies import (
     upstreams_by_version,
 )
 from canaryctl.gateway.api7.diff import calls_for_objects
-from canaryctl.gateway.model import AppSpec, AppState, MatchTerm, Upstream, Verdict
+from canaryctl.gateway.model import AppSpec, AppState, MatchTerm, Upstream, plans_nothing
 
 
 def app_state(objects: Api7Objects) -> AppState:
@@ -41,10 +43,11 @@ def app_state(objects: Api7Objects) -> AppState:
     as_routed = None
     if stable is not None and match is not None:
         as_routed = AppSpec(app.get("name", ""), stable, canary, weight, owner, match=match)
-    conforms: bool | Verdict = False
-    if owned and as_routed is not None:
-        planned = as_routed
-        conforms = Verdict(lambda: not calls_for_objects(objects, planned))
+    conforms = (
+        owned
+        and as_routed is not None
+        and plans_nothing(functools.partial(calls_for_objects, objects, as_routed))
+    )
     return AppState(
         name=app.get("name", ""),
         owned=owned,

@@ -4,11 +4,12 @@ The decision (`decision.decide`) sees only `AppState`, so this module reports ex
 routes: the route's upstream as the stable, the traffic-split rule's upstream and its share of
 the weights as the canary (a rule with a `match` takes no share of ordinary traffic), and
 `conforms` — defined as "planning the observed routing again yields no call", so the verdict can
-never disagree with what `apply` would write (planned only when first asked: `model.Verdict`).
+never disagree with what `apply` would write (planned only when first asked: `model.plans_nothing`).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 
 from canaryctl.gateway.apisix import naming
@@ -23,7 +24,7 @@ from canaryctl.gateway.apisix.bodies import (
     vars_match,
 )
 from canaryctl.gateway.apisix.diff import calls_for_objects
-from canaryctl.gateway.model import AppSpec, AppState, MatchTerm, Verdict
+from canaryctl.gateway.model import AppSpec, AppState, MatchTerm, plans_nothing
 
 
 def app_state(objects: ApisixObjects) -> AppState:
@@ -43,10 +44,11 @@ def app_state(objects: ApisixObjects) -> AppState:
     as_routed = None
     if stable is not None and match is not None:
         as_routed = AppSpec(objects.name, stable, canary, weight, owner, match=match)
-    conforms: bool | Verdict = False
-    if owned and as_routed is not None:
-        planned = as_routed
-        conforms = Verdict(lambda: not calls_for_objects(objects, planned))
+    conforms = (
+        owned
+        and as_routed is not None
+        and plans_nothing(functools.partial(calls_for_objects, objects, as_routed))
+    )
     return AppState(
         objects.name,
         owned,
