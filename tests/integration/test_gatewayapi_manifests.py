@@ -42,12 +42,6 @@ def render(localkube, directory: Path) -> list[dict]:
     return list(yaml.safe_load_all(localkube.kubectl("kustomize", str(directory)).stdout))
 
 
-def can_i(localkube, user: str, verb: str, resource: str, *scope: str) -> str:
-    result = localkube.kubectl("auth", "can-i", verb, resource, *scope, f"--as={user}", check=False)
-    assert result.stderr == "", result.stderr  # e.g. "the server doesn't have a resource type"
-    return result.stdout.strip()
-
-
 def test_the_overlay_passes_a_server_dry_run_and_runs_the_gateway_api_backend(localkube, overlay):
     directory, namespace = overlay
     result = localkube.kubectl("apply", "-k", str(directory), "--dry-run=server")
@@ -107,9 +101,9 @@ def test_the_component_grants_exactly_what_the_backend_calls(localkube, overlay)
     localkube.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(own))
     user = f"system:serviceaccount:{namespace}:canaryctl"
     for verb, resource, *scope in ALLOWED:
-        assert can_i(localkube, user, verb, resource, *scope) == "yes", (verb, resource)
+        assert localkube.can_i(user, verb, resource, *scope) == "yes", (verb, resource)
     for verb, resource, *scope in DENIED:
-        assert can_i(localkube, user, verb, resource, *scope) == "no", (verb, resource)
+        assert localkube.can_i(user, verb, resource, *scope) == "no", (verb, resource)
     listed = localkube.kubectl("auth", "can-i", "--list", f"--as={user}", "-n", "apps").stdout
     rows = {tuple(line.split()) for line in listed.splitlines()[1:]}
     unbound = localkube.kubectl(

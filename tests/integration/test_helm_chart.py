@@ -2,7 +2,8 @@
 manifests, which stay the one description of what canaryctl needs: with default values the
 chart renders the same RBAC rules and pod spec as `kubectl kustomize manifests/`, and, once
 installed on a real kube-apiserver, its ServiceAccount may do exactly what the kustomize
-one may (`kubectl auth can-i --list`, row for row).
+one may (`kubectl auth can-i --list`, row for row). Scoped to namespaces (`watchNamespaces`),
+it grants Roles in those alone, and the controller runs on them as its ServiceAccount.
 """
 
 from __future__ import annotations
@@ -16,6 +17,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from canaryctl.demo.environment import DemoEnvironment
+from canaryctl.demo.gateways.gateway_api import GatewayApiKit
+from canaryctl.testing.localkube import wait_until
+
 pytestmark = pytest.mark.localkube
 
 REPO = Path(__file__).resolve().parents[2]
@@ -24,6 +29,9 @@ CHART = MANIFESTS / "helm" / "canaryctl"
 DASHBOARD = MANIFESTS / "grafana" / "canaryctl.json"
 SYSTEM_NAMESPACE = "canaryctl-system"
 SERVICE_MONITOR_API = "monitoring.coreos.com/v1/ServiceMonitor"
+APP = "api7.cloud/published-service"
+CANARY = "api7.cloud/published-canary-service"
+PERCENT = "api7.cloud/published-service-canary-percentage"
 
 
 @pytest.fixture(scope="module")
@@ -156,6 +164,18 @@ def test_values_become_flags_and_read_only_mounts(helm):
     assert not any("http" in str(env) for env in container["env"])  # URLs only in files
     assert [e["name"] for e in container["env"]][:2] == ["POD_NAME", "POD_NAMESPACE"]
     assert objects[("PodDisruptionBudget", "canaryctl")]["spec"]["minAvailable"] == 1
+    # scoped: Services and Events through a Role in each watched namespace, nothing cluster-wide
+    roles = [o for o in template(helm, *values) if o["kind"] in ("Role", "RoleBinding")]
+    assert {
+        (o["kind"], o["metadata"]["namespace"])
+        for o in roles
+        if o["metadata"]["name"] == ("canaryctl")
+    } == {(kind, ns) for kind in ("Role", "RoleBinding") for ns in ("shop", "payments")}
+    cluster_rules = objects[("ClusterRole", "canaryctl")]["rules"]
+    assert [rule["resources"] for rule in cluster_rules] == [
+        ["tokenreviews"],
+        ["subjectaccessreviews"],
+    ]
     lease = objects[("Role", "canaryctl-leader-election")]["rules"]
     assert lease[1] == {
         "apiGroups": ["coordination.k8s.io"],
@@ -229,10 +249,7 @@ def test_install_grants_exactly_what_the_kustomize_manifests_grant(helm, localku
         assert can_i_list(localkube, ours, namespace) == can_i_list(
             localkube, theirs, SYSTEM_NAMESPACE
         )
-        denied = localkube.kubectl(
-            "auth", "can-i", "get", "secrets", f"--as={ours}", "-n", namespace, check=False
-        )
-        assert denied.stdout.strip() == "no"
+        assert localkube.can_i(ours, "get", "secrets", "-n", namespace) == "no"
     finally:
         helm(
             "uninstall",
@@ -242,3 +259,84 @@ def test_install_grants_exactly_what_the_kustomize_manifests_grant(helm, localku
             "--kubeconfig",
             str(localkube.kubeconfig),
         )
+
+
+@pytest.mark.parametrize("backend", ["api7", "gateway-api"])
+def test_a_scoped_install_runs_on_roles_in_its_namespaces_alone(
+    helm, localkube, tmp_path, monkeypatch, request, backend
+):
+    """watchNamespaces: Roles in those namespaces, no cluster-wide grant on Services, Events or
+    HTTPRoutes; and `canaryctl run` as that ServiceAccount, with the chart's arguments,
+    publishes a canary in a watched namespace without a single refusal."""
+    kit = GatewayApiKit(data_plane="route-follower") if backend == "gateway-api" else backend
+    if backend == "gateway-api":
+        request.getfixturevalue("gateway_api")
+    release = f"scoped-{uuid.uuid4().hex[:6]}"
+    system, watched, second, unwatched = (localkube.create_namespace() for _ in range(4))
+    values = [
+        "--set",
+        f"fullnameOverride={release},watchNamespaces={{{watched},{second}}}",
+        "--set",
+        f"gateway.backend={backend}",
+    ]
+    [deployment] = [
+        o for o in template(helm, *values, namespace=system) if o["kind"] == "Deployment"
+    ]
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    args = [a for a in container["args"][1:] if not a.startswith(("--namespace=", "--gateway="))]
+    helm(
+        "install",
+        release,
+        str(CHART),
+        "--namespace",
+        system,
+        *values,
+        "--kubeconfig",
+        str(localkube.kubeconfig),
+    )
+    try:
+        user = f"system:serviceaccount:{system}:{release}"
+        for verb, resource in (("patch", "services"), ("watch", "services"), ("create", "events")):
+            assert localkube.can_i(user, verb, resource, "-n", watched) == "yes"
+            assert localkube.can_i(user, verb, resource, "-n", second) == "yes"
+            assert localkube.can_i(user, verb, resource, "-n", unwatched) == "no"
+            assert localkube.can_i(user, verb, resource, "--all-namespaces") == "no"
+        if backend == "gateway-api":
+            routes = "httproutes.gateway.networking.k8s.io"
+            assert localkube.can_i(user, "create", routes, "-n", watched) == "yes"
+            assert localkube.can_i(user, "create", routes, "-n", unwatched) == "no"
+        account = localkube.serviceaccount_mount(tmp_path / "serviceaccount", system, release)
+        monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.kube/config to fall back to
+        monkeypatch.delenv("KUBECONFIG", raising=False)
+        with DemoEnvironment(
+            kube=localkube,
+            namespace=watched,
+            watched=[watched, second],
+            progress=lambda _: None,
+            serviceaccount_dir=account,
+            controller_args=args,
+            gateway=kit,
+        ) as env:
+            env.apply_service("error-page-v1", {APP: "error-page"})
+            env.apply_service("error-page-v2", {APP: "error-page", CANARY: "true", PERCENT: "30"})
+            env.wait_for_split((f"{watched}/error-page-v1", f"{watched}/error-page-v2", 30))
+            wait_until(lambda: "Published" in reasons(localkube, watched), 30, "an Event")
+            wait_until(lambda: status_of(localkube, watched), 30, "the status annotation")
+            assert env.stop_controller() == 0
+            log = env.controller_log.read_text()
+        assert "controller started" in log
+        assert "Forbidden" not in log and "HTTP 403" not in log, log[-3000:]
+    finally:
+        helm("uninstall", release, "--namespace", system, "--kubeconfig", str(localkube.kubeconfig))
+
+
+def reasons(localkube, namespace: str) -> list[str]:
+    jsonpath = "jsonpath={.items[*].reason}"
+    return localkube.kubectl("get", "events", "-n", namespace, "-o", jsonpath).stdout.split()
+
+
+def status_of(localkube, namespace: str) -> str:
+    jsonpath = r"jsonpath={.metadata.annotations.api7\.cloud/canary-status}"
+    return localkube.kubectl(
+        "get", "service", "error-page-v2", "-n", namespace, "-o", jsonpath
+    ).stdout

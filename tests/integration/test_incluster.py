@@ -87,12 +87,9 @@ def pod_token(localkube) -> str:
 @pytest.fixture
 def serviceaccount_dir(localkube, pod_token, tmp_path) -> Path:
     """What the kubelet mounts at /var/run/secrets/kubernetes.io/serviceaccount."""
-    directory = tmp_path / "serviceaccount"
-    directory.mkdir()
-    (directory / "token").write_text(pod_token)
-    (directory / "ca.crt").write_bytes((localkube.pki / "ca.crt").read_bytes())
-    (directory / "namespace").write_text(SYSTEM_NAMESPACE)
-    return directory
+    return localkube.serviceaccount_mount(
+        tmp_path / "serviceaccount", SYSTEM_NAMESPACE, "canaryctl", pod_token
+    )
 
 
 @pytest.fixture

@@ -283,24 +283,16 @@ DENIED = [
 ]
 
 
-def can_i(localkube, user: str, verb: str, resource: str, scope: tuple[str, ...]) -> str:
-    result = localkube.kubectl("auth", "can-i", verb, resource, *scope, f"--as={user}", check=False)
-    assert result.stderr == "", (
-        result.stderr
-    )  # e.g. "Warning: the server doesn't have a resource type"
-    return result.stdout.strip()
-
-
 @pytest.mark.parametrize("verb, resource, scope", ALLOWED, ids=[f"{v}-{r}" for v, r, _ in ALLOWED])
 def test_controller_may(localkube, installed, verb, resource, scope):
-    assert can_i(localkube, CONTROLLER, verb, resource, scope) == "yes"
+    assert localkube.can_i(CONTROLLER, verb, resource, *scope) == "yes"
 
 
 @pytest.mark.parametrize(
     "verb, resource, scope", DENIED, ids=[f"{v}-{r}{''.join(s[2:])}" for v, r, s in DENIED]
 )
 def test_controller_may_not(localkube, installed, verb, resource, scope):
-    assert can_i(localkube, CONTROLLER, verb, resource, scope) == "no"
+    assert localkube.can_i(CONTROLLER, verb, resource, *scope) == "no"
 
 
 def granted_rules(localkube, user: str, namespace: str = APP_NAMESPACE) -> set[tuple[str, ...]]:
@@ -346,16 +338,16 @@ LEASE_DENIED = [
 def test_leader_election_is_allowed_in_the_controllers_own_namespace_only(
     localkube, installed, verb, resource
 ):
-    assert can_i(localkube, CONTROLLER, verb, resource, IN_OWN_NAMESPACE) == "yes"
-    assert can_i(localkube, CONTROLLER, verb, resource, IN_APP_NAMESPACE) == "no"
-    assert can_i(localkube, CONTROLLER, verb, resource, EVERYWHERE) == "no"  # cluster-wide
+    assert localkube.can_i(CONTROLLER, verb, resource, *IN_OWN_NAMESPACE) == "yes"
+    assert localkube.can_i(CONTROLLER, verb, resource, *IN_APP_NAMESPACE) == "no"
+    assert localkube.can_i(CONTROLLER, verb, resource, *EVERYWHERE) == "no"  # cluster-wide
 
 
 @pytest.mark.parametrize(
     "verb, resource", LEASE_DENIED, ids=[f"{v}-{r.rpartition('/')[2]}" for v, r in LEASE_DENIED]
 )
 def test_no_other_lease_and_no_other_verb(localkube, installed, verb, resource):
-    assert can_i(localkube, CONTROLLER, verb, resource, IN_OWN_NAMESPACE) == "no"
+    assert localkube.can_i(CONTROLLER, verb, resource, *IN_OWN_NAMESPACE) == "no"
 
 
 def test_in_its_own_namespace_the_controller_has_only_the_lease_rules_more(localkube, installed):
@@ -391,8 +383,8 @@ def test_metrics_reader_role_grants_get_on_metrics_and_nothing_else(localkube, m
         if o["metadata"]["name"] == "canaryctl-metrics-reader"
     ]
     assert role["rules"] == [{"nonResourceURLs": ["/metrics"], "verbs": ["get"]}]
-    assert can_i(localkube, metrics_reader, "get", "/metrics", NOT_NAMESPACED) == "yes"
-    assert can_i(localkube, metrics_reader, "post", "/metrics", NOT_NAMESPACED) == "no"
-    assert can_i(localkube, UNBOUND, "get", "/metrics", NOT_NAMESPACED) == "no"
+    assert localkube.can_i(metrics_reader, "get", "/metrics", *NOT_NAMESPACED) == "yes"
+    assert localkube.can_i(metrics_reader, "post", "/metrics", *NOT_NAMESPACED) == "no"
+    assert localkube.can_i(UNBOUND, "get", "/metrics", *NOT_NAMESPACED) == "no"
     extra = granted_rules(localkube, metrics_reader) - granted_rules(localkube, UNBOUND)
     assert extra == {("[/metrics]", "[]", "[get]")}

@@ -139,13 +139,9 @@ def test_the_controller_runs_from_the_stored_deployment_and_secret(
         ).stdout
     )
     [container] = stored["spec"]["template"]["spec"]["containers"]
-    mount = tmp_path / "serviceaccount"  # what the kubelet mounts for the pod
-    mount.mkdir()
-    (mount / "token").write_text(
-        localkube.service_account_token(installed, f"canaryctl-{installed}")
+    mount = localkube.serviceaccount_mount(
+        tmp_path / "serviceaccount", installed, f"canaryctl-{installed}"
     )
-    (mount / "ca.crt").write_bytes((localkube.pki / "ca.crt").read_bytes())
-    (mount / "namespace").write_text(installed)
 
     with ApisixEmulator(admin_key=ADMIN_KEY) as emulator:
         env = kubelet_env(localkube, installed, container)

@@ -47,8 +47,11 @@ def connect(args: argparse.Namespace, user_agent: str) -> Connection:
     api = load_api_client(args.kubeconfig)
     api.user_agent = user_agent
     routes = RouteClient(api)
+    # is the HTTPRoute API served? Asked where canaryctl may list routes: a controller scoped
+    # to namespaces may do so only there (Helm's watchNamespaces grants Roles, not a ClusterRole)
+    checked = args.namespaces[0] if args.namespaces else parent.namespace
     try:
-        routes.named(parent.namespace, "canaryctl-start-check")  # is the HTTPRoute API served?
+        routes.named(checked, "canaryctl-start-check")
         found = routes.gateway(parent.namespace, parent.name)
     except GatewayError as error:
         api.close()

@@ -279,6 +279,25 @@ class LocalKube:
         assert answer.status is not None and answer.status.token  # the apiserver fills both
         return answer.status.token
 
+    def serviceaccount_mount(
+        self, directory: Path, namespace: str, name: str, token: str | None = None
+    ) -> Path:
+        """Lay out in `directory` what the kubelet mounts for a pod running as ServiceAccount
+        `namespace/name` (token, ca.crt, namespace); a token is minted unless given."""
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "token").write_text(token or self.service_account_token(namespace, name))
+        (directory / "ca.crt").write_bytes((self.pki / "ca.crt").read_bytes())
+        (directory / "namespace").write_text(namespace)
+        return directory
+
+    def can_i(self, user: str, verb: str, resource: str, *scope: str) -> str:
+        """`kubectl auth can-i VERB RESOURCE SCOPE... --as=USER`: "yes" or "no". A warning
+        (an unknown resource, say) raises, so it cannot pass for a "no"."""
+        result = self.kubectl("auth", "can-i", verb, resource, *scope, f"--as={user}", check=False)
+        if result.stderr:
+            raise RuntimeError(f"kubectl auth can-i {verb} {resource}: {result.stderr.strip()}")
+        return result.stdout.strip()
+
     def install_gateway_api(self, version: str | None = None) -> list[str]:
         """Install the Gateway API standard-channel CRDs; return their names once Established."""
         from canaryctl.testing.localkube import gateway_api

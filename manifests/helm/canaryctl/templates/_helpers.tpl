@@ -41,7 +41,7 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 - --metrics-cert-file=/etc/canaryctl/metrics-tls/tls.crt
 - --metrics-key-file=/etc/canaryctl/metrics-tls/tls.key
 {{- end }}
-{{- range .Values.watchNamespaces }}
+{{- range .Values.watchNamespaces | uniq }}
 - --namespace={{ . }}
 {{- end }}
 {{- with .Values.prometheusUrl }}
@@ -60,4 +60,22 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- if .Values.appBindings.required }}
 - --require-app-binding
 {{- end }}
+{{- end -}}
+
+{{/* What the controller does to the Services it watches: the informer (list, watch), the
+status annotation (patch), Events on them (create, patch a repeated one). */}}
+{{- define "canaryctl.serviceRules" -}}
+- apiGroups: [""]
+  resources: ["services"]
+  verbs: ["get", "list", "watch", "patch"]
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+{{- end -}}
+
+{{/* The Gateway API backend's HTTPRoutes, beside the Services they route to. */}}
+{{- define "canaryctl.routeRules" -}}
+- apiGroups: ["gateway.networking.k8s.io"]
+  resources: ["httproutes"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 {{- end -}}
