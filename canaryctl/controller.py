@@ -42,6 +42,7 @@ from canaryctl.reconciler import (
 )
 from canaryctl.reconciler import Notifier as ReconcileNotifier  # + flush/stop, below
 from canaryctl.release.analysis import Analyzer
+from canaryctl.release.hookclient import HookClient
 from canaryctl.server import Endpoint, MetricsEndpointFactory, health_endpoint, metrics_endpoint
 from canaryctl.tenancy import Bindings
 from canaryctl.workqueue import RateLimitingQueue, new_controller_queue
@@ -65,6 +66,7 @@ class Settings:
     require_app_binding: bool = False  # app names must be listed on their Namespace
     metrics_server: MetricsEndpointFactory = metrics_endpoint  # run --metrics-secure: HTTPS + auth
     notifier: Notifier | None = None  # release events to webhooks (run --notify-*)
+    hooks: HookClient | None = None  # release hooks (None: one allowing all but link-local)
 
 
 class Informer(Protocol):
@@ -125,6 +127,7 @@ class Controller:
             settings.analyzer,
             reconcile_settings,
             notifier=settings.notifier,
+            hooks=settings.hooks,
         )
         self._stopping = threading.Event()
         self._standby = threading.Event()  # set while another replica leads: enqueue nothing

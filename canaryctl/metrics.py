@@ -156,8 +156,9 @@ analysis_checks_total = Counter(
     ["result"],
     registry=REGISTRY,
 )
-# release hooks: hook in {pre, step, promote, rollback}; result pass|fail|error, or dropped
-# (a rollback notice that found the notifier's queue full)
+# release hooks: hook in {pre, step, promote, rollback}; result pass|fail|error, refused (its
+# host is not allowed by --hook-allow: nothing sent), or dropped (a rollback notice that found
+# the notifier's queue full)
 hook_calls_total = Counter(
     "canaryctl_hook_calls_total",
     "Release hook calls by hook and result",
@@ -271,7 +272,7 @@ RECONCILE_RESULTS = ("success", "error", "requeue", "requeue_after")
 RELEASE_RESULTS = ("succeeded", "rolled_back", "aborted", "promoted")
 CHECK_RESULTS = ("pass", "fail", "no_data", "error")
 HOOKS = ("pre", "step", "promote", "rollback")
-HOOK_RESULTS = ("pass", "fail", "error", "dropped")
+HOOK_RESULTS = ("pass", "fail", "error", "refused", "dropped")
 WATCH_RESTART_REASONS = ("expired", "closed", "error")
 RELIST_REASONS = ("initial", "expired", "resync")
 EVENT_DROP_REASONS = ("spam_filter", "queue_full", "stopped", "not_leader")

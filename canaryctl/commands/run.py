@@ -39,6 +39,8 @@ from canaryctl.notify.config import CONFIG_ENV, FORMAT_ENV, URL_FILE_ENV, channe
 from canaryctl.notify.messages import FORMATS
 from canaryctl.notify.notifier import Notifier
 from canaryctl.release.analysis import VARIABLES, Analyzer, QueryTemplates
+from canaryctl.release.hookclient import HookClient
+from canaryctl.release.hooktargets import HookTargets
 from canaryctl.release.prometheus import PrometheusClient
 from canaryctl.server import MetricsEndpointFactory, metrics_endpoint
 
@@ -89,6 +91,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="a namespace may publish only the app names its Namespace lists in the annotation "
         "api7.cloud/allowed-apps (needs get/list/watch on namespaces)",
+    )
+    parser.add_argument(
+        "--hook-allow",
+        action="append",
+        default=[],
+        metavar="HOST|.SUFFIX|CIDR",
+        help="release hooks may call only hosts of this name or suffix, or addresses in this "
+        "network (repeatable; default: any address but link-local)",
     )
     parser.add_argument("--metrics-addr", default=":8080", help="address serving /metrics")
     parser.add_argument(
@@ -233,6 +243,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         suspect_window=args.suspect_window,
         require_app_binding=args.require_app_binding,
         notifier=_notifier(args),
+        hooks=HookClient(targets=HookTargets(args.hook_allow)),
     )
 
 

@@ -27,11 +27,13 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable
+from typing import Literal
 from urllib.parse import urlsplit
 
 import canaryctl
 from canaryctl import metrics
 from canaryctl.release.hooks import HookCall
+from canaryctl.release.hooktargets import HookTargets
 from canaryctl.release.observations import HookOutcome, HookResult
 
 log = logging.getLogger(__name__)
@@ -44,10 +46,15 @@ EXCERPT = 200  # characters of an answer's body shown in messages
 _READ_LIMIT = 4096  # bytes of an answer's body read at most
 _NOTICE_QUEUE = 64
 _NOTIFIERS = 2
+Attempt = HookOutcome | Literal["refused"]  # refused: the host is not allowed, nothing sent
 
 
 class _NoAnswer(Exception):
     """An attempt that got no HTTP answer; the message says why in a few words."""
+
+
+class _Refused(Exception):
+    """The URL's host is not a place hooks may call (`HookTargets`): nothing was sent."""
 
 
 class HookClient:
@@ -58,8 +65,10 @@ class HookClient:
         user_agent: str = f"canaryctl/{canaryctl.__version__}",
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        targets: HookTargets | None = None,
     ):
         self.user_agent, self.clock, self.sleep = user_agent, clock, sleep
+        self.targets = targets or HookTargets()
         self.tls = ssl.create_default_context()
         self._notices: queue.Queue[HookCall | None] = queue.Queue(_NOTICE_QUEUE)
         self._notifiers: list[threading.Thread] = []
@@ -75,13 +84,15 @@ class HookClient:
             outcome, status, detail = self._attempt(call, deadline - self.clock())
             if outcome == "pass" or (outcome == "fail" and status not in RETRIED_STATUSES):
                 break
+            if outcome == "refused":  # the same host is refused again: no retry
+                break
             if deadline - self.clock() <= backoff:
                 break
             self.sleep(backoff)
             backoff = min(2 * backoff, MAX_BACKOFF_S)
         result = HookResult(
             call.hook,
-            outcome,
+            "error" if outcome == "refused" else outcome,  # never sent: never a no
             _message(call, outcome, status, detail, attempts),
             status,
             attempts,
@@ -126,32 +137,34 @@ class HookClient:
 
     # --- internals ------------------------------------------------------------------------------
 
-    def _attempt(self, call: HookCall, budget: float) -> tuple[HookOutcome, int | None, str]:
+    def _attempt(self, call: HookCall, budget: float) -> tuple[Attempt, int | None, str]:
         """(outcome, HTTP status, an excerpt of the answer or why there was none)."""
         try:
             status, excerpt = self._post(call, max(budget, 0.001))
         except _NoAnswer as error:
             return "error", None, str(error)
+        except _Refused as error:
+            return "refused", None, str(error)
         return ("pass" if 200 <= status < 300 else "fail"), status, excerpt
 
     def _post(self, call: HookCall, budget: float) -> tuple[int, str]:
         """One POST that ends within `budget` seconds: (status, excerpt of the answer)."""
         url = urlsplit(call.url)
-        connect_timeout = min(budget, CONNECT_TIMEOUT_S)
-        connection: http.client.HTTPConnection
-        if url.scheme.lower() == "https":
-            connection = http.client.HTTPSConnection(
-                url.hostname or "", url.port, timeout=connect_timeout, context=self.tls
-            )
-        else:
-            connection = http.client.HTTPConnection(
-                url.hostname or "", url.port, timeout=connect_timeout
-            )
+        host, secure = url.hostname or "", url.scheme.lower() == "https"
+        port = url.port or (443 if secure else 80)
+        # the connection frames the exchange (Host header and all); the socket is ours
+        connection: http.client.HTTPConnection = (
+            http.client.HTTPSConnection(host, url.port, context=self.tls)
+            if secure
+            else http.client.HTTPConnection(host, url.port)
+        )
         watchdog = _Watchdog(connection, budget)
         path = (url.path or "/") + (f"?{url.query}" if url.query else "")
         headers = {"Content-Type": "application/json", "User-Agent": self.user_agent}
         try:
-            connection.connect()
+            connection.sock = self._connect(host, port, min(budget, CONNECT_TIMEOUT_S))
+            if secure:
+                connection.sock = self.tls.wrap_socket(connection.sock, server_hostname=host)
             connection.sock.settimeout(budget)
             connection.request("POST", path, body=call.body(), headers=headers)
             answer = connection.getresponse()
@@ -161,6 +174,27 @@ class HookClient:
         finally:
             watchdog.cancel()
             connection.close()
+
+    def _connect(self, host: str, port: int, timeout: float) -> socket.socket:
+        """A TCP connection to the first address of `host` that `targets` allows and that
+        accepts; _Refused when it allows none (then nothing was opened)."""
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        allowed, refusal = self.targets.allowed(host, [str(info[4][0]) for info in found])
+        if refusal is not None:
+            raise _Refused(refusal)
+        error: OSError = OSError(f"no address for {host}")
+        for family, kind, protocol, _, address in found:
+            if address[0] not in allowed:
+                continue
+            sock = socket.socket(family, kind, protocol)
+            try:
+                sock.settimeout(timeout)
+                sock.connect(address)
+                return sock
+            except OSError as failed:
+                sock.close()
+                error = failed
+        raise error
 
     def _start_notifiers(self) -> None:
         with self._lock:
@@ -178,9 +212,11 @@ class HookClient:
 
 
 def _message(
-    call: HookCall, outcome: HookOutcome, status: int | None, detail: str, attempts: int
+    call: HookCall, outcome: Attempt, status: int | None, detail: str, attempts: int
 ) -> str:
     tries = f" ({attempts} attempts)" if attempts > 1 else ""
+    if outcome == "refused":
+        return f"{call.url}: not called: {detail}"
     if outcome == "error":
         return f"{call.url}: no answer within {call.timeout_s:g} s{tries}: {detail}"
     said = f"{call.url} answered HTTP {status}"

@@ -10,12 +10,14 @@ gateway for a while and answers at once, so a release can bring its own traffic.
 
 `stop()` ends every pending delay first, so a test never waits for a hook it made hang.
 Each answer closes its connection (HTTP/1.0), as canaryctl's hook client opens one per call.
+Given a server TLS context, it speaks HTTPS instead.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import ssl
 import threading
 import time
 from collections import deque
@@ -129,9 +131,12 @@ class _Handler(BaseHTTPRequestHandler):
 class HookReceiver:
     """Hook endpoints on 127.0.0.1; a context manager."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0):
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, tls: ssl.SSLContext | None = None):
         self._context = _Context()
         self._server = _Server((host, port), self._context)
+        self._scheme = "https" if tls else "http"
+        if tls is not None:  # each accepted connection does its TLS handshake in accept()
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
@@ -165,7 +170,7 @@ class HookReceiver:
 
     def url(self, path: str = "/hook") -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}{path}"
+        return f"{self._scheme}://{host!s}:{port}{path}"
 
     def answer(self, path: str, *answers: Answer) -> None:
         """Answer calls to `path` with `answers` in turn (then 200 "ok" when they run out)."""

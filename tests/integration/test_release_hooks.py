@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -24,10 +25,13 @@ from canaryctl.reconciler import INDEXERS, Reconciler
 from canaryctl.release import config as rc
 from canaryctl.release.hookclient import HookClient
 from canaryctl.release.hooks import HookCall, context_of
+from canaryctl.release.hooktargets import HookTargets
 from canaryctl.release.state import CheckResult, ReleaseState
 from canaryctl.testing.hookreceiver import Answer, HookReceiver
 from canaryctl.testing.memory_gateway import MemoryGateway
 from canaryctl.testing.processes import free_port, wait_until
+from canaryctl.tls import selfsigned
+from canaryctl.tls.context import server_context
 
 APP = "error-page"
 T0 = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
@@ -157,6 +161,25 @@ def test_https_verifies_certificates(client):
     assert result.result == "error" and "TLS" in result.message
 
 
+def test_https_reaches_a_trusted_hook_by_its_name():
+    """The client opens the socket itself (to the address it allowed), then TLS: the certificate
+    is still checked against the URL's host name."""
+    certified = selfsigned.generate(["localhost"])
+    hooks = HookClient(targets=HookTargets(["localhost"]))
+    hooks.tls = ssl.create_default_context(cadata=certified.certificate_pem)
+    try:
+        with HookReceiver(tls=server_context(certified)) as secure:
+            url = secure.url("/step").replace("127.0.0.1", "localhost")
+            trusted = hooks.call(call(url))
+            hooks.targets = HookTargets()  # any address: 127.0.0.1 is not the certificate's name
+            mismatched = hooks.call(call(secure.url("/step"), timeout_s=1))
+            calls = len(secure.calls("/step"))
+    finally:
+        hooks.close(timeout=1)
+    assert (trusted.result, trusted.status, calls) == ("pass", 200, 1)
+    assert mismatched.result == "error" and "TLS certificate not trusted" in mismatched.message
+
+
 def test_notify_returns_before_the_hook_answers(receiver, client):
     receiver.answer("/rollback", Answer(200, delay_s=60))
     answered = hook_count("rollback", "error") + hook_count("rollback", "pass")
@@ -172,6 +195,41 @@ def test_notices_beyond_the_queue_are_dropped_and_counted(receiver, client):
     client.notify([call(receiver.url("/rollback"), 30, "rollback") for _ in range(70)])
     # 64 wait in the queue, up to 2 are being sent: at least 4 of 70 had no room
     assert 4 <= hook_count("rollback", "dropped") - dropped <= 6
+
+
+def test_a_link_local_hook_is_refused_without_a_connection_and_never_a_no(client):
+    refused = hook_count("step", "refused")
+    result = client.call(call("http://169.254.169.254/latest/meta-data/", timeout_s=5))
+    assert (result.result, result.status, result.attempts) == ("error", None, 1)
+    assert result.seconds < 1  # not retried: the same host would be refused again
+    assert result.message == (
+        "http://169.254.169.254/latest/meta-data/: not called: 169.254.169.254 is not a place"
+        " hooks may call: --hook-allow allows any address but link-local"
+    )
+    assert hook_count("step", "refused") == refused + 1
+
+
+@pytest.mark.parametrize(
+    "allowed, reached",
+    [
+        (["10.0.0.0/8", "hooks.example.com"], False),
+        (["127.0.0.0/8"], True),
+        (["127.0.0.1"], True),
+        (["localhost"], True),  # the URL's name, whatever it resolves to
+        (["*.localhost"], True),  # a suffix covers the name itself too
+    ],
+)
+def test_with_an_allow_list_only_listed_names_and_networks_are_called(receiver, allowed, reached):
+    hooks = HookClient(targets=HookTargets(allowed))
+    url = receiver.url("/step").replace("127.0.0.1", "localhost")
+    try:
+        result = hooks.call(call(url))
+    finally:
+        hooks.close(timeout=1)
+    assert len(receiver.calls("/step")) == (1 if reached else 0)
+    assert result.result == ("pass" if reached else "error")
+    if not reached:
+        assert "--hook-allow allows 10.0.0.0/8, hooks.example.com" in result.message
 
 
 # --- whole reconciles -------------------------------------------------------------------------
@@ -208,11 +266,12 @@ class Loop:
     analyzer: Scripted = field(default_factory=lambda: Scripted([]))
     now: datetime = T0
     events: list[tuple[str, str, str]] = field(default_factory=list)
+    targets: HookTargets = field(default_factory=HookTargets)
 
     def __post_init__(self) -> None:
         self.store = ServiceStore(INDEXERS)
         self.gateway = MemoryGateway()
-        self.hooks = HookClient()
+        self.hooks = HookClient(targets=self.targets)
         self.reconciler = Reconciler(
             self.store,
             GatewayCache(),
@@ -330,3 +389,17 @@ def test_the_rollback_hook_hears_of_a_rollback_after_the_gateway_write(loop, rec
     payload = receiver.calls("/rollback")[0].payload
     assert (payload["phase"], payload["weight"]) == ("RolledBack", 0)
     assert payload["lastCheck"]["result"] == "fail"
+
+
+def test_a_pre_hook_the_operator_does_not_allow_holds_at_0_percent_and_says_why(receiver):
+    loop = Loop(receiver, targets=HookTargets(["10.0.0.0/8"]))
+    loop.publish(**{rc.PRE_HOOK: receiver.url("/pre")})
+    loop.reconcile_at(0)
+    assert receiver.calls("/pre") == [] and loop.weight() == 0
+    assert "Aborted" not in loop.reasons()
+    check = loop.release()["lastCheck"]
+    assert (check["result"], check["hooks"][0]["attempts"]) == ("error", 1)
+    assert check["message"] == (
+        f"pre-release hook {receiver.url('/pre')}: not called: 127.0.0.1 is not a place hooks"
+        " may call: --hook-allow allows 10.0.0.0/8"
+    )

@@ -100,3 +100,11 @@ def test_bad_leader_election_flags_exit_2(monkeypatch, capsys, tmp_path, flags, 
     assert main(["run", "--api7-addr", "http://127.0.0.1:9", *flags]) == 2
     err = capsys.readouterr().err
     assert "invalid flag" in err and message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("pattern", ["http://hooks.example.com", "a..b", "*.", "bad name"])
+def test_a_hook_allow_that_is_no_name_suffix_or_network_exits_2(monkeypatch, capsys, pattern):
+    monkeypatch.setenv("API7_CLOUD_TOKEN", "secret-token-value")
+    assert main(["run", "--api7-addr", "http://127.0.0.1:9", f"--hook-allow={pattern}"]) == 2
+    err = capsys.readouterr().err
+    assert "invalid flag" in err and f"--hook-allow {pattern!r}" in err and "Traceback" not in err

@@ -44,6 +44,9 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- range .Values.watchNamespaces | uniq }}
 - --namespace={{ . }}
 {{- end }}
+{{- range .Values.hookAllow }}
+- --hook-allow={{ . }}
+{{- end }}
 {{- with .Values.prometheusUrl }}
 - --prometheus-url={{ . }}
 {{- end }}
