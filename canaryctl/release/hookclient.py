@@ -9,7 +9,9 @@ default) lasts. Every attempt gets what is left of the budget and a watchdog shu
 when that runs out, so a hook that hangs, or answers one byte at a time, costs one budget,
 never more (per-read socket timeouts alone would not bound a slow drip). TLS certificates
 and host names are verified against the system's trust store; proxies from the environment
-are not used (hooks are expected inside the cluster).
+are not used (hooks are expected inside the cluster). The host is resolved first and only an
+address `HookTargets` (`--hook-allow`) admits is connected to; a refused one is sent nothing
+and is an *error* (counted as `refused`), never a no.
 
 `call` is made from the reconciler's observe step (pre, step, promote gate), on a worker of
 the controller's pool, so one slow hook holds one application for at most its budget.
@@ -82,9 +84,8 @@ class HookClient:
         while True:
             attempts += 1
             outcome, status, detail = self._attempt(call, deadline - self.clock())
-            if outcome == "pass" or (outcome == "fail" and status not in RETRIED_STATUSES):
-                break
-            if outcome == "refused":  # the same host is refused again: no retry
+            final = outcome == "fail" and status not in RETRIED_STATUSES
+            if outcome in ("pass", "refused") or final:  # a refused host stays refused
                 break
             if deadline - self.clock() <= backoff:
                 break

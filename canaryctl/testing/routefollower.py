@@ -12,6 +12,8 @@ backend's weight to its credit, takes the highest credit and subtracts the total
 the route's weights (a new resourceVersion) starts the spread over from the new weights.
 Service DNS names do not resolve here: `add_resolve` maps `svc.ns.svc.cluster.local:port` to
 a local backend. No route: 404; no backend with weight: 500 (as the Gateway API asks).
+`set_split` makes it spread a route differently from what the route says, as the API7 and
+APISIX emulators' `set_split` do: a data plane gone wrong, for tests of the observed split.
 """
 
 from __future__ import annotations
@@ -159,7 +161,8 @@ class RouteFollower:
             kind="route",
         )
         self._lock = threading.Lock()
-        self._spreads: dict[str, tuple[str, SmoothRoundRobin]] = {}  # route -> (version, rr)
+        self._spreads: dict[str, tuple[object, SmoothRoundRobin]] = {}  # rule -> (version, rr)
+        self._forced: dict[str, dict[str, int]] = {}  # route -> {namespace/service: weight}
         self._server = BackgroundHTTPServer(_Handler, self, "127.0.0.1", port)
 
     @property
@@ -204,6 +207,15 @@ class RouteFollower:
         route = self.route_for(host)
         return [] if route is None else [(key, weight) for key, _, weight in route.backends]
 
+    def set_split(self, route_key: str, weights: Mapping[str, int] | None) -> None:
+        """Spread route `route_key` (namespace/name) by `weights` ({namespace/service: weight})
+        for the backends named there, whatever the route says; None: follow the route again."""
+        with self._lock:
+            if weights is None:
+                self._forced.pop(route_key, None)
+            else:
+                self._forced[route_key] = dict(weights)
+
     def choose(
         self,
         route: FollowedRoute,
@@ -220,10 +232,12 @@ class RouteFollower:
             return None
         spread_key = f"{route.key}#{number}"
         with self._lock:
+            forced = self._forced.get(route.key, {})
+            weights = [forced.get(key, weight) for key, _, weight in rule.backends]
             version, spread = self._spreads.get(spread_key, ("", None))
-            if spread is None or version != route.resource_version:
-                spread = SmoothRoundRobin([weight for _, _, weight in rule.backends])
-                self._spreads[spread_key] = (route.resource_version, spread)
+            if spread is None or version != (route.resource_version, weights):
+                spread = SmoothRoundRobin(weights)
+                self._spreads[spread_key] = ((route.resource_version, weights), spread)
             index = spread.pick()
         if index is None:
             return None

@@ -2,8 +2,9 @@
 
 Real apiserver, the controller as a process, a real Prometheus scraping the gateway's data
 plane, steady traffic. The observed split of a healthy release stays within tolerance; a data
-plane made to split differently from its configuration (the emulator's `set_split`) gives a
-`SplitMismatch` and, with `canary-on-split-mismatch: hold`, a held step. A release can bring
+plane made to split differently from its configuration (the emulators' and the Gateway API
+stand-in's `set_split`) gives a `SplitMismatch` and, with `canary-on-split-mismatch: hold`, a
+held step. A release can bring
 its own traffic through a pre-release hook (the test kit's hook receiver starting a load
 generator) and wait for a promote gate. Runs for every gateway kit that exists.
 """
@@ -11,11 +12,13 @@ generator) and wait for a promote gate. Runs for every gateway kit that exists.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
 from canaryctl.demo.environment import DemoEnvironment
-from canaryctl.demo.gateways import KITS
+from canaryctl.demo.gateways.gateway_api import GatewayApiKit
 from canaryctl.demo.traffic import LoadGenerator
 from canaryctl.gateway.apisix.naming import route_id
 from canaryctl.testing.hookreceiver import Answer, HookReceiver, Load
@@ -29,21 +32,35 @@ TOLERANCE = 5.0
 # upstream node); the Gateway API kit passes its data plane's (Traefik's service series).
 
 
-@pytest.fixture(params=["api7", "apisix", "gateway-api"])
-def env(request, localkube, namespace, prometheus_server_factory):
-    if request.param not in KITS:
-        pytest.skip(f"no {request.param} kit in canaryctl/demo/gateways yet")
-    prometheus_server_factory([])  # skips (or fails under CANARYCTL_REQUIRE_PROMETHEUS=1)
+@contextmanager
+def published_stable(kit: str | GatewayApiKit, localkube, namespace) -> Iterator[DemoEnvironment]:
     with DemoEnvironment(
         versions=("v1", "v2"),
         kube=localkube,
         namespace=namespace,
         progress=lambda _: None,
         with_prometheus=True,
-        gateway=request.param,
+        gateway=kit,
     ) as environment:
         environment.apply_service("error-page-v1", {APP: "error-page"})
         environment.wait_for_split((f"{namespace}/error-page-v1", None, 0))
+        yield environment
+
+
+@pytest.fixture(params=["api7", "apisix", "gateway-api"])
+def env(request, localkube, namespace, prometheus_server_factory):
+    prometheus_server_factory([])  # skips (or fails under CANARYCTL_REQUIRE_PROMETHEUS=1)
+    with published_stable(request.param, localkube, namespace) as environment:
+        yield environment
+
+
+@pytest.fixture(params=["api7", "apisix", "gateway-api"])
+def skewable(request, localkube, namespace, prometheus_server_factory):
+    """As `env`, with a data plane that can be told to split differently: for the Gateway API,
+    the kit's stand-in (Traefik splits as the route says, and nothing else)."""
+    prometheus_server_factory([])
+    kit = GatewayApiKit("route-follower") if request.param == "gateway-api" else request.param
+    with published_stable(kit, localkube, namespace) as environment:
         yield environment
 
 
@@ -73,8 +90,12 @@ def skew(env, canary_share: int) -> None:
         env.emulator.set_split("error-page", [canary_share, 100 - canary_share])
     elif env.kit.name == "apisix":  # the weighted rule's entries: the canary, the route's own
         env.emulator.set_split(route_id("error-page"), [canary_share, 100 - canary_share])
-    else:  # the Gateway API stand-in data plane follows the route as written, nothing else
-        pytest.skip(f"the {env.kit.name} data plane cannot be told to split differently")
+    else:  # the route follower, by backend
+        shares = {"error-page-v2": canary_share, "error-page-v1": 100 - canary_share}
+        env.emulator.set_split(
+            f"{env.namespace}/error-page",
+            {f"{env.namespace}/{name}": share for name, share in shares.items()},
+        )
 
 
 def exported_share(env) -> float | None:
@@ -100,7 +121,8 @@ def test_a_healthy_split_is_within_tolerance_at_every_check(env):
     assert exported_share(env) == pytest.approx(split["share"], abs=0.01)
 
 
-def test_a_data_plane_that_splits_differently_is_a_split_mismatch_and_holds_the_step(env):
+def test_a_data_plane_that_splits_differently_is_a_split_mismatch_and_holds_the_step(skewable):
+    env = skewable
     skew(env, 80)
     with LoadGenerator(env.kit.dataplane_url, rate=60):
         release(env, on_split_mismatch="hold")
