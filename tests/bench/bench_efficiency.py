@@ -16,7 +16,9 @@ reads the controller's own CPU time (/proc/<pid>/stat, user + system) and peak R
    far less between runs than either alone: use it to compare two versions;
 2. API7 Cloud restart with nothing changed, at M applications (default 200, each a stable and
    a canary at 10 %): time to ready, CPU until every app was reconciled again, gateway reads
-   (list pages and per-app reads) and writes (the bar: 0), peak RSS.
+   (list pages and per-app reads) and writes (the bar: 0), peak RSS. `--gateway-latency-ms`
+   delays every gateway answer during the restart, as a real API7 Cloud far away would: the
+   time to ready then shows how the per-app reads overlap.
 
 With `--floor`, part 1 runs a second time for API7 with `floor_controller.py` in place of
 `canaryctl run`: the same process with every decision taken out (precomputed gateway body,
@@ -201,7 +203,7 @@ def _start_profiler(pid: int, output: Path) -> subprocess.Popen:
 # 2. restart with nothing changed ------------------------------------------------------------
 
 
-def restart(kube: LocalKube, apps: int, python: str = sys.executable) -> None:
+def restart(kube: LocalKube, apps: int, python: str = sys.executable, latency_ms: int = 0) -> None:
     namespace = "restart"
     kube.create_namespace(namespace)
     with kube.api_client() as api, concurrent.futures.ThreadPoolExecutor(8) as pool:
@@ -228,6 +230,8 @@ def restart(kube: LocalKube, apps: int, python: str = sys.executable) -> None:
         time.sleep(2)  # the status writes settle
         env.stop_controller()
         emulator.clear_request_log()
+        if latency_ms:  # every gateway answer this much later, as over the Internet
+            emulator.inject_fault(kind="latency", latency_ms=latency_ms)
         started = time.monotonic()
         env.start_controller()  # returns once /readyz answers: the start-up read is done
         ready = time.monotonic() - started
@@ -237,10 +241,13 @@ def restart(kube: LocalKube, apps: int, python: str = sys.executable) -> None:
         log = emulator.request_log()
         rss = peak_rss_mb(pid)
         env.stop_controller()
+        emulator.clear_faults()
     reads = [r for r in log if r.method == "GET"]
     pages = sum(r.path.endswith("/apps") and "page=" in r.query for r in reads)
+    slow = f" ({latency_ms} ms per gateway answer)" if latency_ms else ""
     print(
-        f"api7 restart, nothing changed, {apps} apps: ready in {ready:.1f} s, all reconciled in "
+        f"api7 restart{slow}, nothing changed, {apps} apps: ready in {ready:.1f} s, all "
+        "reconciled in "
         f"{reconciled:.1f} s, controller CPU {cpu:.2f} s; gateway reads {len(reads)} "
         f"({pages} app-list pages, {len(reads) - pages} others), writes "
         f"{len(log) - len(reads)}; peak RSS {rss:.0f} MB"
@@ -278,6 +285,12 @@ def main() -> int:
         help="the interpreter that runs the controller (canaryctl installed), e.g. one built "
         "with PGO and LTO like the image's; default: this one",
     )
+    parser.add_argument(
+        "--gateway-latency-ms",
+        type=int,
+        default=0,
+        help="during the restart, delay every API7 answer this much (an Internet round trip)",
+    )
     args = parser.parse_args()
     backends = ("api7", "apisix") if args.backend == "both" else (args.backend,)
     version = subprocess.run(
@@ -293,7 +306,7 @@ def main() -> int:
             if args.profile:
                 weight_changes(kube, backend, args.changes, args.profile)
         if not args.skip_restart:
-            restart(kube, args.apps, args.controller_python)
+            restart(kube, args.apps, args.controller_python, args.gateway_latency_ms)
     return 0
 
 

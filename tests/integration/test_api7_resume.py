@@ -4,12 +4,13 @@ nothing changed, and the drift it leaves to the next full read."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 
 import pytest
 
 from canaryctl.gateway.api7 import Api7Client, Api7Gateway, RetryPolicy
-from canaryctl.gateway.base import TransientGatewayError
+from canaryctl.gateway.base import TerminalGatewayError, TransientGatewayError
 from canaryctl.gateway.model import AppSpec, AppState, Upstream
 from canaryctl.testing.api7cloud import Emulator
 from canaryctl.testing.processes import wait_until
@@ -130,3 +131,22 @@ def test_an_api_deleted_by_hand_beside_a_live_canary_waits_for_the_next_full_rea
     assert not full.matches(SPECS["shop"])
     _, sent = sent_during(emu, gateway, lambda: gateway.apply(full, SPECS["shop"]))
     assert sent == [("POST", "api")] and len(emu.apis(app_id)) == 1
+
+
+def test_per_app_reads_overlap_and_a_failing_one_fails_the_whole_read(emu, gateway):
+    """Eight stables, each read answered after 300 ms: read one after another, no two answers
+    would come closer than that; READ_CONCURRENCY at a time, most come together."""
+    for index in range(8):
+        gateway.apply(None, AppSpec(f"app-{index}", V1, owner="demo"))
+    fault = emu.inject_fault(kind="latency", method="GET", path="*/apis", latency_ms=300)
+    resumed, _ = sent_during(emu, gateway, gateway.list_apps_to_resume)
+    emu.remove_fault(fault)
+    assert sorted(resumed) == [f"app-{index}" for index in range(8)]
+    assert all(state.owned and state.conforms for state in resumed.values())
+    answered = sorted(r.time for r in emu.request_log() if r.path.endswith("/apis"))
+    assert len(answered) == 8
+    together = sum(later - earlier < 0.15 for earlier, later in itertools.pairwise(answered))
+    assert together >= 4, answered  # sequential reads: 0
+    emu.inject_fault(method="GET", path="*/apis", status=404, times=1)
+    with pytest.raises(TerminalGatewayError, match="404"):
+        gateway.list_apps_to_resume()

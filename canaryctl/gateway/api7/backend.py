@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from canaryctl import metrics
 from canaryctl.gateway.api7.bodies import Api7Objects, Json, is_owned
@@ -23,6 +24,9 @@ from canaryctl.gateway.base import TerminalGatewayError, TransientGatewayError
 from canaryctl.gateway.model import AppSpec, AppState
 
 log = logging.getLogger(__name__)
+
+# per-app reads in flight when reading the whole cluster: modest, for API7 Cloud rate limits
+READ_CONCURRENCY = 4
 
 
 class Api7Gateway:
@@ -39,7 +43,7 @@ class Api7Gateway:
 
     def list_apps(self) -> dict[str, AppState]:
         """Every application of the cluster by name; owned ones with their APIs and canaries."""
-        return {app["name"]: self._state_of(app) for app in self.client.list_apps(self.cluster_id)}
+        return self._read_all(self._state_of)
 
     def list_apps_to_resume(self) -> dict[str, AppState]:
         """`list_apps` as a restart reads it: the app list, and one more read per owned app.
@@ -52,10 +56,7 @@ class Api7Gateway:
         created (a crash in between) gets it. What this read cannot see (a hand-edited API
         beside a live canary, finished canary releases) waits for the next full read.
         """
-        return {
-            app["name"]: self._resumed_state_of(app)
-            for app in self.client.list_apps(self.cluster_id)
-        }
+        return self._read_all(self._resumed_state_of)
 
     def read_app(self, name: str) -> AppState | None:
         """The application named `name` as the gateway holds it now, or None."""
@@ -86,6 +87,19 @@ class Api7Gateway:
         for api in apis:
             self._remove(self.client.delete_api, app_id, api["id"])
         self._remove(self.client.delete_app, self.cluster_id, app_id)
+
+    def _read_all(self, state_of: Callable[[Json], AppState]) -> dict[str, AppState]:
+        """The app list, then `state_of` each app, READ_CONCURRENCY apps at a time: a cluster's
+        per-app reads add up to seconds at an Internet round trip each. The first failure
+        is raised once the reads in flight end; the ones not yet started are dropped."""
+        apps = self.client.list_apps(self.cluster_id)
+        with ThreadPoolExecutor(READ_CONCURRENCY, thread_name_prefix="api7-read") as pool:
+            try:
+                states = list(pool.map(state_of, apps))
+            except BaseException:
+                pool.shutdown(cancel_futures=True)
+                raise
+        return {app["name"]: state for app, state in zip(apps, states, strict=True)}
 
     def _state_of(self, app: Json) -> AppState:
         if not is_owned(app):
