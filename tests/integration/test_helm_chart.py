@@ -138,7 +138,8 @@ def test_values_become_flags_and_read_only_mounts(helm):
         "--set",
         "leaderElection.enabled=true,replicas=2",
     ]
-    objects = by_kind_and_name(template(helm, *values))
+    rendered = template(helm, *values)
+    objects = by_kind_and_name(rendered)
     pod = objects[("Deployment", "canaryctl")]["spec"]["template"]["spec"]
     [container] = pod["containers"]
     assert container["args"][:4] == [
@@ -169,7 +170,7 @@ def test_values_become_flags_and_read_only_mounts(helm):
     assert [e["name"] for e in container["env"]][:2] == ["POD_NAME", "POD_NAMESPACE"]
     assert objects[("PodDisruptionBudget", "canaryctl")]["spec"]["minAvailable"] == 1
     # scoped: Services and Events through a Role in each watched namespace, nothing cluster-wide
-    roles = [o for o in template(helm, *values) if o["kind"] in ("Role", "RoleBinding")]
+    roles = [o for o in rendered if o["kind"] in ("Role", "RoleBinding")]
     assert {
         (o["kind"], o["metadata"]["namespace"])
         for o in roles
@@ -324,23 +325,11 @@ def test_a_scoped_install_runs_on_roles_in_its_namespaces_alone(
             env.apply_service("error-page-v1", {APP: "error-page"})
             env.apply_service("error-page-v2", {APP: "error-page", CANARY: "true", PERCENT: "30"})
             env.wait_for_split((f"{watched}/error-page-v1", f"{watched}/error-page-v2", 30))
-            wait_until(lambda: "Published" in reasons(localkube, watched), 30, "an Event")
-            wait_until(lambda: status_of(localkube, watched), 30, "the status annotation")
+            wait_until(lambda: env.events("error-page-v1", "Published"), 30, "an Event")
+            wait_until(lambda: env.status("error-page-v2"), 30, "the status annotation")
             assert env.stop_controller() == 0
             log = env.controller_log.read_text()
         assert "controller started" in log
         assert "Forbidden" not in log and "HTTP 403" not in log, log[-3000:]
     finally:
         helm("uninstall", release, "--namespace", system, "--kubeconfig", str(localkube.kubeconfig))
-
-
-def reasons(localkube, namespace: str) -> list[str]:
-    jsonpath = "jsonpath={.items[*].reason}"
-    return localkube.kubectl("get", "events", "-n", namespace, "-o", jsonpath).stdout.split()
-
-
-def status_of(localkube, namespace: str) -> str:
-    jsonpath = r"jsonpath={.metadata.annotations.api7\.cloud/canary-status}"
-    return localkube.kubectl(
-        "get", "service", "error-page-v2", "-n", namespace, "-o", jsonpath
-    ).stdout
